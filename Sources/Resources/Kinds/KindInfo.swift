@@ -1,0 +1,104 @@
+/// Everything the API, the CLIs and the OpenAPI document need to know about one kind.
+public struct KindInfo: Sendable {
+    public let kind: String
+    public let plural: String
+    public let shortNames: [String]
+    /// Whether the kind has a status written through the `status` subresource.
+    public let hasStatus: Bool
+    /// The schema of a whole object, recorded from the Swift type.
+    public let schema: Schema
+    private let decodeAndValidate: @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
+
+    public var singular: String { kind.lowercased() }
+    public var apiVersion: String { API.apiVersion }
+    /// `route.steady.dev`, as kubectl prints it.
+    public var qualifiedName: String { "\(singular).\(API.group)" }
+
+    init(
+        kind: String, plural: String, shortNames: [String], hasStatus: Bool, schema: Schema,
+        decodeAndValidate: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
+    ) {
+        self.kind = kind
+        self.plural = plural
+        self.shortNames = shortNames
+        self.hasStatus = hasStatus
+        self.schema = schema
+        self.decodeAndValidate = decodeAndValidate
+    }
+
+    /// Validates an object strictly and returns its canonical form (defaults out, `stringData` folded).
+    ///
+    /// Errors carry field paths from the object's root (`spec.actions[0]`).
+    public func normalize(_ object: JSONValue) throws(ValidationFailure) -> JSONValue {
+        var errors: [FieldError] = []
+        guard case .object = object else {
+            throw ValidationFailure([FieldError(path: "", reason: .typeMismatch, message: "expected an object, got \(object.typeName)")])
+        }
+        if let apiVersion = object["apiVersion"]?.stringValue, apiVersion != API.apiVersion {
+            errors.append(
+                FieldError(
+                    path: "apiVersion", reason: .notSupported,
+                    message: "unsupported apiVersion \"\(apiVersion)\" for kind \(kind): use \(API.apiVersion)"))
+        }
+        if let given = object["kind"]?.stringValue, given != kind {
+            errors.append(FieldError(path: "kind", reason: .invalid, message: "expected kind \(kind), got \(given)"))
+        }
+        if !errors.isEmpty { throw ValidationFailure(errors) }
+        var withoutNamespace = object
+        // Every kind is cluster-scoped: a namespace is ignored, as the Kubernetes API server does.
+        withoutNamespace["metadata"]?["namespace"] = nil
+        return try decodeAndValidate(withoutNamespace)
+    }
+
+    static func make<Spec: ResourceSpec>(_ type: Spec.Type) -> KindInfo {
+        KindInfo(
+            kind: Spec.kind, plural: Spec.plural, shortNames: Spec.shortNames, hasStatus: true,
+            schema: SchemaRecorder.schema(for: Resource<Spec>.self)
+        ) { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
+            let object = try StrictDecoder().decode(Resource<Spec>.self, from: value)
+            let errors = validateMetadata(object.metadata) + object.spec.validate().map { $0.nested(under: "spec") }
+            if !errors.isEmpty { throw ValidationFailure(errors) }
+            return try encodeCanonical(object)
+        }
+    }
+
+    static func makeSecret() -> KindInfo {
+        KindInfo(
+            kind: Secret.kind, plural: Secret.plural, shortNames: Secret.shortNames, hasStatus: false,
+            schema: SchemaRecorder.schema(for: Secret.self)
+        ) { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
+            let secret = try StrictDecoder().decode(Secret.self, from: value)
+            let errors = validateMetadata(secret.metadata) + secret.validate()
+            if !errors.isEmpty { throw ValidationFailure(errors) }
+            return try encodeCanonical(secret.foldingStringData())
+        }
+    }
+
+    private static func encodeCanonical(_ object: some Encodable) throws(ValidationFailure) -> JSONValue {
+        do {
+            return try JSONValue(encoding: object)
+        } catch {
+            throw ValidationFailure([FieldError(path: "", message: "cannot encode object: \(error)")])
+        }
+    }
+}
+
+/// Checks the user-set parts of metadata.
+func validateMetadata(_ metadata: ObjectMeta) -> [FieldError] {
+    var errors: [FieldError] = []
+    if metadata.generateName == nil || !metadata.name.isEmpty {
+        errors += Names.validateObjectName(metadata.name)
+    }
+    for (key, value) in metadata.labels ?? [:] {
+        errors += Names.validateLabel(key: key, value: value, at: "metadata.labels")
+    }
+    var annotationBytes = 0
+    for (key, value) in metadata.annotations ?? [:] {
+        errors += Names.validateLabelKey(key, at: "metadata.annotations.\(key)")
+        annotationBytes += key.utf8.count + value.utf8.count
+    }
+    if annotationBytes > 256 * 1024 {
+        errors.append(FieldError(path: "metadata.annotations", reason: .tooLong, message: "annotations may hold at most 256 KiB"))
+    }
+    return errors
+}
