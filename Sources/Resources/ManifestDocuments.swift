@@ -383,6 +383,8 @@ private struct NodeConverter {
     }
 
     private func error(_ message: String, at node: Node) -> ManifestError {
-        ManifestError(file: file, document: document, line: node.mark?.line, column: node.mark?.column, message: message)
+        ManifestError(
+            file: file, document: document, line: node.mark?.line, column: node.mark?.column, message: message
+        )
     }
 }

@@ -8,7 +8,7 @@ import Foundation
 public struct StrictDecoder {
     public init() {}
 
-    /// Decodes `type`, collecting every unknown field and the first type error.
+    /// Decodes `type`, reporting the first type error, or else every unknown field.
     public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws(ValidationFailure) -> T {
         let tracker = FieldTracker()
         let decoder = JSONValueDecoder(value: value, codingPath: [], tracker: tracker)
@@ -16,9 +16,10 @@ public struct StrictDecoder {
         do {
             decoded = try T(from: decoder)
         } catch let error as DecodingError {
-            throw ValidationFailure(tracker.unknownFields() + [FieldError(decoding: error)])
+            // Unknown fields are only certain once decoding has finished, so they are not reported here.
+            throw ValidationFailure([FieldError(decoding: error)])
         } catch let failure as ValidationFailure {
-            throw ValidationFailure(tracker.unknownFields() + failure.errors)
+            throw failure
         } catch {
             throw ValidationFailure([FieldError(path: "", message: "\(error)")])
         }

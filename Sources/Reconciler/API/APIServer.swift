@@ -1,0 +1,84 @@
+import Crypto
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOSSL
+import Resources
+import ServiceLifecycle
+
+/// The Kubernetes-compatible HTTPS API: discovery, OpenAPI, objects, health and metrics.
+public struct APIServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// Nil serves plain HTTP, for in-process tests only.
+        public var tls: TLSConfiguration?
+        public var watchLimits: WatchLimits
+
+        public init(host: String, port: Int, tls: TLSConfiguration?, watchLimits: WatchLimits = WatchLimits()) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+            self.watchLimits = watchLimits
+        }
+    }
+
+    public let objects: ObjectService
+    public let authenticator: any Authenticating
+    public let metrics: APIMetrics
+    public let configuration: Configuration
+    let logger: Logger
+
+    public init(
+        objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
+        configuration: Configuration, logger: Logger
+    ) {
+        self.objects = objects
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The router with every path; tests drive it in-process.
+    public func makeRouter() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
+        for path in ["/healthz", "/readyz", "/livez"] {
+            router.get(RouterPath(stringLiteral: path)) { _, _ in APIResponses.text("ok") }
+        }
+        router.get("/metrics") { _, _ in
+            APIResponses.text(metrics.render(), contentType: "text/plain; version=0.0.4")
+        }
+        router.get("/version") { _, _ in APIResponses.json(Discovery.version) }
+        router.get("/api") { _, _ in APIResponses.json(Discovery.apiVersions) }
+        router.get("/apis") { _, _ in APIResponses.json(Discovery.groupList) }
+        router.get("/apis/\(API.group)") { _, _ in APIResponses.json(Discovery.apiGroup) }
+        router.get("/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(Discovery.resourceList) }
+        let openAPI = OpenAPI.groupVersionDocument()
+        let openAPIHash = SHA256.hash(data: openAPI.jsonData()).prefix(8).map { String(format: "%02X", $0) }.joined()
+        router.get("/openapi/v3") { _, _ in APIResponses.json(OpenAPI.indexDocument(hash: openAPIHash)) }
+        router.get("/openapi/v3/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(openAPI) }
+        ObjectRoutes(objects: objects, metrics: metrics, watchLimits: configuration.watchLimits).register(on: router)
+        return router
+    }
+
+    /// The HTTP application, served over TLS unless configured otherwise.
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        throws -> some ApplicationProtocol
+    {
+        let server: HTTPServerBuilder
+        if let tls = configuration.tls {
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
+        return Application(
+            router: makeRouter(), server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "steady"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+}

@@ -1,0 +1,69 @@
+import Crypto
+import Foundation
+import Hummingbird
+
+/// Who is calling the API.
+public enum Identity: Sendable, Equatable {
+    /// The holder of the admin token: may do everything.
+    case admin
+    /// An enrolled agent, limited to its own runner.
+    case runner(String)
+}
+
+/// Maps bearer tokens to identities.
+public protocol Authenticating: Sendable {
+    func identity(forToken token: String) async -> Identity?
+}
+
+/// Accepts the admin token; compares SHA-256 digests in constant time.
+public struct AdminTokenAuthenticator: Authenticating {
+    private let adminDigest: [UInt8]
+
+    public init(adminToken: String) {
+        adminDigest = Array(SHA256.hash(data: Data(adminToken.utf8)))
+    }
+
+    public func identity(forToken token: String) async -> Identity? {
+        let digest = Array(SHA256.hash(data: Data(token.utf8)))
+        var difference: UInt8 = 0
+        for (left, right) in zip(digest, adminDigest) { difference |= left ^ right }
+        return difference == 0 ? .admin : nil
+    }
+}
+
+/// The per-request context: Hummingbird's core storage plus the caller's identity.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: Identity?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+    }
+
+    /// Kubernetes accepts request bodies up to 3 MiB.
+    public var maxUploadSize: Int { 3 * 1024 * 1024 }
+}
+
+/// Rejects requests without a valid bearer token, except health probes.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let authenticator: any Authenticating
+    static let publicPaths: Set<String> = ["/healthz", "/readyz", "/livez"]
+
+    func handle(
+        _ request: Request, context: APIRequestContext,
+        next: (Request, APIRequestContext) async throws -> Response
+    ) async throws -> Response {
+        if AuthenticationMiddleware.publicPaths.contains(request.uri.path) {
+            return try await next(request, context)
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            let identity = await authenticator.identity(forToken: String(header.dropFirst(7)))
+        else {
+            return APIResponses.error(APIError(.unauthorized, "Unauthorized: a valid bearer token is required"))
+        }
+        var context = context
+        context.identity = identity
+        return try await next(request, context)
+    }
+}

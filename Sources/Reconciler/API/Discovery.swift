@@ -1,0 +1,56 @@
+import Resources
+
+/// The discovery documents kubectl reads before anything else.
+enum Discovery {
+    static let apiVersions: JSONValue = [
+        "kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": [],
+    ]
+
+    static var groupVersion: JSONValue {
+        ["groupVersion": .string(API.apiVersion), "version": .string(API.version)]
+    }
+
+    static var group: JSONValue {
+        [
+            "name": .string(API.group), "versions": [groupVersion], "preferredVersion": groupVersion,
+        ]
+    }
+
+    static var groupList: JSONValue {
+        ["kind": "APIGroupList", "apiVersion": "v1", "groups": [group]]
+    }
+
+    static var apiGroup: JSONValue {
+        var value = group
+        value["kind"] = "APIGroup"
+        value["apiVersion"] = "v1"
+        return value
+    }
+
+    static var resourceList: JSONValue {
+        var resources: [JSONValue] = []
+        let verbs: JSONValue = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        for info in Kinds.all {
+            resources.append([
+                "name": .string(info.plural), "singularName": .string(info.singular), "namespaced": false,
+                "kind": .string(info.kind), "verbs": verbs, "shortNames": .array(info.shortNames.map(JSONValue.string)),
+                "categories": ["steady"],
+            ])
+            if info.hasStatus {
+                resources.append([
+                    "name": .string("\(info.plural)/status"), "singularName": "", "namespaced": false,
+                    "kind": .string(info.kind), "verbs": ["get", "patch", "update"],
+                ])
+            }
+        }
+        return [
+            "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(API.apiVersion),
+            "resources": .array(resources),
+        ]
+    }
+
+    static let version: JSONValue = [
+        "major": "1", "minor": "32", "gitVersion": "v1.32.0-steady", "platform": "linux/amd64",
+        "goVersion": "swift6", "compiler": "swift", "gitCommit": "", "gitTreeState": "clean", "buildDate": "",
+    ]
+}

@@ -1,0 +1,43 @@
+import Resources
+
+/// The full check of an object before it is stored or sent: schema, semantics, expressions and templates.
+///
+/// The API server and the CLIs use the same function, so `apply` rejects locally what the server would.
+public enum Admission {
+    public static func admit(_ info: KindInfo, _ object: JSONValue) throws(ValidationFailure) -> JSONValue {
+        let normalized = try info.normalize(object)
+        var errors: [FieldError] = []
+        switch info.kind {
+        case RouteSpec.kind:
+            errors += checkExpression(normalized["spec"]?["input"]?.stringValue, at: "spec.input")
+            for (index, key) in (normalized["spec"]?["dedup"]?["keys"]?.arrayValue ?? []).enumerated() {
+                errors += checkExpression(key.stringValue, at: "spec.dedup.keys[\(index)]")
+            }
+        case TemplateSpec.kind:
+            for field in ["title", "body"] {
+                guard normalized["spec"]?["type"]?.stringValue != TemplateSpec.TemplateType.rawJSON.rawValue,
+                    let source = normalized["spec"]?[field]?.stringValue
+                else { continue }
+                do {
+                    _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
+                } catch {
+                    errors.append(error)
+                }
+            }
+        default:
+            break
+        }
+        if !errors.isEmpty { throw ValidationFailure(errors) }
+        return normalized
+    }
+
+    private static func checkExpression(_ source: String?, at path: String) -> [FieldError] {
+        guard let source else { return [] }
+        do {
+            _ = try Expression(source)
+            return []
+        } catch {
+            return [FieldError(path: path, message: "invalid expression: \(error.description)")]
+        }
+    }
+}
