@@ -1,1 +1,3 @@
-print("placeholder")
+import Client
+
+await ApplyCommand.main()

@@ -289,8 +289,8 @@ public struct ObjectService: Sendable {
 
     private func admit(_ info: KindInfo, _ object: JSONValue, name: String) throws(APIError) -> JSONValue {
         var candidate = object
-        if info.kind == Secret.kind {
-            candidate["metadata"]?["annotations"]?[ObjectService.lastAppliedAnnotation] = nil
+        if info.kind == Secret.kind, let text = candidate["metadata"]?["annotations"]?[ObjectService.lastAppliedAnnotation]?.stringValue {
+            candidate["metadata"]?["annotations"]?[ObjectService.lastAppliedAnnotation] = ObjectService.withoutSecretValues(text)
         }
         do {
             var admitted = try Admission.admit(info, candidate)
@@ -303,6 +303,14 @@ public struct ObjectService: Sendable {
 
     /// kubectl's client-side apply copies the whole object here, Secret values included.
     static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+    /// The last-applied configuration of a Secret without its values, which must never be stored in clear.
+    static func withoutSecretValues(_ annotation: String) -> JSONValue? {
+        guard var applied = try? JSONValue.parse(Data(annotation.utf8)) else { return nil }
+        applied["data"] = nil
+        applied["stringData"] = nil
+        return .string(applied.jsonString() + "\n")
+    }
 
     private func stamp(_ object: inout JSONValue, previous: JSONValue?) {
         object["metadata"]?["uid"] = .string(UUID().uuidString.lowercased())

@@ -70,6 +70,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         /// The store cannot serve the request: an SQLite failure, a closed store, or a watcher that fell behind.
         public static let unavailable = Code("Unavailable")
 
+        /// The code's name.
         public var description: String { rawValue }
     }
 
@@ -87,6 +88,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         self.currentRevision = currentRevision
     }
 
+    /// The code and message, with the revision when there is one.
     public var description: String {
         if let currentRevision {
             return "\(code): \(message) (revision \(currentRevision))"

@@ -20,7 +20,7 @@ final class SQLiteConnection {
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_close_v2(handle)
-            throw StoreError(code: .unavailable, message: "sqlite: cannot open \(path): \(message)")
+            throw SQLiteError(rc, "cannot open \(path): \(message)")
         }
         db = handle
         sqlite3_extended_result_codes(handle, 1)
@@ -50,7 +50,7 @@ final class SQLiteConnection {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_free(errorMessage)
-            throw StoreError(code: .unavailable, message: "sqlite: \(sql): \(message)")
+            throw SQLiteError(rc, "\(sql): \(message)")
         }
     }
 
@@ -66,16 +66,18 @@ final class SQLiteConnection {
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &raw, nil)
         guard rc == SQLITE_OK, let raw else {
             sqlite3_finalize(raw)
-            throw errorFor(rc, "prepare \(sql)")
+            throw SQLiteError(rc, "prepare \(sql): \(String(cString: sqlite3_errmsg(db)))")
         }
         let statement = SQLiteStatement(raw, db: db)
         statements[sql] = statement
         return statement
     }
 
-    /// Rows changed by the most recent INSERT, UPDATE or DELETE.
-    var changes: Int {
-        db.map { Int(sqlite3_changes($0)) } ?? 0
+    /// Sets one of SQLite's run-time limits, e.g. `SQLITE_LIMIT_LENGTH`.
+    func setLimit(_ limit: Int32, _ value: Int32) {
+        if let db {
+            sqlite3_limit(db, limit, value)
+        }
     }
 
     /// Whether a transaction is open, e.g. after a failed ROLLBACK.
@@ -99,12 +101,6 @@ final class SQLiteConnection {
             }
             throw error
         }
-    }
-
-    /// Converts an SQLite result code into a `StoreError` carrying `sqlite3_errmsg`.
-    func errorFor(_ rc: Int32, _ context: String) -> StoreError {
-        let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
-        return StoreError(code: .unavailable, message: "sqlite: \(context): \(message) (code \(rc))")
     }
 
     private func handle() throws -> OpaquePointer {
@@ -185,20 +181,12 @@ final class SQLiteStatement {
         case SQLITE_DONE:
             return false
         default:
-            throw StoreError(
-                code: .unavailable,
-                message: "sqlite: step \(String(cString: sqlite3_sql(raw))): \(String(cString: sqlite3_errmsg(db)))"
-                    + " (code \(rc))"
-            )
+            throw SQLiteError(rc, "step \(String(cString: sqlite3_sql(raw))): \(String(cString: sqlite3_errmsg(db)))")
         }
     }
 
     func int64(_ column: Int32) -> Int64 {
         sqlite3_column_int64(raw, column)
-    }
-
-    func isNull(_ column: Int32) -> Bool {
-        sqlite3_column_type(raw, column) == SQLITE_NULL
     }
 
     func text(_ column: Int32) -> String {
@@ -218,12 +206,29 @@ final class SQLiteStatement {
 
     private func check(_ rc: Int32, _ context: String) throws {
         if rc != SQLITE_OK {
-            throw StoreError(
-                code: .unavailable,
-                message: "sqlite: \(context) \(String(cString: sqlite3_sql(raw))): \(String(cString: sqlite3_errmsg(db)))"
-                    + " (code \(rc))"
+            throw SQLiteError(
+                rc,
+                "\(context) \(String(cString: sqlite3_sql(raw))): \(String(cString: sqlite3_errmsg(db)))"
             )
         }
+    }
+}
+
+/// A failed SQLite call: its result code, for deciding what to retry, and the error callers are shown.
+struct SQLiteError: Error {
+    /// The (extended) result code, e.g. SQLITE_TOOBIG.
+    let resultCode: Int32
+    /// What the store reports: `unavailable`, with the code and `sqlite3_errmsg`.
+    let storeError: StoreError
+
+    init(_ resultCode: Int32, _ message: String) {
+        self.resultCode = resultCode
+        self.storeError = StoreError(code: .unavailable, message: "sqlite: \(message) (code \(resultCode))")
+    }
+
+    /// `error` as the store reports it: SQLite failures become their `StoreError`, others pass through.
+    static func reported(_ error: any Error) -> any Error {
+        (error as? SQLiteError)?.storeError ?? error
     }
 }
 

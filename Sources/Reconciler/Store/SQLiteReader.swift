@@ -171,9 +171,13 @@ final class SQLiteReader: Sendable {
     }
 
     private func withConnection<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let connection = try checkout()
-        defer { checkin(connection) }
-        return try connection.withConnection(body)
+        do {
+            let connection = try checkout()
+            defer { checkin(connection) }
+            return try connection.withConnection(body)
+        } catch {
+            throw SQLiteError.reported(error)
+        }
     }
 
     private func checkout() throws -> GuardedSQLiteConnection {

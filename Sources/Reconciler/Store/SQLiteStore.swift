@@ -44,32 +44,41 @@ public final class SQLiteStore: ObjectStore {
         reader.close()
     }
 
+    /// The revision of the newest committed write, read from the database.
     public func currentRevision() async throws -> Int64 {
         try reader.revisions().current
     }
 
+    /// The live object with that kind and name, or nil; reads the last committed snapshot.
     public func get(kind: String, name: String) async throws -> StoredObject? {
         try reader.get(kind: kind, name: name)
     }
 
+    /// All live objects of one kind (or every kind), sorted by name, with the revision of the snapshot they came from.
     public func list(kind: String?) async throws -> (objects: [StoredObject], revision: Int64) {
         try reader.list(kind: kind)
     }
 
+    /// Creates an object at the next revision; fails with `alreadyExists` when the name is taken.
     public func create(kind: String, name: String, value: Data) async throws -> StoredObject {
         try Self.object(await writer.submit(.create(kind: kind, name: name, value: value)))
     }
 
+    /// Replaces an object's value if `expectedRevision` is nil or matches; fails with `notFound` or `conflict`.
     public func update(kind: String, name: String, value: Data, expectedRevision: Int64?) async throws -> StoredObject {
         try Self.object(
             await writer.submit(.update(kind: kind, name: name, value: value, expectedRevision: expectedRevision))
         )
     }
 
+    /// Deletes an object if `expectedRevision` is nil or matches; returns its last value at the delete's revision.
     public func delete(kind: String, name: String, expectedRevision: Int64?) async throws -> StoredObject {
         try Self.object(await writer.submit(.delete(kind: kind, name: name, expectedRevision: expectedRevision)))
     }
 
+    /// Events after `fromRevision`, replayed from the log and then delivered live; see `ObjectStore.watch`.
+    ///
+    /// Iterate the stream from one task. Cancelling that task, or dropping the stream, unregisters the watcher.
     public func watch(kind: String?, fromRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, any Error> {
         let subscription = StoreWatchSubscription(
             hub: writer.hub,
@@ -84,6 +93,7 @@ public final class SQLiteStore: ObjectStore {
         return AsyncThrowingStream(unfolding: { try await lease.subscription.next() })
     }
 
+    /// Drops events older than the newest `keep` revisions (negative counts as 0); never moves backwards.
     public func compact(keepingRevisions keep: Int64) async throws -> Int64 {
         guard case .revision(let revision) = try await writer.submit(.compact(keep: keep)) else {
             throw StoreError(code: .unavailable, message: "store writer returned no revision for compact")
@@ -91,6 +101,7 @@ public final class SQLiteStore: ObjectStore {
         return revision
     }
 
+    /// The revision up to which history has been dropped.
     public func compactedRevision() async throws -> Int64 {
         try reader.revisions().compacted
     }

@@ -4,9 +4,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
+    import Glibc
 #endif
 
 /// The single writer of a `SQLiteStore`, committing concurrent writes in groups.
@@ -14,8 +12,9 @@ import Darwin
 /// Callers queue requests and suspend. One drain loop on a serial queue takes everything queued, commits it in
 /// one transaction (one fsync with `.full`), publishes the events and then resumes the callers. While a batch
 /// commits, new requests pile up and form the next batch, so batches grow with load. Each request is checked
-/// on its own, so a failed compare-and-set is an answer for that caller only; an SQLite error fails the batch,
-/// which is then retried one request per transaction so only the offending request fails.
+/// on its own, so a failed compare-and-set is an answer for that caller only. When one request's data makes
+/// SQLite fail (e.g. a value over the length limit), that request fails and the rest commit without it; a
+/// failure of the database itself (I/O error, disk full) fails the whole batch.
 final class SQLiteWriter: Sendable {
     /// A write the store can perform.
     enum Operation: Sendable {
@@ -53,6 +52,20 @@ final class SQLiteWriter: Sendable {
         var events: [StoreEvent]
     }
 
+    /// An error raised while applying the operation at `offset` of a batch.
+    private struct OperationFailure: Error {
+        var offset: Int
+        var error: any Error
+
+        /// Whether the error comes from this request's data rather than from the database as a whole.
+        var isRequestSpecific: Bool {
+            guard let code = (error as? SQLiteError)?.resultCode else {
+                return false
+            }
+            return [SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE].contains(code & 0xff)
+        }
+    }
+
     private enum Admission {
         case rejected
         case queued
@@ -74,9 +87,15 @@ final class SQLiteWriter: Sendable {
     /// Opens (creating if needed) the database at `path`, sets it up for WAL and loads the revision counters.
     init(path: String, synchronous: SQLiteStore.Synchronous) throws {
         try Self.createPrivateFile(path)
-        let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        try Self.configure(connection, synchronous: synchronous)
-        let counters = try Self.loadCounters(connection)
+        let connection: SQLiteConnection
+        let counters: Counters
+        do {
+            connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+            try Self.configure(connection, synchronous: synchronous)
+            counters = try Self.loadCounters(connection)
+        } catch {
+            throw SQLiteError.reported(error)
+        }
         Self.restrictPermissions(path)
         self.counters = Mutex(counters)
         self.hub = StoreWatchHub(revision: counters.revision)
@@ -147,6 +166,11 @@ final class SQLiteWriter: Sendable {
         }
     }
 
+    /// Caps the size of any value or name the writer stores, so tests can make one request fail inside SQLite.
+    func limitLength(to bytes: Int32) throws {
+        try connection.withConnection { $0.setLimit(SQLITE_LIMIT_LENGTH, bytes) }
+    }
+
     /// Requests waiting for a batch.
     var queuedCount: Int {
         pending.withLock { $0.requests.count }
@@ -184,16 +208,17 @@ final class SQLiteWriter: Sendable {
         do {
             let operations = batch.map(\.operation)
             outcome = try connection.withConnection { try apply(operations, on: $0) }
+        } catch let failure as OperationFailure where failure.isRequestSpecific && batch.count > 1 {
+            // One request's data broke the transaction: fail just that one and commit the others without it.
+            let culprit = batch.index(batch.startIndex, offsetBy: failure.offset)
+            batch[culprit].continuation.resume(throwing: SQLiteError.reported(failure.error))
+            commit(ArraySlice(batch[..<culprit] + batch[(culprit + 1)...]))
+            return
         } catch {
-            if batch.count > 1 {
-                // Isolate whatever broke the transaction: each request gets its own.
-                for index in batch.indices {
-                    commit(batch[index...index])
-                }
-            } else {
-                for request in batch {
-                    request.continuation.resume(throwing: error)
-                }
+            // Anything else (disk full, I/O error, closed store) would fail every request the same way.
+            let reported = SQLiteError.reported((error as? OperationFailure)?.error ?? error)
+            for request in batch {
+                request.continuation.resume(throwing: reported)
             }
             return
         }
@@ -211,8 +236,14 @@ final class SQLiteWriter: Sendable {
         var outcome = BatchOutcome(results: [], events: [])
         outcome.results.reserveCapacity(operations.count)
         try connection.transaction("BEGIN IMMEDIATE") {
-            for operation in operations {
-                outcome.results.append(try apply(operation, on: connection, state: &state, events: &outcome.events))
+            for (offset, operation) in operations.enumerated() {
+                do {
+                    outcome.results.append(
+                        try apply(operation, on: connection, state: &state, events: &outcome.events)
+                    )
+                } catch {
+                    throw OperationFailure(offset: offset, error: error)
+                }
             }
             if state.revision != start.revision {
                 try Self.setMeta(connection, "revision", state.revision)

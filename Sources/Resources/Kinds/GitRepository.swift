@@ -6,9 +6,14 @@ public struct GitRepositorySpec: ResourceSpec, FieldDocumented {
         public var commit: String?
     }
 
-    public struct InventoryEntry: Codable, Sendable, Equatable {
+    public struct InventoryEntry: Codable, Sendable, Hashable {
         public var kind: String
         public var name: String
+
+        public init(kind: String, name: String) {
+            self.kind = kind
+            self.name = name
+        }
     }
 
     public struct Status: ResourceStatus {

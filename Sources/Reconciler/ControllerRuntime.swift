@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Everything one controller process runs: identity, store, API server, manifests source, compaction.
+public struct ControllerRuntime: Sendable {
+    public struct Configuration: Sendable {
+        public var dataDirectory: URL
+        public var host: String
+        public var port: Int
+        public var manifestsDirectory: URL?
+        /// Extra DNS names or IPs for the serving certificate.
+        public var serverNames: [String]
+        public var synchronous: SQLiteStore.Synchronous
+
+        public init(
+            dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
+            serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal
+        ) {
+            self.dataDirectory = dataDirectory
+            self.host = host
+            self.port = port
+            self.manifestsDirectory = manifestsDirectory
+            self.serverNames = serverNames
+            self.synchronous = synchronous
+        }
+    }
+
+    public let configuration: Configuration
+    public let identity: ControllerIdentity
+    public let store: SQLiteStore
+    public let objects: ObjectService
+    public let metrics: APIMetrics
+    public let server: APIServer
+    let logger: Logger
+
+    /// Loads or creates the controller's identity and opens its store under the data directory.
+    public init(configuration: Configuration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        identity = try ControllerIdentity.loadOrCreate(
+            dataDirectory: configuration.dataDirectory, serverName: configuration.serverNames,
+            listenHost: configuration.host)
+        for change in identity.changes { logger.info("\(change)") }
+        store = try SQLiteStore(
+            path: configuration.dataDirectory.appendingPathComponent("state.db").path,
+            synchronous: configuration.synchronous)
+        objects = ObjectService(store: store)
+        metrics = APIMetrics()
+        server = APIServer(
+            objects: objects, authenticator: AdminTokenAuthenticator(adminToken: identity.adminToken),
+            metrics: metrics,
+            configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
+            logger: logger)
+    }
+
+    /// The services to run in one ServiceGroup; `onServerRunning` receives the bound port.
+    public func services(onServerRunning: @escaping @Sendable (Int) async -> Void) throws -> [any Service] {
+        var services: [any Service] = [
+            try server.makeApplication(onServerRunning: onServerRunning),
+            CompactionService(store: store, logger: logger),
+        ]
+        if let directory = configuration.manifestsDirectory {
+            services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
+        }
+        return services
+    }
+}

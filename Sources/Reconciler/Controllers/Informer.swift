@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+
+/// Keeps an `ObjectCache` in step with the store: lists, then watches from the list's revision, and lists again
+/// whenever the watch fails (history compacted, watcher fell behind, stream ended).
+///
+/// After a re-list the cache is compared with what was listed and the differences are reported as changes, so
+/// handlers miss nothing across the gap. Handlers are called on the informer's task, one change at a time and
+/// in revision order; they should only enqueue keys.
+public struct Informer: Sendable {
+    /// The store watched.
+    public let store: any ObjectStore
+    /// The cache kept up to date.
+    public let cache: ObjectCache
+    /// The first delay before listing again after a failed list; it doubles up to `maximumRetryDelay`.
+    public var retryDelay: Duration
+    /// The longest delay between failed lists.
+    public var maximumRetryDelay: Duration
+    private let logger: Logger
+
+    /// Creates an informer filling `cache` with the kinds it holds.
+    public init(
+        store: any ObjectStore, cache: ObjectCache, logger: Logger, retryDelay: Duration = .milliseconds(100),
+        maximumRetryDelay: Duration = .seconds(5)
+    ) {
+        self.store = store
+        self.cache = cache
+        self.logger = logger
+        self.retryDelay = retryDelay
+        self.maximumRetryDelay = maximumRetryDelay
+    }
+
+    /// Lists and watches until the task is cancelled, calling `onChange` for each change applied to the cache.
+    public func run(onChange: @Sendable (ObjectChange) -> Void) async {
+        var delay = retryDelay
+        while !Task.isCancelled {
+            let revision: Int64
+            do {
+                revision = try await relist(onChange: onChange)
+                delay = retryDelay
+            } catch {
+                if Task.isCancelled { return }
+                logger.info(
+                    "listing objects failed; retrying",
+                    metadata: ["steady.error": "\(error)", "steady.retryDelay": "\(delay)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, maximumRetryDelay)
+                continue
+            }
+            do {
+                try await watch(from: revision, onChange: onChange)
+                if Task.isCancelled { return }
+                logger.info("watch ended; re-listing", metadata: ["steady.revision": "\(cache.revision)"])
+            } catch {
+                if Task.isCancelled { return }
+                logger.info(
+                    "watch failed; re-listing",
+                    metadata: ["steady.error": "\(error)", "steady.revision": "\(cache.revision)"])
+                if let storeError = error as? StoreError, storeError.code == .unavailable {
+                    // Not compaction: the store may be briefly unable to serve; do not spin.
+                    try? await Task.sleep(for: retryDelay)
+                }
+            }
+        }
+    }
+
+    /// Lists every watched kind at one revision and reconciles the cache with it; returns that revision.
+    private func relist(onChange: @Sendable (ObjectChange) -> Void) async throws -> Int64 {
+        let (objects, revision) = try await store.list(kind: nil)
+        let (changes, unreadable) = cache.replace(with: objects, revision: revision)
+        for key in unreadable {
+            logger.info(
+                "skipping an unreadable object", metadata: ["steady.kind": "\(key.kind)", "steady.name": "\(key.name)"])
+        }
+        logger.debug(
+            "listed objects",
+            metadata: ["steady.revision": "\(revision)", "steady.objects": "\(objects.count)", "steady.changes": "\(changes.count)"])
+        for change in changes { onChange(change) }
+        return revision
+    }
+
+    private func watch(from revision: Int64, onChange: @Sendable (ObjectChange) -> Void) async throws {
+        let events = try await store.watch(kind: nil, fromRevision: revision)
+        for try await event in events {
+            guard cache.kinds.contains(event.object.kind) else { continue }
+            do {
+                if let change = try cache.apply(event) { onChange(change) }
+            } catch {
+                logger.info(
+                    "skipping an unreadable object",
+                    metadata: [
+                        "steady.kind": "\(event.object.kind)", "steady.name": "\(event.object.name)",
+                        "steady.error": "\(error)",
+                    ])
+            }
+        }
+    }
+}

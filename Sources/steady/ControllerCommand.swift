@@ -1,0 +1,113 @@
+import ArgumentParser
+import Client
+import Foundation
+import Logging
+import Reconciler
+import ServiceLifecycle
+
+/// `steady controller`: the API server, the store and the reconcilers, in one process.
+struct ControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Run the controller: the HTTPS API, the embedded store and the reconcilers.")
+
+    @OptionGroup var options: ControllerOptions
+
+    func run() async throws {
+        let logger = makeLogger(level: options.logLevel)
+        try await options.runController(logger: logger, extraServices: { _ in [] })
+    }
+}
+
+/// The flags shared by `steady controller` and `steady up`.
+struct ControllerOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Directory for the store, the CA and the admin credentials.")
+    var dataDirectory = ".steady"
+
+    @Option(help: "Address and port to serve the API on.")
+    var listen = "127.0.0.1:7443"
+
+    @Option(help: "A directory of manifests to apply, watch and prune.")
+    var manifests: String?
+
+    @Option(name: .customLong("server-name"), help: "Extra DNS name or IP for the serving certificate (repeatable).")
+    var serverNames: [String] = []
+
+    @Flag(help: "Sync every commit to disk (survives power loss, not just a crash).")
+    var fsync = false
+
+    @Option(help: "trace, debug, info, notice, warning or error.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        _ = try endpoint()
+        if let manifests {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--manifests \(manifests): no such directory")
+            }
+        }
+    }
+
+    func endpoint() throws -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:7443")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    var dataURL: URL { URL(fileURLWithPath: dataDirectory).standardizedFileURL }
+    var kubeconfigURL: URL { dataURL.appendingPathComponent("admin.kubeconfig") }
+
+    /// Runs the controller until SIGTERM or SIGINT, with `extraServices` (given the bound port) beside it.
+    func runController(
+        logger: Logger, extraServices: @escaping @Sendable (ControllerRuntime) throws -> [any Service],
+        onReady: @escaping @Sendable (ControllerRuntime, Int) async -> Void = { _, _ in }
+    ) async throws {
+        let (host, port) = try endpoint()
+        let configuration = ControllerRuntime.Configuration(
+            dataDirectory: dataURL, host: host, port: port,
+            manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
+            serverNames: serverNames, synchronous: fsync ? .full : .normal)
+        let runtime = try ControllerRuntime(configuration: configuration, logger: logger)
+        let kubeconfig = kubeconfigURL
+        let services = try runtime.services { boundPort in
+            let clientHost = ["0.0.0.0", "::", "*"].contains(host) ? "127.0.0.1" : host
+            let server = "https://\(clientHost.contains(":") ? "[\(clientHost)]" : clientHost):\(boundPort)"
+            do {
+                try Kubeconfig.make(server: server, caPEM: runtime.identity.caCertificatePEM, token: runtime.identity.adminToken)
+                    .write(to: kubeconfig)
+                logger.info(
+                    "controller ready",
+                    metadata: ["steady.server": "\(server)", "steady.kubeconfig": "\(kubeconfig.path)"])
+            } catch {
+                logger.error("cannot write the admin kubeconfig", metadata: ["steady.error": "\(error)"])
+            }
+            await onReady(runtime, boundPort)
+        } + extraServices(runtime)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        runtime.store.close()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A logger writing to standard error, set up once per process.
+func makeLogger(level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    var logger = Logger(label: "steady")
+    logger.logLevel = level
+    return logger
+}

@@ -1,0 +1,91 @@
+import Foundation
+
+/// A real `steady controller` process on loopback, for end-to-end tests.
+public final class ControllerProcess: @unchecked Sendable {
+    // Only the test that owns it touches it, one call at a time.
+    public let dataDirectory: TemporaryDirectory
+    public let manifests: URL?
+    private var process: Process?
+    private var logFile: URL { dataDirectory.file("controller.log") }
+    public private(set) var server = ""
+
+    public var kubeconfig: String { dataDirectory.file("admin.kubeconfig").path }
+
+    public init(manifests: URL? = nil) throws {
+        dataDirectory = try TemporaryDirectory(prefix: "steady-e2e")
+        self.manifests = manifests
+    }
+
+    /// Starts the controller on a free port and waits until it has written its kubeconfig.
+    public func start(extraArguments: [String] = []) throws {
+        try? FileManager.default.removeItem(atPath: kubeconfig)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.path("steady"))
+        var arguments = ["controller", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:0"]
+        if let manifests { arguments += ["--manifests", manifests.path] }
+        process.arguments = arguments + extraArguments
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logFile)
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: kubeconfig, encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.contains("server:") })
+            {
+                server = line.split(separator: " ").last.map(String.init) ?? ""
+                return
+            }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw ControllerProcessError(message: "controller did not start:\n\(self.log())")
+    }
+
+    /// Sends a signal (SIGKILL simulates a crash) and waits for the process to end.
+    public func stop(signal: Int32 = SIGTERM) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    public var terminationStatus: Int32? { process?.isRunning == false ? process?.terminationStatus : nil }
+
+    public func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    public func remove() {
+        stop(signal: SIGKILL)
+        dataDirectory.remove()
+    }
+
+    /// Runs kubectl against this controller, or returns nil when kubectl is not installed.
+    public func kubectl(_ arguments: [String], input: String? = nil) throws -> CommandResult? {
+        guard let kubectl = Binaries.onPath("kubectl") else { return nil }
+        return try CommandResult.run(kubectl, ["--kubeconfig", kubeconfig] + arguments, input: input)
+    }
+
+    /// Runs a steady executable (`steady` or `apply`) against this controller.
+    public func run(_ binary: String, _ arguments: [String], input: String? = nil) throws -> CommandResult {
+        try CommandResult.run(
+            Binaries.path(binary), arguments, input: input, environment: ["STEADY_KUBECONFIG": kubeconfig])
+    }
+}
+
+public struct ControllerProcessError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    return try condition()
+}
