@@ -9,6 +9,7 @@ struct Steady: AsyncParsableCommand {
         abstract: "A Kubernetes-style control plane for event routing and remote runs, without Kubernetes.",
         subcommands: [
             ControllerCommand.self,
+            UpCommand.self,
             ApplyCommand.self,
         ]
     )

@@ -1,0 +1,42 @@
+import Resources
+
+/// Reports whether an Action can run: every Secret key it references exists; and where it runs.
+///
+/// Only key presence is checked; values never reach the reconciler (the cache blanks them). `status.placement`
+/// says whether the action runs on the controller (no Assignment names it) and on which Runners.
+public struct ActionReconciler: StatusReconciler {
+    /// Resolves which Assignments and Runners place the action.
+    public let placements: PlacementResolver
+
+    /// Creates a reconciler sharing `placements` with the other reconcilers.
+    public init(placements: PlacementResolver) {
+        self.placements = placements
+    }
+
+    public var info: KindInfo { Kinds.action }
+
+    public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
+        let action = try object.decode(as: Action.self)
+        var problems: [ReadinessProblem] = []
+        for reference in StatusReport.unique(action.spec.secretReferences) {
+            guard let secret = cache.get(kind: Secret.kind, name: reference.name) else {
+                problems.append(.missing("secret", [reference.name], reason: "MissingSecret"))
+                continue
+            }
+            if secret["data"]?[reference.key] == nil && secret["stringData"]?[reference.key] == nil {
+                problems.append(
+                    ReadinessProblem(
+                        reason: "MissingSecretKey",
+                        message: "secret \"\(reference.name)\" has no key \"\(reference.key)\""))
+            }
+        }
+        let assignments = placements.assignments(naming: ObjectKey(kind: ActionSpec.kind, name: action.name), in: cache)
+        let placement: JSONValue = [
+            "controller": .bool(assignments.isEmpty),
+            "runners": StatusReport.array(placements.runners(ofAssignments: assignments, in: cache)),
+        ]
+        return try StatusReport.status(
+            of: object, problems: problems, readyMessage: "every referenced secret key exists",
+            fields: ["placement": placement])
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import Prometheus
+import Resources
+import ServiceLifecycle
+
+/// Runs the controller's reconcilers: an informer filling a cache from the store's watch, a work queue, and
+/// workers writing each object's status.
+///
+/// Every change the informer applies is turned into the keys it affects (`ReconcileTriggers`); a worker takes a
+/// key, reads the object, asks its kind's `StatusReconciler` for the status and writes it through the `status`
+/// subresource as field manager `steady-controller`. A failed reconcile is retried with per-key backoff.
+///
+/// `run()` returns on graceful shutdown or cancellation.
+public struct ControllerManager: Service {
+    /// The field manager the controller writes status as.
+    public static let fieldManager = "steady-controller"
+
+    /// The informer's cache: read access for other controller components.
+    public let cache: ObjectCache
+    /// The API operations statuses are written through.
+    public let objects: ObjectService
+    /// The number of concurrent workers.
+    public let workers: Int
+    let queue: WorkQueue<ObjectKey>
+    let reconcilers: [String: any StatusReconciler]
+    let metrics: ControllerMetrics
+    let logger: Logger
+    let placements: PlacementResolver
+
+    /// Creates a manager with the four status reconcilers (Route, Action, Template, Assignment).
+    ///
+    /// - Parameters:
+    ///   - objects: The API's operations over the store.
+    ///   - registry: Where the controller's metrics are registered.
+    ///   - logger: The logger; entries carry `steady.kind` and `steady.name`.
+    ///   - workers: How many objects are reconciled concurrently.
+    ///   - backoff: The per-key backoff after a failed reconcile.
+    public init(
+        objects: ObjectService, registry: PrometheusCollectorRegistry, logger: Logger, workers: Int = 4,
+        backoff: ExponentialBackoff = ExponentialBackoff()
+    ) {
+        let placements = PlacementResolver()
+        let reconcilers: [any StatusReconciler] = [
+            RouteReconciler(placements: placements), ActionReconciler(placements: placements),
+            TemplateReconciler(), AssignmentReconciler(placements: placements),
+        ]
+        let metrics = ControllerMetrics(registry: registry, kinds: reconcilers.map(\.info.kind))
+        self.objects = objects
+        self.workers = max(workers, 1)
+        self.logger = logger
+        self.metrics = metrics
+        self.placements = placements
+        self.reconcilers = Dictionary(uniqueKeysWithValues: reconcilers.map { ($0.info.kind, $0) })
+        self.cache = ObjectCache(kinds: ReconcileTriggers.watchedKinds, references: ReconcileTriggers.references)
+        self.queue = WorkQueue(backoff: backoff, depthObserver: { metrics.setQueueDepth($0) })
+    }
+
+    /// Creates a manager whose metrics appear with the API's on `/metrics`.
+    public init(
+        objects: ObjectService, metrics: APIMetrics, logger: Logger, workers: Int = 4,
+        backoff: ExponentialBackoff = ExponentialBackoff()
+    ) {
+        self.init(objects: objects, registry: metrics.registry, logger: logger, workers: workers, backoff: backoff)
+    }
+
+    /// Lists, watches and reconciles until graceful shutdown or cancellation.
+    public func run() async throws {
+        logger.info("starting controller", metadata: ["steady.workers": "\(workers)"])
+        await cancelWhenGracefulShutdown {
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await informer.run(onChange: enqueue) }
+                    group.addTask { await queue.run() }
+                    for _ in 0..<workers {
+                        group.addTask { await work() }
+                    }
+                    await group.waitForAll()
+                }
+            } onCancel: {
+                queue.shutDown()
+            }
+        }
+        logger.info("controller stopped")
+    }
+
+    /// Reconciles one object now, outside the queue; for tests and tools.
+    public func reconcile(_ key: ObjectKey) async throws {
+        guard let reconciler = reconcilers[key.kind] else { return }
+        let object: JSONValue
+        do {
+            object = try await objects.get(reconciler.info, name: key.name)
+        } catch where error.reason == .notFound {
+            if key.kind == AssignmentSpec.kind { placements.forget(assignment: key.name) }
+            return
+        }
+        let status = try reconciler.status(of: object, in: cache)
+        do {
+            _ = try await objects.patch(
+                reconciler.info, name: key.name, patch: .merge(["status": status]), subresource: "status",
+                options: WriteOptions(fieldManager: ControllerManager.fieldManager))
+        } catch where error.reason == .notFound {
+            return
+        }
+    }
+
+    private var informer: Informer {
+        Informer(store: objects.store, cache: cache, logger: logger)
+    }
+
+    private func enqueue(_ change: ObjectChange) {
+        for key in ReconcileTriggers.keys(for: change, in: cache) {
+            queue.add(key)
+        }
+    }
+
+    private func work() async {
+        let clock = ContinuousClock()
+        while let key = await queue.get() {
+            let start = clock.now
+            do {
+                try await reconcile(key)
+                queue.forget(key)
+                metrics.recordReconcile(kind: key.kind, result: .success, duration: start.duration(to: clock.now))
+                logger.trace("reconciled", metadata: ["steady.kind": "\(key.kind)", "steady.name": "\(key.name)"])
+            } catch {
+                metrics.recordReconcile(kind: key.kind, result: .error, duration: start.duration(to: clock.now))
+                if !Task.isCancelled {
+                    let delay = queue.addRateLimited(key)
+                    logger.info(
+                        "reconcile failed; retrying",
+                        metadata: [
+                            "steady.kind": "\(key.kind)", "steady.name": "\(key.name)", "steady.error": "\(error)",
+                            "steady.retryDelay": "\(delay)",
+                        ])
+                }
+            }
+            queue.done(key)
+        }
+    }
+}

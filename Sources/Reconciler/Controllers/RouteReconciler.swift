@@ -1,0 +1,62 @@
+import Resources
+import Routing
+
+/// Reports whether a Route can run: its Actions and Template exist and its input compiles; and where its
+/// actions run.
+///
+/// `status.placement` lists the route's actions that some Assignment places on runners (`runnerActions`), the
+/// others, which run on the controller (`controllerActions`), and the Runners that take part (`runners`): those
+/// matched by Assignments naming the route or one of its runner actions.
+public struct RouteReconciler: StatusReconciler {
+    /// Resolves which Assignments and Runners place the route's actions.
+    public let placements: PlacementResolver
+
+    /// Creates a reconciler sharing `placements` with the other reconcilers.
+    public init(placements: PlacementResolver) {
+        self.placements = placements
+    }
+
+    public var info: KindInfo { Kinds.route }
+
+    public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
+        let route = try object.decode(as: Route.self)
+        var problems: [ReadinessProblem] = []
+        if let input = route.spec.input {
+            do {
+                _ = try Routing.Expression(input)
+            } catch {
+                problems.append(ReadinessProblem(reason: "InvalidExpression", message: "spec.input: \(error.description)"))
+            }
+        }
+        let actions = StatusReport.unique(route.spec.actions)
+        let missingActions = actions.filter { !cache.contains(kind: ActionSpec.kind, name: $0) }
+        if !missingActions.isEmpty {
+            problems.append(.missing("action", missingActions, reason: "MissingAction"))
+        }
+        if let template = route.spec.template, !cache.contains(kind: TemplateSpec.kind, name: template) {
+            problems.append(.missing("template", [template], reason: "MissingTemplate"))
+        }
+
+        var controllerActions: [String] = []
+        var runnerActions: [String] = []
+        var assignments = Set(placements.assignments(naming: ObjectKey(kind: RouteSpec.kind, name: route.name), in: cache))
+        for action in actions {
+            let placing = placements.assignments(naming: ObjectKey(kind: ActionSpec.kind, name: action), in: cache)
+            if placing.isEmpty {
+                controllerActions.append(action)
+            } else {
+                runnerActions.append(action)
+                assignments.formUnion(placing)
+            }
+        }
+        let runners = placements.runners(ofAssignments: assignments, in: cache)
+        let placement: JSONValue = [
+            "controllerActions": StatusReport.array(controllerActions),
+            "runnerActions": StatusReport.array(runnerActions),
+            "runners": StatusReport.array(runners),
+        ]
+        return try StatusReport.status(
+            of: object, problems: problems, readyMessage: "all actions and the template exist",
+            fields: ["placement": placement])
+    }
+}

@@ -1,0 +1,26 @@
+import Resources
+import Routing
+
+/// Reports whether a Template compiles; a compile error carries its line and column.
+public struct TemplateReconciler: StatusReconciler {
+    /// Creates a reconciler.
+    public init() {}
+
+    public var info: KindInfo { Kinds.template }
+
+    public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
+        let template = try object.decode(as: Template.self)
+        var problems: [ReadinessProblem] = []
+        if template.spec.type != .rawJSON {
+            for (field, source) in [("title", template.spec.title), ("body", template.spec.body)] {
+                guard let source else { continue }
+                do {
+                    _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
+                } catch {
+                    problems.append(ReadinessProblem(reason: "CompileError", message: error.description))
+                }
+            }
+        }
+        return try StatusReport.status(of: object, problems: problems, readyMessage: "the template compiles")
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Reconciler
+
+/// `steady up`: everything on one machine, watching `./manifests`.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run the controller with its embedded store on this machine, applying and watching ./manifests.")
+
+    @Option(name: [.customShort("f"), .customLong("manifests")], help: "The manifests directory to apply and watch.")
+    var manifests = "manifests"
+
+    @Option(name: .customLong("data-dir"), help: "Directory for the store, the CA and the admin credentials.")
+    var dataDirectory = ".steady"
+
+    @Option(help: "Address and port to serve the API on.")
+    var listen = "127.0.0.1:7443"
+
+    @Option(help: "trace, debug, info, notice, warning or error.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        var options = try ControllerOptions.parse([])
+        options.dataDirectory = dataDirectory
+        options.listen = listen
+        options.logLevel = logLevel
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue {
+            options.manifests = manifests
+        } else {
+            throw ValidationError("-f \(manifests): no such directory; create it or point -f at your manifests")
+        }
+        try options.validate()
+        let logger = makeLogger(level: logLevel)
+        let kubeconfig = options.kubeconfigURL.path
+        try await options.runController(logger: logger, extraServices: { _ in [] }) { _, port in
+            print(
+                """
+                steady is up on port \(port), applying and watching \(manifests)/
+                  kubeconfig: \(kubeconfig)
+                  try:        steady get routes --kubeconfig \(kubeconfig)
+                              kubectl --kubeconfig \(kubeconfig) get routes.steady.dev
+                """)
+        }
+    }
+}
