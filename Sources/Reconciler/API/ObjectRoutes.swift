@@ -32,7 +32,11 @@ struct ObjectRoutes: Sendable {
                 try await handle("get", request, context) { info in
                     let name = try checkedName(context)
                     _ = try subresource(context, info: info)
-                    return APIResponses.json(try await objects.get(info, name: name, revealSecrets: reveal(request, context)))
+                    let object = try await objects.get(info, name: name, revealSecrets: reveal(request, context))
+                    if TableRendering.isRequested(accept: request.headers[.accept]) {
+                        return APIResponses.json(TableRendering.table([object], info: info, resourceVersion: nil))
+                    }
+                    return APIResponses.json(object)
                 }
             }
             router.put("\(base)/:resource\(suffix)") { request, context in
@@ -216,6 +220,9 @@ struct ObjectRoutes: Sendable {
         let selection = try selectors(request)
         let result = try await objects.list(
             info, labels: selection.labels, name: selection.name, revealSecrets: reveal(request, context))
+        if TableRendering.isRequested(accept: request.headers[.accept]) {
+            return APIResponses.json(TableRendering.table(result.items, info: info, resourceVersion: String(result.revision)))
+        }
         return APIResponses.json([
             "apiVersion": .string(API.apiVersion), "kind": .string(info.kind + "List"),
             "metadata": ["resourceVersion": .string(String(result.revision))], "items": .array(result.items),
@@ -248,6 +255,7 @@ struct ObjectRoutes: Sendable {
             ?? watchLimits.maximumSeconds
         let session = WatchSession(
             info: info, objects: objects, labels: selection.labels, name: selection.name, revealSecrets: revealSecrets,
+            asTable: TableRendering.isRequested(accept: request.headers[.accept]),
             bookmarks: query.get("allowWatchBookmarks").map(isTrue) == true,
             bookmarkInterval: watchLimits.bookmarkInterval, timeout: .seconds(timeout))
         return Response(

@@ -9,6 +9,8 @@ struct WatchSession: Sendable {
     let labels: LabelQuery
     let name: String?
     let revealSecrets: Bool
+    /// kubectl get -w asks for each event's object as a one-row Table.
+    let asTable: Bool
     let bookmarks: Bool
     let bookmarkInterval: Duration
     let timeout: Duration
@@ -93,7 +95,8 @@ struct WatchSession: Sendable {
     }
 
     private func encode(type: String, object: JSONValue) -> ByteBuffer {
-        var data = JSONValue.object(["type": .string(type), "object": object]).jsonData()
+        let rendered = asTable && type != "BOOKMARK" ? TableRendering.table([object], info: info, resourceVersion: nil) : object
+        var data = JSONValue.object(["type": .string(type), "object": rendered]).jsonData()
         data.append(0x0A)
         return ByteBuffer(bytes: data)
     }
