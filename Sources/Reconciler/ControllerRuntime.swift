@@ -32,6 +32,7 @@ public struct ControllerRuntime: Sendable {
     public let objects: ObjectService
     public let metrics: APIMetrics
     public let server: APIServer
+    public let agents: AgentGateway
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -47,11 +48,12 @@ public struct ControllerRuntime: Sendable {
             synchronous: configuration.synchronous)
         objects = ObjectService(store: store)
         metrics = APIMetrics()
+        let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
+        agents = AgentGateway(objects: objects, credentials: credentials, logger: logger)
         server = APIServer(
-            objects: objects, authenticator: AdminTokenAuthenticator(adminToken: identity.adminToken),
-            metrics: metrics,
+            objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
-            logger: logger)
+            agents: agents, caCertificatePEM: identity.caCertificatePEM, logger: logger)
     }
 
     /// The services to run in one ServiceGroup; `onServerRunning` receives the bound port.
@@ -59,6 +61,7 @@ public struct ControllerRuntime: Sendable {
         var services: [any Service] = [
             try server.makeApplication(onServerRunning: onServerRunning),
             CompactionService(store: store, logger: logger),
+            agents,
         ]
         if let directory = configuration.manifestsDirectory {
             services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))

@@ -1,1 +1,111 @@
-print("placeholder")
+import Foundation
+
+// steady-bench: figures for BENCHMARKS.md. Each benchmark starts real processes on loopback and prints
+// what it measured; nothing here asserts a time.
+//
+//   swift build -c release && .build/release/steady-bench apply [--objects 10000]
+//
+// `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
+// `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
+
+let arguments = CommandLine.arguments.dropFirst()
+let benchmark = arguments.first ?? "apply"
+let objectCount: Int = {
+    guard let index = arguments.firstIndex(of: "--objects"), index + 1 < arguments.endIndex else { return 10_000 }
+    return Int(arguments[index + 1]) ?? 10_000
+}()
+let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("steady-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+/// Runs a command to completion, returning its exit status and the seconds it took.
+func run(_ program: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, seconds: Double) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    let clock = ContinuousClock()
+    let start = clock.now
+    do { try process.run() } catch { fail("cannot run \(program): \(error)") }
+    process.waitUntilExit()
+    let elapsed = clock.now - start
+    return (process.terminationStatus, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+
+/// Peak resident set size of a process, from /proc (Linux).
+func peakRSS(pid: Int32) -> String {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return "unknown" }
+    return line.dropFirst("VmHWM:".count).trimmingCharacters(in: .whitespaces)
+}
+
+func manifest(prefix: String, count: Int) -> String {
+    var text = ""
+    text.reserveCapacity(count * 200)
+    for index in 0..<count {
+        switch index % 4 {
+        case 0:
+            text += "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(prefix)-a\(index)}\nspec: {type: stdout}\n---\n"
+        case 1:
+            text += "apiVersion: steady.dev/v1\nkind: Template\nmetadata: {name: \(prefix)-t\(index)}\nspec: {type: raw-json}\n---\n"
+        case 2:
+            text += "apiVersion: steady.dev/v1\nkind: Route\nmetadata: {name: \(prefix)-r\(index)}\nspec:\n  input: 'input.SigMetadata.ID == \"TRC-\(index)\"'\n  actions: [\(prefix)-a\(index - 2)]\n---\n"
+        default:
+            text += "apiVersion: steady.dev/v1\nkind: Runner\nmetadata: {name: \(prefix)-n\(index), labels: {role: web}}\n---\n"
+        }
+    }
+    return text
+}
+
+func applyBenchmark(objectCount: Int) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-bench-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let controller = Process()
+    controller.executableURL = binaries.appendingPathComponent("steady")
+    controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", "warning"]
+    do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
+    defer {
+        controller.terminate()
+        controller.waitUntilExit()
+    }
+    let kubeconfig = directory.appendingPathComponent("admin.kubeconfig").path
+    let deadline = Date().addingTimeInterval(30)
+    while !FileManager.default.fileExists(atPath: kubeconfig) {
+        if Date() > deadline || !controller.isRunning { fail("the controller did not start") }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    print("apply benchmark: \(objectCount) objects (actions, templates, routes, runners), controller pid \(controller.processIdentifier)")
+
+    let ours = directory.appendingPathComponent("steady-apply.yaml")
+    try? manifest(prefix: "s", count: objectCount).write(to: ours, atomically: true, encoding: .utf8)
+    let first = run(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
+    if first.status != 0 { fail("apply failed with status \(first.status)") }
+    print(String(format: "  apply -f (create):     %6.2f s  %8.0f objects/s", first.seconds, Double(objectCount) / first.seconds))
+    let again = run(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
+    print(String(format: "  apply -f (unchanged):  %6.2f s  %8.0f objects/s", again.seconds, Double(objectCount) / again.seconds))
+
+    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+    if let kubectl = paths.map({ "\($0)/kubectl" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+        let theirs = directory.appendingPathComponent("kubectl-apply.yaml")
+        try? manifest(prefix: "k", count: objectCount).write(to: theirs, atomically: true, encoding: .utf8)
+        let result = run(kubectl, ["--kubeconfig", kubeconfig, "apply", "-f", theirs.path])
+        if result.status != 0 { fail("kubectl apply failed with status \(result.status)") }
+        print(String(format: "  kubectl apply -f:      %6.2f s  %8.0f objects/s", result.seconds, Double(objectCount) / result.seconds))
+        let serverSide = run(kubectl, ["--kubeconfig", kubeconfig, "apply", "--server-side", "-f", theirs.path])
+        print(String(format: "  kubectl apply --server-side (unchanged): %6.2f s  %8.0f objects/s", serverSide.seconds, Double(objectCount) / serverSide.seconds))
+    } else {
+        print("  kubectl: not installed, skipped")
+    }
+    print("  controller peak RSS: \(peakRSS(pid: controller.processIdentifier))")
+}
+
+switch benchmark {
+case "apply": applyBenchmark(objectCount: objectCount)
+default: fail("unknown benchmark \(benchmark): use apply")
+}

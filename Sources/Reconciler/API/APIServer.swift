@@ -29,12 +29,17 @@ public struct APIServer: Sendable {
     public let authenticator: any Authenticating
     public let metrics: APIMetrics
     public let configuration: Configuration
+    /// The agent protocol's endpoints, when the controller serves agents.
+    public let agents: AgentGateway?
+    public let caCertificatePEM: String
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
-        configuration: Configuration, logger: Logger
+        configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "", logger: Logger
     ) {
+        self.agents = agents
+        self.caCertificatePEM = caCertificatePEM
         self.objects = objects
         self.authenticator = authenticator
         self.metrics = metrics
@@ -62,6 +67,9 @@ public struct APIServer: Sendable {
         router.get("/openapi/v3") { _, _ in APIResponses.json(OpenAPI.indexDocument(hash: openAPIHash)) }
         router.get("/openapi/v3/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(openAPI) }
         ObjectRoutes(objects: objects, metrics: metrics, watchLimits: configuration.watchLimits).register(on: router)
+        if let agents {
+            AgentRoutes(gateway: agents, objects: objects, caCertificatePEM: caCertificatePEM).register(on: router)
+        }
         return router
     }
 

@@ -48,7 +48,7 @@ public struct APIRequestContext: RequestContext {
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let authenticator: any Authenticating
-    static let publicPaths: Set<String> = ["/healthz", "/readyz", "/livez"]
+    static let publicPaths: Set<String> = ["/healthz", "/readyz", "/livez", "/steady/v1/ca", "/steady/v1/enroll"]
 
     func handle(
         _ request: Request, context: APIRequestContext,

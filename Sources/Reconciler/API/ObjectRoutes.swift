@@ -85,7 +85,9 @@ struct ObjectRoutes: Sendable {
             guard let info = Kinds.info(forPlural: resource) else {
                 throw APIError(.notFound, "the server could not find the requested resource (\(resource).\(API.group))")
             }
-            try authorize(context.identity, verb: verb, info: info)
+            try authorize(
+                context.identity, verb: verb, info: info, name: context.parameters.get("name"),
+                subresource: context.parameters.get("subresource"))
             response = try await body(info)
         } catch let error as APIError {
             response = APIResponses.error(error)
@@ -96,10 +98,24 @@ struct ObjectRoutes: Sendable {
         return response
     }
 
-    /// Admins may do everything; agent identities get their own rules with the agent protocol.
-    private func authorize(_ identity: Identity?, verb: String, info: KindInfo) throws(APIError) {
-        guard identity == .admin else {
-            throw APIError(.forbidden, "\(verb) on \(info.plural).\(API.group) is forbidden for this identity")
+    /// Admins may do everything. An agent, like a Kubernetes node, may read its own Runner and write its
+    /// status, and nothing else: no other runner, no Secret, no other write.
+    private func authorize(
+        _ identity: Identity?, verb: String, info: KindInfo, name: String?, subresource: String?
+    ) throws(APIError) {
+        switch identity {
+        case .admin:
+            return
+        case .runner(let runner):
+            let isOwnRunner = info.kind == RunnerSpec.kind && name == runner
+            let isAllowed = isOwnRunner && (verb == "get" || ((verb == "patch" || verb == "update") && subresource == "status"))
+            if isAllowed { return }
+            throw APIError(
+                .forbidden,
+                "runner \"\(runner)\" cannot \(verb) \(info.plural).\(API.group)\(name.map { " \"\($0)\"" } ?? "")\(subresource.map { "/\($0)" } ?? ""): agents may only read their own Runner and write its status",
+                kind: info.plural, name: name)
+        case nil:
+            throw APIError(.unauthorized, "Unauthorized")
         }
     }
 

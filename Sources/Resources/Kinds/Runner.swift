@@ -20,6 +20,8 @@ public struct RunnerSpec: ResourceSpec, FieldDocumented {
         public var lastHeartbeatTime: String?
         /// The slice revision the agent last reported as applied.
         public var observedSliceRevision: Int64?
+        /// The slice revision the controller wants the agent to hold.
+        public var desiredSliceRevision: Int64?
         public var assigned: Assigned?
         public var lastRun: RunSummary?
 

@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+import Resources
+import ServiceLifecycle
+
+/// The controller's side of the agent protocol: computes each runner's slice, streams it as diffs to the
+/// connected agent, and turns agent reports into Runner status.
+public actor AgentGateway {
+    public struct Configuration: Sendable {
+        /// A runner whose reports stop for this long is marked `Connected=False`.
+        public var heartbeatTimeout: Duration
+        /// Messages buffered per agent; an agent that falls further behind is disconnected and resyncs.
+        public var bufferLimit: Int
+        public var keepaliveInterval: Duration
+        /// How long changes are gathered before slices are recomputed.
+        public var batchInterval: Duration
+
+        public init(
+            heartbeatTimeout: Duration = .seconds(15), bufferLimit: Int = 64, keepaliveInterval: Duration = .seconds(10),
+            batchInterval: Duration = .milliseconds(5)
+        ) {
+            self.heartbeatTimeout = heartbeatTimeout
+            self.bufferLimit = bufferLimit
+            self.keepaliveInterval = keepaliveInterval
+            self.batchInterval = batchInterval
+        }
+    }
+
+    struct RunnerState {
+        var slice = SlicePlanner.Slice.empty
+        var revision: Int64 = 0
+        /// The previous slice, so an agent one step behind gets a diff rather than a snapshot.
+        var previous: (revision: Int64, slice: SlicePlanner.Slice)?
+        var connections: [UUID: AsyncStream<SliceMessage>.Continuation] = [:]
+        var lastReport: ContinuousClock.Instant?
+        var report: AgentReport?
+        /// The status last written, to write only on change.
+        var writtenStatus: JSONValue?
+        var lastHeartbeatWrite: ContinuousClock.Instant?
+    }
+
+    let objects: ObjectService
+    public let credentials: AgentCredentials
+    let configuration: Configuration
+    let logger: Logger
+    let planner = SlicePlanner()
+    private var inputs = SlicePlanner.Inputs()
+    private var runners: [String: RunnerState] = [:]
+    private var isDirty = false
+    private var inputRevision: Int64 = 0
+    private let clock = ContinuousClock()
+
+    public init(objects: ObjectService, credentials: AgentCredentials, configuration: Configuration = Configuration(), logger: Logger) {
+        self.objects = objects
+        self.credentials = credentials
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Following the desired state
+
+    /// Lists and watches the store, recomputing slices in small batches; marks silent runners disconnected.
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.followStore() }
+                group.addTask { try await self.recomputeLoop() }
+                group.addTask { try await self.livenessLoop() }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        closeAllConnections()
+    }
+
+    private func followStore() async throws {
+        let store = objects.store
+        while !Task.isCancelled {
+            do {
+                let (listed, revision) = try await store.list(kind: nil)
+                resetInputs(listed, revision: revision)
+                for try await event in try await store.watch(kind: nil, fromRevision: revision) {
+                    await apply(event)
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("agent gateway watch ended; re-listing", metadata: ["steady.error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    private func resetInputs(_ listed: [StoredObject], revision: Int64) {
+        var fresh = SlicePlanner.Inputs()
+        for stored in listed {
+            if let value = try? JSONValue.parse(stored.value) {
+                fresh.upsert(kind: stored.kind, name: stored.name, object: value)
+            }
+        }
+        inputs = fresh
+        inputRevision = revision
+        isDirty = true
+    }
+
+    private func apply(_ event: StoreEvent) async {
+        let kind = event.object.kind
+        var mattered: Bool
+        if event.type == .deleted {
+            mattered = inputs.remove(kind: kind, name: event.object.name)
+            if kind == RunnerSpec.kind {
+                // Deleting a Runner revokes its agent's credential and closes its stream.
+                await credentials.revoke(runner: event.object.name)
+                if let state = runners.removeValue(forKey: event.object.name) {
+                    for connection in state.connections.values { connection.finish() }
+                }
+            }
+        } else if let value = try? JSONValue.parse(event.object.value) {
+            mattered = inputs.upsert(kind: kind, name: event.object.name, object: value)
+        } else {
+            mattered = false
+        }
+        if mattered {
+            inputRevision = event.revision
+            isDirty = true
+        }
+    }
+
+    private func recomputeLoop() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: configuration.batchInterval)
+            if isDirty { await recompute() }
+        }
+    }
+
+    /// Recomputes every runner's slice and sends a diff to the agents whose slice changed.
+    func recompute() async {
+        isDirty = false
+        var names = Set(inputs.runners.keys)
+        names.formUnion(runners.keys)
+        var changed: [String] = []
+        for name in names {
+            let labels = inputs.runners[name] ?? [:]
+            let slice = inputs.runners[name] == nil ? .empty : planner.slice(runner: name, labels: labels, inputs: inputs)
+            var state = runners[name] ?? RunnerState()
+            guard slice.digest != state.slice.digest || state.revision == 0 else { continue }
+            let old = state.slice
+            let oldRevision = state.revision
+            state.previous = (oldRevision, old)
+            state.slice = slice
+            state.revision = inputRevision
+            let changes = slice.changes(since: old)
+            let message = SliceMessage(
+                type: .diff, revision: state.revision, baseRevision: oldRevision, objects: changes.upserts,
+                removed: changes.removed, digest: slice.digest)
+            for (id, connection) in state.connections {
+                switch connection.yield(message) {
+                case .dropped:
+                    connection.finish()
+                    state.connections[id] = nil
+                    logger.notice("agent too slow; disconnected to resync", metadata: ["steady.runner": "\(name)"])
+                case .terminated:
+                    state.connections[id] = nil
+                default:
+                    break
+                }
+            }
+            runners[name] = state
+            changed.append(name)
+        }
+        for name in changed { await writeStatus(runner: name) }
+    }
+
+    // MARK: Agents
+
+    /// Opens an agent's slice stream from the revision and digest it holds.
+    public func connect(runner: String, revision: Int64, digest: String?) -> AsyncStream<SliceMessage> {
+        let (stream, continuation) = AsyncStream<SliceMessage>.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.bufferLimit))
+        var state = runners[runner] ?? RunnerState()
+        if state.revision == 0 && inputs.runners[runner] != nil {
+            state.slice = planner.slice(runner: runner, labels: inputs.runners[runner] ?? [:], inputs: inputs)
+            state.revision = max(inputRevision, 1)
+        }
+        let first: SliceMessage
+        if digest == state.slice.digest {
+            first = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
+        } else if let previous = state.previous, previous.revision == revision, previous.slice.digest == digest {
+            let changes = state.slice.changes(since: previous.slice)
+            first = SliceMessage(
+                type: .diff, revision: state.revision, baseRevision: revision, objects: changes.upserts,
+                removed: changes.removed, digest: state.slice.digest)
+        } else {
+            first = SliceMessage(
+                type: .snapshot, revision: state.revision, objects: state.slice.sliceObjects, digest: state.slice.digest)
+        }
+        continuation.yield(first)
+        let id = UUID()
+        // Streams whose agent went away are dropped here and when a yield finds them terminated.
+        state.connections = state.connections.filter { _, connection in
+            if case .terminated = connection.yield(SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)) {
+                return false
+            }
+            return true
+        }
+        state.connections[id] = continuation
+        runners[runner] = state
+        return stream
+    }
+
+    private func closeAllConnections() {
+        for state in runners.values {
+            for connection in state.connections.values { connection.finish() }
+        }
+    }
+
+    /// Records a report (heartbeat and sync status) and updates the Runner's status when it changed.
+    public func report(runner: String, _ report: AgentReport) async {
+        var state = runners[runner] ?? RunnerState()
+        state.report = report
+        state.lastReport = clock.now
+        runners[runner] = state
+        await writeStatus(runner: runner)
+    }
+
+    /// Whether an agent reported recently: a name held by a live agent cannot be enrolled again.
+    public func isLive(runner: String) -> Bool {
+        guard let last = runners[runner]?.lastReport else { return false }
+        return clock.now - last < configuration.heartbeatTimeout
+    }
+
+    public func sliceRevision(runner: String) -> Int64 { runners[runner]?.revision ?? 0 }
+
+    private func livenessLoop() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: .seconds(1))
+            for (name, state) in runners where state.report != nil {
+                let isStale = state.lastReport.map { clock.now - $0 >= configuration.heartbeatTimeout } ?? true
+                let wasConnected = state.writtenStatus?["conditions"]?.arrayValue?.contains {
+                    $0["type"] == "Connected" && $0["status"] == "True"
+                } ?? false
+                if isStale && wasConnected { await writeStatus(runner: name) }
+            }
+        }
+    }
+
+    // MARK: Runner status
+
+    /// Writes Connected, Synced and Ready with what the agent reported, only when something changed
+    /// (and the heartbeat time at most once a minute, so heartbeats do not churn the store).
+    private func writeStatus(runner: String) async {
+        guard let state = runners[runner], inputs.runners[runner] != nil else { return }
+        let now = clock.now
+        let isConnected = state.lastReport.map { now - $0 < configuration.heartbeatTimeout } ?? false
+        var status: [String: JSONValue] = [:]
+        var conditions: [JSONValue] = []
+        func condition(_ type: String, _ value: Bool, _ reason: String, _ message: String) -> JSONValue {
+            ["type": .string(type), "status": value ? "True" : "False", "reason": .string(reason), "message": .string(message)]
+        }
+        guard let report = state.report else { return }
+        conditions.append(
+            isConnected
+                ? condition("Connected", true, "Heartbeat", "the agent reports every few seconds")
+                : condition("Connected", false, "HeartbeatTimeout", "no report from the agent for \(configuration.heartbeatTimeout)"))
+        let isCurrent = report.sliceDigest == state.slice.digest
+        let synced: JSONValue
+        if report.synced && isCurrent {
+            synced = condition("Synced", true, "Synced", "applied slice revision \(report.observedSliceRevision ?? 0)")
+        } else if !report.synced {
+            synced = condition("Synced", false, report.reason ?? "SyncFailed", report.message ?? "the agent could not apply its slice")
+        } else {
+            synced = condition("Synced", false, "SyncPending", "slice revision \(state.revision) not yet applied")
+        }
+        conditions.append(synced)
+        let isSynced = report.synced && isCurrent
+        conditions.append(
+            condition(
+                "Ready", isConnected && isSynced, isConnected ? (isSynced ? "Ready" : "NotSynced") : "Disconnected",
+                isConnected && isSynced ? "connected and synced" : "see the Connected and Synced conditions"))
+        status["hostname"] = report.hostname.map(JSONValue.string)
+        status["agentVersion"] = report.agentVersion.map(JSONValue.string)
+        status["observedSliceRevision"] = report.observedSliceRevision.map(JSONValue.int)
+        status["desiredSliceRevision"] = .int(state.revision)
+        let names = state.slice.names
+        status["assigned"] = [
+            "routes": .array(names.routes.map(JSONValue.string)), "actions": .array(names.actions.map(JSONValue.string)),
+            "templates": .array(names.templates.map(JSONValue.string)), "secrets": .array(names.secrets.map(JSONValue.string)),
+        ]
+        var comparable = JSONValue.object(status)
+        comparable["conditions"] = .array(conditions)
+        let heartbeatDue = state.lastHeartbeatWrite.map { now - $0 >= .seconds(60) } ?? true
+        guard comparable != state.writtenStatus || (isConnected && heartbeatDue) else { return }
+        runners[runner]?.writtenStatus = comparable
+        runners[runner]?.lastHeartbeatWrite = now
+        await patchStatus(runner: runner, status: comparable, isConnected: isConnected)
+    }
+
+    private func patchStatus(runner: String, status: JSONValue, isConnected: Bool) async {
+        var body = status
+        if isConnected { body["lastHeartbeatTime"] = .string(Timestamp.now()) }
+        do {
+            let current = try await objects.get(Kinds.runner, name: runner)
+            // Keep lastTransitionTime unless the status flipped; stamp observedGeneration.
+            var conditions = (try? current["status"]?["conditions"]?.decode(as: [Condition].self)) ?? []
+            for item in body["conditions"]?.arrayValue ?? [] {
+                guard let type = item["type"]?.stringValue, let value = item["status"]?.stringValue,
+                    let parsed = Condition.Status(rawValue: value)
+                else { continue }
+                conditions.set(
+                    Condition(
+                        type: type, status: parsed, reason: item["reason"]?.stringValue ?? "",
+                        message: item["message"]?.stringValue ?? "", observedGeneration: current["metadata"]?["generation"]?.intValue))
+            }
+            body["conditions"] = try JSONValue(encoding: conditions)
+            body["observedGeneration"] = current["metadata"]?["generation"]
+            _ = try await objects.patch(
+                Kinds.runner, name: runner, patch: .merge(["status": body]), subresource: "status",
+                options: WriteOptions(fieldManager: "steady-agent-gateway"))
+        } catch {
+            logger.debug("cannot write runner status", metadata: ["steady.runner": "\(runner)", "steady.error": "\(error)"])
+        }
+    }
+}
+
+extension AgentGateway: Service {}

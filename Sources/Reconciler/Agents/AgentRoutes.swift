@@ -1,0 +1,158 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Resources
+
+/// The HTTP side of the agent protocol: CA discovery, enrolment, the slice stream and reports.
+struct AgentRoutes: Sendable {
+    let gateway: AgentGateway
+    let objects: ObjectService
+    let caCertificatePEM: String
+
+    func register(on router: Router<APIRequestContext>) {
+        router.get(RouterPath(stringLiteral: AgentProtocol.caPath)) { _, _ in
+            APIResponses.text(caCertificatePEM, contentType: "application/x-pem-file")
+        }
+        router.post(RouterPath(stringLiteral: AgentProtocol.enrollPath)) { request, context in
+            await respond { try await enroll(request, context: context) }
+        }
+        router.get("/steady/v1/agents/:name/slice") { request, context in
+            await respond {
+                let runner = try ownRunner(context)
+                let query = request.uri.queryParameters
+                let revision = query.get("revision").flatMap(Int64.init) ?? 0
+                let stream = await gateway.connect(runner: runner, revision: revision, digest: query.get("digest"))
+                let keepalive = gateway.configuration.keepaliveInterval
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody { writer in
+                        try await AgentRoutes.stream(stream, keepalive: keepalive, to: &writer)
+                    })
+            }
+        }
+        router.post("/steady/v1/agents/:name/report") { request, context in
+            await respond {
+                let runner = try ownRunner(context)
+                let report: AgentReport = try await decodeBody(request, context: context)
+                await gateway.report(runner: runner, report)
+                return APIResponses.json(["kind": "Status", "apiVersion": "v1", "status": "Success"])
+            }
+        }
+    }
+
+    /// Copies slice messages to the response, with a keep-alive whenever the stream is quiet.
+    static func stream(
+        _ messages: AsyncStream<SliceMessage>, keepalive: Duration, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        enum Item: Sendable {
+            case message(SliceMessage)
+            case tick
+            case end
+        }
+        let (items, continuation) = AsyncStream<Item>.makeStream()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in messages { continuation.yield(.message(message)) }
+                continuation.yield(.end)
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: keepalive)
+                    continuation.yield(.tick)
+                }
+            }
+            defer { group.cancelAll() }
+            var last = SliceMessage(type: .keepalive, revision: 0)
+            loop: for await item in items {
+                let message: SliceMessage
+                switch item {
+                case .end: break loop
+                case .message(let next):
+                    message = next
+                    last = next
+                case .tick:
+                    message = SliceMessage(type: .keepalive, revision: last.revision, digest: last.digest)
+                }
+                var data = (try JSONValue(encoding: message)).jsonData()
+                data.append(0x0A)
+                try await writer.write(ByteBuffer(bytes: data))
+            }
+        }
+        continuation.finish()
+        try await writer.finish(nil)
+    }
+
+    private func respond(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as APIError {
+            return APIResponses.error(error)
+        } catch {
+            return APIResponses.error(APIError(.internalError, "\(error)"))
+        }
+    }
+
+    /// The runner named in the path, which must be the caller's own.
+    private func ownRunner(_ context: APIRequestContext) throws -> String {
+        let name = context.parameters.get("name") ?? ""
+        guard context.identity == .runner(name) else {
+            throw APIError(.forbidden, "an agent may only use its own runner's endpoints (runner \"\(name)\")")
+        }
+        return name
+    }
+
+    private func decodeBody<T: Decodable>(_ request: Request, context: APIRequestContext) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: 64 * 1024)
+        } catch {
+            throw APIError(.requestEntityTooLarge, "request body is larger than 64 KiB")
+        }
+        do {
+            return try StrictDecoder().decode(T.self, from: try JSONValue.parse(Data(buffer: buffer)))
+        } catch let failure as ValidationFailure {
+            throw APIError(.badRequest, "invalid request: \(failure)", causes: failure.errors)
+        } catch {
+            throw APIError(.badRequest, "the request body is not valid JSON")
+        }
+    }
+
+    private func runnerExists(_ name: String) async throws -> Bool {
+        do {
+            _ = try await objects.get(Kinds.runner, name: name)
+            return true
+        } catch {
+            if error.reason == .notFound { return false }
+            throw error
+        }
+    }
+
+    private func enroll(_ request: Request, context: APIRequestContext) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError(.unauthorized, "enrolment needs a join token as bearer token")
+        }
+        try await gateway.credentials.verifyJoinToken(String(header.dropFirst(7)))
+        let enrollment: EnrollmentRequest = try await decodeBody(request, context: context)
+        var errors = Names.validateObjectName(enrollment.name, at: "name")
+        for (key, value) in enrollment.labels ?? [:] {
+            errors += Names.validateLabel(key: key, value: value, at: "labels")
+        }
+        if !errors.isEmpty {
+            throw APIError(.invalid, "invalid enrolment: \(ValidationFailure(errors))", causes: errors)
+        }
+        let name = enrollment.name
+        if await gateway.isLive(runner: name), await gateway.credentials.hasCredential(runner: name) {
+            throw APIError(.conflict, "runner \"\(name)\" is held by another live agent", kind: "runners", name: name)
+        }
+        if try await !runnerExists(name) {
+            // Adopt a Runner declared beforehand (its labels win); otherwise create one with the agent's labels.
+            var metadata: JSONValue = ["name": .string(name)]
+            if let labels = enrollment.labels, !labels.isEmpty { metadata["labels"] = .object(labels.mapValues(JSONValue.string)) }
+            let runner: JSONValue = ["apiVersion": .string(API.apiVersion), "kind": "Runner", "metadata": metadata]
+            _ = try await objects.create(Kinds.runner, body: runner, options: WriteOptions(fieldManager: "steady-agent"))
+        }
+        let credential = try await gateway.credentials.issue(runner: name)
+        return APIResponses.json(try JSONValue(encoding: EnrollmentResponse(runner: name, credential: credential)))
+    }
+}

@@ -1,0 +1,124 @@
+import Resources
+
+/// Computes what each runner is responsible for: the routes and actions Assignments place on it, the
+/// templates those routes use, and only the Secrets those actions reference. A pure value: no I/O.
+public struct SlicePlanner: Sendable {
+    /// The desired state the slices are computed from, keyed by name.
+    public struct Inputs: Sendable {
+        public var runners: [String: [String: String]] = [:]
+        public var assignments: [String: AssignmentSpec] = [:]
+        public var objects: [SliceKey: JSONValue] = [:]
+
+        public init() {}
+
+        /// Records an object of a kind that matters to slices; returns whether it did matter.
+        @discardableResult
+        public mutating func upsert(kind: String, name: String, object: JSONValue) -> Bool {
+            switch kind {
+            case RunnerSpec.kind:
+                runners[name] = (object["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+            case AssignmentSpec.kind:
+                assignments[name] = try? object["spec"]?.decode(as: AssignmentSpec.self)
+            case _ where AgentProtocol.sliceKinds.contains(kind):
+                objects[SliceKey(kind: kind, name: name)] = SlicePlanner.sliceForm(of: object)
+            default:
+                return false
+            }
+            return true
+        }
+
+        @discardableResult
+        public mutating func remove(kind: String, name: String) -> Bool {
+            switch kind {
+            case RunnerSpec.kind: runners[name] = nil
+            case AssignmentSpec.kind: assignments[name] = nil
+            case _ where AgentProtocol.sliceKinds.contains(kind): objects[SliceKey(kind: kind, name: name)] = nil
+            default: return false
+            }
+            return true
+        }
+    }
+
+    /// One runner's slice: its objects and their digest.
+    public struct Slice: Sendable, Equatable {
+        public var objects: [SliceKey: JSONValue]
+        public var digest: String
+
+        public init(objects: [SliceKey: JSONValue]) {
+            self.objects = objects
+            digest = SliceDigest.digest(of: Slice.sorted(objects))
+        }
+
+        public static let empty = Slice(objects: [:])
+
+        public var sliceObjects: [SliceObject] { Slice.sorted(objects) }
+
+        static func sorted(_ objects: [SliceKey: JSONValue]) -> [SliceObject] {
+            objects.sorted { $0.key < $1.key }.map { SliceObject(kind: $0.key.kind, name: $0.key.name, object: $0.value) }
+        }
+
+        /// What changed from `old` to this slice.
+        public func changes(since old: Slice) -> (upserts: [SliceObject], removed: [SliceKey]) {
+            let upserts = objects.filter { old.objects[$0.key] != $0.value }
+            let removed = old.objects.keys.filter { objects[$0] == nil }.sorted()
+            return (Slice.sorted(upserts), removed)
+        }
+
+        public var names: (routes: [String], actions: [String], templates: [String], secrets: [String]) {
+            func names(_ kind: String) -> [String] { objects.keys.filter { $0.kind == kind }.map(\.name).sorted() }
+            return (names(RouteSpec.kind), names(ActionSpec.kind), names(TemplateSpec.kind), names(Secret.kind))
+        }
+    }
+
+    /// Only what a runner needs: identity and desired state, never status or bookkeeping that changes
+    /// without the configuration changing.
+    static func sliceForm(of object: JSONValue) -> JSONValue {
+        var form: JSONValue = [
+            "apiVersion": object["apiVersion"] ?? .string(API.apiVersion), "kind": object["kind"] ?? .null,
+            "metadata": ["name": object["metadata"]?["name"] ?? .null],
+        ]
+        if let generation = object["metadata"]?["generation"] { form["metadata"]?["generation"] = generation }
+        for field in ["spec", "data", "type"] {
+            if let value = object[field] { form[field] = value }
+        }
+        return form
+    }
+
+    public init() {}
+
+    /// The slice of one runner.
+    public func slice(runner: String, labels: [String: String], inputs: Inputs) -> Slice {
+        var routes: Set<String> = []
+        var actions: Set<String> = []
+        for (_, assignment) in inputs.assignments where assignment.matches(runnerName: runner, labels: labels) {
+            routes.formUnion(assignment.routes ?? [])
+            actions.formUnion(assignment.actions ?? [])
+        }
+        var objects: [SliceKey: JSONValue] = [:]
+        for name in routes {
+            let key = SliceKey(kind: RouteSpec.kind, name: name)
+            guard let route = inputs.objects[key] else { continue }
+            objects[key] = route
+            if let template = route["spec"]?["template"]?.stringValue {
+                let templateKey = SliceKey(kind: TemplateSpec.kind, name: template)
+                if let object = inputs.objects[templateKey] { objects[templateKey] = object }
+            }
+        }
+        for name in actions {
+            let key = SliceKey(kind: ActionSpec.kind, name: name)
+            guard let action = inputs.objects[key] else { continue }
+            objects[key] = action
+            for reference in SlicePlanner.secretNames(of: action) {
+                let secretKey = SliceKey(kind: Secret.kind, name: reference)
+                if let secret = inputs.objects[secretKey] { objects[secretKey] = secret }
+            }
+        }
+        return Slice(objects: objects)
+    }
+
+    /// The Secrets an action's spec references.
+    static func secretNames(of action: JSONValue) -> Set<String> {
+        guard let spec = try? action["spec"]?.decode(as: ActionSpec.self) else { return [] }
+        return Set(spec.secretReferences.map(\.name))
+    }
+}

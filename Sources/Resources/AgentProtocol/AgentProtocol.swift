@@ -1,0 +1,133 @@
+/// The wire protocol between the controller and runner agents (JSON over HTTPS).
+///
+/// Agents dial the controller; no port is opened on a host for control traffic.
+/// - `GET  /steady/v1/ca` (no auth): the CA certificate, which an agent pins by the hash in its join token.
+/// - `POST /steady/v1/enroll` (join token as bearer): trades the token for a per-agent credential.
+/// - `GET  /steady/v1/agents/{name}/slice?revision=R&digest=D` (agent credential): a long-lived stream of
+///   newline-delimited `SliceMessage`s — a snapshot or a diff since R, then diffs, then keep-alives.
+/// - `POST /steady/v1/agents/{name}/report` (agent credential): heartbeat and sync status.
+public enum AgentProtocol {
+    public static let basePath = "/steady/v1"
+    public static let caPath = "/steady/v1/ca"
+    public static let enrollPath = "/steady/v1/enroll"
+
+    public static func slicePath(runner: String) -> String { "/steady/v1/agents/\(runner)/slice" }
+    public static func reportPath(runner: String) -> String { "/steady/v1/agents/\(runner)/report" }
+
+    /// Kinds a slice may hold.
+    public static let sliceKinds = [Secret.kind, TemplateSpec.kind, ActionSpec.kind, RouteSpec.kind]
+}
+
+/// What an agent sends to enrol.
+public struct EnrollmentRequest: Codable, Sendable, Equatable {
+    public var name: String
+    public var labels: [String: String]?
+    public var hostname: String?
+    public var agentVersion: String?
+
+    public init(name: String, labels: [String: String]? = nil, hostname: String? = nil, agentVersion: String? = nil) {
+        self.name = name
+        self.labels = labels
+        self.hostname = hostname
+        self.agentVersion = agentVersion
+    }
+}
+
+/// The credential an enrolled agent uses from then on.
+public struct EnrollmentResponse: Codable, Sendable, Equatable {
+    public var runner: String
+    public var credential: String
+
+    public init(runner: String, credential: String) {
+        self.runner = runner
+        self.credential = credential
+    }
+}
+
+/// One object of a slice, identified by kind and name.
+public struct SliceKey: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var kind: String
+    public var name: String
+
+    public init(kind: String, name: String) {
+        self.kind = kind
+        self.name = name
+    }
+
+    public static func < (left: SliceKey, right: SliceKey) -> Bool { (left.kind, left.name) < (right.kind, right.name) }
+    public var description: String { "\(kind)/\(name)" }
+}
+
+/// A message on an agent's slice stream.
+public struct SliceMessage: Codable, Sendable, Equatable {
+    public enum MessageType: String, Codable, Sendable {
+        /// The whole slice: replace everything held.
+        case snapshot
+        /// Changes since `baseRevision`: upsert `objects`, delete `removed`.
+        case diff
+        /// Nothing changed; the connection is alive.
+        case keepalive
+    }
+
+    public var type: MessageType
+    /// The slice revision after applying this message.
+    public var revision: Int64
+    public var baseRevision: Int64?
+    public var objects: [SliceObject]?
+    public var removed: [SliceKey]?
+    /// SHA-256 of the whole slice after applying, so an agent can tell it holds exactly what was sent.
+    public var digest: String?
+
+    public init(
+        type: MessageType, revision: Int64, baseRevision: Int64? = nil, objects: [SliceObject]? = nil,
+        removed: [SliceKey]? = nil, digest: String? = nil
+    ) {
+        self.type = type
+        self.revision = revision
+        self.baseRevision = baseRevision
+        self.objects = objects
+        self.removed = removed
+        self.digest = digest
+    }
+}
+
+/// An object in a slice. Secrets carry their real values: a slice goes only to its runner.
+public struct SliceObject: Codable, Sendable, Equatable {
+    public var kind: String
+    public var name: String
+    public var object: JSONValue
+
+    public init(kind: String, name: String, object: JSONValue) {
+        self.kind = kind
+        self.name = name
+        self.object = object
+    }
+
+    public var key: SliceKey { SliceKey(kind: kind, name: name) }
+}
+
+/// An agent's heartbeat and sync status.
+public struct AgentReport: Codable, Sendable, Equatable {
+    public var hostname: String?
+    public var agentVersion: String?
+    /// The slice revision the agent applied last (its last good slice).
+    public var observedSliceRevision: Int64?
+    public var sliceDigest: String?
+    /// Whether the newest slice received was applied; when false, why.
+    public var synced: Bool
+    public var reason: String?
+    public var message: String?
+
+    public init(
+        hostname: String? = nil, agentVersion: String? = nil, observedSliceRevision: Int64? = nil,
+        sliceDigest: String? = nil, synced: Bool, reason: String? = nil, message: String? = nil
+    ) {
+        self.hostname = hostname
+        self.agentVersion = agentVersion
+        self.observedSliceRevision = observedSliceRevision
+        self.sliceDigest = sliceDigest
+        self.synced = synced
+        self.reason = reason
+        self.message = message
+    }
+}
