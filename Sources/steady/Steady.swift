@@ -8,9 +8,17 @@ struct Steady: AsyncParsableCommand {
         commandName: "steady",
         abstract: "A Kubernetes-style control plane for event routing and remote runs, without Kubernetes.",
         subcommands: [
+            // Servers (owned by the lead; AgentCommand and TokenCommand are added here when they land).
             ControllerCommand.self,
             UpCommand.self,
+            TokenCommand.self,
+            // Clients (Sources/Client; `apply` is also its own executable).
             ApplyCommand.self,
+            GetCommand.self,
+            DescribeCommand.self,
+            DeleteCommand.self,
+            DiffCommand.self,
+            WaitCommand.self,
         ]
     )
 }

@@ -192,7 +192,7 @@ public enum ObjectDescriber {
     /// Builds the text line by line, aligning `Label:  value` fields as kubectl does.
     private struct Output {
         var text = ""
-        let labelWidth = 18
+        let labelWidth = 20
 
         mutating func line(_ line: String) {
             text += line + "\n"
@@ -227,6 +227,11 @@ public enum ObjectDescriber {
                 if members.isEmpty {
                     line(pad + "<none>")
                 }
+                // Values of one block start in the same column, as kubectl aligns them.
+                let width = members.keys.map { ObjectDescriber.label($0).count + 1 }.max() ?? 0
+                func padded(_ name: String) -> String {
+                    name + String(repeating: " ", count: width - name.count + 2)
+                }
                 for key in members.keys.sorted() {
                     guard let member = members[key] else { continue }
                     let name = ObjectDescriber.label(key) + ":"
@@ -237,11 +242,11 @@ public enum ObjectDescriber {
                                 line(pad + "    " + part)
                             }
                         } else {
-                            line(pad + name + "  " + scalar)
+                            line(pad + padded(name) + scalar)
                         }
                     } else if let items = member.arrayValue, items.allSatisfy({ Output.scalar($0) != nil }) {
                         let joined = items.compactMap(Output.scalar).joined(separator: ", ")
-                        line(pad + name + "  " + (joined.isEmpty ? "<none>" : joined))
+                        line(pad + padded(name) + (joined.isEmpty ? "<none>" : joined))
                     } else {
                         line(pad + name)
                         self.value(member, indent: indent + 1)

@@ -12,7 +12,7 @@ public enum YAMLOutput {
                 node: node(value), width: -1, allowUnicode: true, newLineScalarStyle: .literal)
         } catch {
             // The emitter only fails on invalid event sequences, which node(_:) never builds; JSON is valid YAML.
-            return value.jsonString(pretty: true) + "\n"
+            return JSONOutput.render(value)
         }
     }
 
@@ -32,12 +32,21 @@ public enum YAMLOutput {
         case .double(let number):
             return Node.scalar(number.represented())
         case .string(let text):
-            return Node.scalar(text.represented())
+            // Strings that would read as another type (`"4"`, `"true"`, timestamps) are double-quoted, as kubectl
+            // quotes them.
+            var scalar = text.represented()
+            if scalar.style == .singleQuoted {
+                scalar.style = .doubleQuoted
+            } else if text.contains("\n") {
+                // Templates and scripts read best as literal blocks; the emitter falls back when it cannot.
+                scalar.style = .literal
+            }
+            return Node.scalar(scalar)
         case .array(let items):
             return Node.sequence(Node.Sequence(items.map(node)))
         case .object(let members):
             let pairs = members.keys.sorted().map { key in
-                (Node.scalar(key.represented()), node(members[key] ?? .null))
+                (node(.string(key)), node(members[key] ?? .null))
             }
             return Node.mapping(Node.Mapping(pairs))
         }

@@ -129,12 +129,15 @@ public enum JoinToken {
             "token-id": .string(Data(id.utf8).base64EncodedString()),
             "token-secret-sha256": .string(Data(AgentCredentials.digest(secret).utf8).base64EncodedString()),
         ]
+        var annotations: [String: JSONValue] = [:]
         if let ttl {
-            let expiration = Date().addingTimeInterval(Double(ttl.components.seconds))
-            data["expiration"] = .string(Data(Timestamp.format(expiration).utf8).base64EncodedString())
+            let expiration = Timestamp.format(Date().addingTimeInterval(Double(ttl.components.seconds)))
+            data["expiration"] = .string(Data(expiration.utf8).base64EncodedString())
+            annotations["steady.dev/expires"] = .string(expiration)
         }
+        if let description { annotations["steady.dev/description"] = .string(description) }
         var metadata: JSONValue = ["name": .string(secretName(id: id)), "labels": ["steady.dev/join-token": "true"]]
-        if let description { metadata["annotations"] = ["steady.dev/description": .string(description)] }
+        if !annotations.isEmpty { metadata["annotations"] = .object(annotations) }
         let object: JSONValue = [
             "apiVersion": .string(API.apiVersion), "kind": "Secret", "metadata": metadata,
             "type": .string(AgentCredentials.joinTokenType), "data": .object(data),

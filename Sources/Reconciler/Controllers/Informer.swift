@@ -82,7 +82,6 @@ public struct Informer: Sendable {
     private func watch(from revision: Int64, onChange: @Sendable (ObjectChange) -> Void) async throws {
         let events = try await store.watch(kind: nil, fromRevision: revision)
         for try await event in events {
-            guard cache.kinds.contains(event.object.kind) else { continue }
             do {
                 if let change = try cache.apply(event) { onChange(change) }
             } catch {

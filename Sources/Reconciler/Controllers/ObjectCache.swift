@@ -162,10 +162,14 @@ public final class ObjectCache: Sendable {
 
     // MARK: Updating (the informer)
 
-    /// Applies one watch event; returns the change, or nil when it changes nothing the cache holds.
+    /// Applies one watch event; returns the change, or nil when it changes nothing the cache holds (other kinds
+    /// only advance `revision`).
     func apply(_ event: StoreEvent) throws -> ObjectChange? {
         let kind = event.object.kind
-        guard kinds.contains(kind) else { return nil }
+        guard kinds.contains(kind) else {
+            state.withLock { $0.revision = max($0.revision, event.revision) }
+            return nil
+        }
         let key = ObjectKey(kind: kind, name: event.object.name)
         var new: Entry?
         var newReferences: [ObjectKey] = []

@@ -1,0 +1,476 @@
+import Crypto
+import Foundation
+import Resources
+import Routing
+
+/// Applies validated manifest objects to the API with server-side apply, kind by kind in dependency order and
+/// with bounded concurrency within a kind, and prunes what an ApplySet no longer declares.
+///
+/// Whether each object was `created`, `configured` or left `unchanged` is decided from one LIST per kind taken
+/// before applying (not one GET per object): an object that was not listed is created; one that was is
+/// unchanged when the apply left its resourceVersion alone.
+public struct Applier: Sendable {
+    /// How to apply.
+    public struct Options: Sendable {
+        /// `none` writes; `server` has the server compute results without storing them; `client` writes nothing.
+        public var dryRun: APIClient.DryRun
+        /// The field manager that owns the applied fields.
+        public var fieldManager: String
+        /// Takes over fields other managers own instead of failing with a conflict.
+        public var force: Bool
+        /// The ApplySet parent (a Secret of this name) that records what this apply manages.
+        public var applySet: String?
+        /// Deletes objects of the ApplySet that this apply no longer declares.
+        public var prune: Bool
+        /// Requests in flight at once.
+        public var concurrency: Int
+
+        /// Creates options; the defaults write, as manager `steady`, 32 requests at a time.
+        public init(
+            dryRun: APIClient.DryRun = .none, fieldManager: String = "steady", force: Bool = false,
+            applySet: String? = nil, prune: Bool = false, concurrency: Int = 32
+        ) {
+            self.dryRun = dryRun
+            self.fieldManager = fieldManager
+            self.force = force
+            self.applySet = applySet
+            self.prune = prune
+            self.concurrency = concurrency
+        }
+    }
+
+    /// What happened to one object.
+    public enum Outcome: String, Sendable, Equatable {
+        /// It did not exist and was created.
+        case created
+        /// It existed and the apply changed it.
+        case configured
+        /// It existed and the apply changed nothing.
+        case unchanged
+        /// It belonged to the ApplySet, was no longer declared, and was deleted.
+        case pruned
+    }
+
+    /// The result for one object: an outcome or an error.
+    public struct Result: Sendable {
+        /// The object's kind.
+        public var info: KindInfo
+        /// The object's name.
+        public var name: String
+        /// What happened, when it succeeded.
+        public var outcome: Outcome?
+        /// The object as the server returned it (or the local object, on a client dry run).
+        public var object: JSONValue?
+        /// Why it failed, when it did.
+        public var error: (any Error)?
+
+        /// `route.steady.dev/NAME`.
+        public var displayName: String { "\(info.qualifiedName)/\(name)" }
+
+        /// kubectl's line: `route.steady.dev/x created`, with ` (dry run)` or ` (server dry run)`.
+        public func line(dryRun: APIClient.DryRun) -> String? {
+            guard let outcome else { return nil }
+            return "\(displayName) \(outcome.rawValue)\(Applier.suffix(dryRun))"
+        }
+    }
+
+    /// Every result of one apply, in the order objects were applied, then pruned objects.
+    public struct Report: Sendable {
+        /// The results.
+        public var results: [Result]
+        /// Problems that are not about one object (pruning skipped, ApplySet parent not updated).
+        public var warnings: [String]
+
+        /// The results that failed.
+        public var failures: [Result] { results.filter { $0.error != nil } }
+    }
+
+    let client: APIClient
+    let options: Options
+
+    /// Creates an applier that talks through `client`.
+    public init(client: APIClient, options: Options = Options()) {
+        self.client = client
+        self.options = options
+    }
+
+    static func suffix(_ dryRun: APIClient.DryRun) -> String {
+        switch dryRun {
+        case .none: ""
+        case .client: " (dry run)"
+        case .server: " (server dry run)"
+        }
+    }
+
+    // MARK: Validation
+
+    /// Validates every document as the server would (schema, names, expressions, templates) and rejects
+    /// duplicates; returns the objects when there is no error, and every error otherwise, one per field.
+    public static func validate(
+        _ documents: [ManifestDocument]
+    ) -> (objects: [ManifestObject], errors: [ManifestError]) {
+        var objects: [ManifestObject] = []
+        var errors: [ManifestError] = []
+        var seen: [String: ManifestDocument] = [:]
+        for document in documents {
+            func failure(_ path: String, _ message: String) -> ManifestError {
+                ManifestError(
+                    file: document.file, document: document.index, line: document.line,
+                    fieldPath: path.isEmpty ? nil : path, message: message)
+            }
+            let info: KindInfo
+            do {
+                info = try ManifestValidation.kindInfo(of: document.value)
+            } catch {
+                errors.append(failure(error.path, error.message))
+                continue
+            }
+            let value: JSONValue
+            do {
+                value = try Admission.admit(info, document.value)
+            } catch {
+                errors += error.errors.map { failure($0.path, $0.message) }
+                continue
+            }
+            // ManifestObject has no public initializer; validation (already passed) makes one.
+            guard var object = try? ManifestValidation.object(from: document) else {
+                errors.append(failure("", "invalid object"))
+                continue
+            }
+            object.value = value
+            guard !object.name.isEmpty else {
+                errors.append(failure("metadata.name", "required: apply needs a name (generateName is not supported)"))
+                continue
+            }
+            let key = "\(info.kind)/\(object.name)"
+            if let first = seen[key] {
+                errors.append(
+                    failure(
+                        "metadata.name",
+                        "duplicate object \(info.kind) \"\(object.name)\": already declared in \(first.file) "
+                            + "document \(first.index)"))
+                continue
+            }
+            seen[key] = document
+            objects.append(object)
+        }
+        return errors.isEmpty ? (objects, []) : ([], errors)
+    }
+
+    // MARK: Applying
+
+    /// Applies `objects` kind by kind in ``Kinds/all`` order; calls `progress` with each kind's results in
+    /// manifest order once that kind is done, then with each pruned object.
+    ///
+    /// Per-object failures are results, and applying goes on; what stops everything (the server cannot be
+    /// reached, the ApplySet parent is not usable) is thrown.
+    public func apply(
+        _ objects: [ManifestObject], progress: (Result) -> Void = { _ in }
+    ) async throws -> Report {
+        var report = Report(results: [], warnings: [])
+        var objects = objects
+        let currentKinds = Set(objects.map(\.info.kind))
+        var applySet: ApplySet?
+        if let name = options.applySet {
+            if objects.contains(where: { $0.info.kind == Secret.kind && $0.name == name }) {
+                throw APIClientError(
+                    code: .configuration,
+                    message: "the manifests declare Secret \"\(name)\", which is the ApplySet parent; "
+                        + "choose another --applyset name")
+            }
+            let set = try await ApplySet.load(name: name, client: client)
+            if options.dryRun != .client {
+                try await set.record(kinds: set.previousKinds.union(currentKinds), options: options, client: client)
+            }
+            for index in objects.indices {
+                var labels = objects[index].value["metadata"]?["labels"]?.objectValue ?? [:]
+                labels[ApplySet.partOfLabel] = .string(set.id)
+                objects[index].value["metadata"]?["labels"] = .object(labels)
+            }
+            applySet = set
+        }
+
+        for info in Kinds.all {
+            let group = objects.filter { $0.info.kind == info.kind }
+            guard !group.isEmpty else { continue }
+            let results = try await apply(group, of: info)
+            for result in results { progress(result) }
+            report.results += results
+        }
+
+        if let set = applySet, options.prune {
+            guard report.failures.isEmpty else {
+                report.warnings.append("pruning skipped because some objects failed to apply")
+                return report
+            }
+            let keep = Set(objects.map { "\($0.info.kind)/\($0.name)" })
+            let pruned = await prune(set, keeping: keep, kinds: set.previousKinds.union(currentKinds))
+            for result in pruned { progress(result) }
+            report.results += pruned
+            if pruned.allSatisfy({ $0.error == nil }) && options.dryRun == .none {
+                do {
+                    try await set.record(kinds: currentKinds, options: options, client: client)
+                } catch {
+                    report.warnings.append("cannot update ApplySet parent Secret \"\(set.name)\": \(error)")
+                }
+            }
+        }
+        return report
+    }
+
+    /// Applies the objects of one kind, at most `options.concurrency` at a time; results in input order.
+    private func apply(_ group: [ManifestObject], of info: KindInfo) async throws -> [Result] {
+        let listed = try await client.list(info)
+        var live: [String: JSONValue] = [:]
+        for item in listed.items {
+            if let name = item["metadata"]?["name"]?.stringValue { live[name] = item }
+        }
+        let listedObjects = live
+        var results = [Result?](repeating: nil, count: group.count)
+        await withTaskGroup(of: (Int, Result).self) { tasks in
+            var next = 0
+            func start() {
+                let index = next
+                let object = group[index]
+                next += 1
+                tasks.addTask { (index, await self.apply(object, live: listedObjects[object.name])) }
+            }
+            while next < group.count && next < max(1, options.concurrency) { start() }
+            for await (index, result) in tasks {
+                results[index] = result
+                if next < group.count { start() }
+            }
+        }
+        return results.compactMap { $0 }
+    }
+
+    private func apply(_ object: ManifestObject, live: JSONValue?) async -> Result {
+        let body = Self.appliedConfiguration(object.value)
+        var result = Result(info: object.info, name: object.name)
+        if options.dryRun == .client {
+            result.outcome = Self.classifyLocally(desired: body, live: live)
+            result.object = object.info.kind == Secret.kind ? Self.redacted(body) : body
+            return result
+        }
+        do {
+            let response = try await client.apply(
+                object.info, body, fieldManager: options.fieldManager, force: options.force,
+                dryRun: options.dryRun == .server)
+            result.object = response.object
+            result.outcome = Self.classify(
+                live: live, returned: response.object, created: response.created, dryRun: options.dryRun)
+        } catch {
+            result.error = error
+        }
+        return result
+    }
+
+    // MARK: Classification
+
+    /// created, configured or unchanged, from the object as listed before the apply and as the apply returned it.
+    ///
+    /// The server's 201 says it created the object. Otherwise a write that changed nothing keeps the listed
+    /// resourceVersion; a server dry run keeps it either way, so there the objects are compared instead.
+    public static func classify(
+        live: JSONValue?, returned: JSONValue, created: Bool, dryRun: APIClient.DryRun
+    ) -> Outcome {
+        guard let live, !created else { return .created }
+        switch dryRun {
+        case .server:
+            return withoutResourceVersion(live) == withoutResourceVersion(returned) ? .unchanged : .configured
+        case .none, .client:
+            let before = live["metadata"]?["resourceVersion"]?.stringValue
+            let after = returned["metadata"]?["resourceVersion"]?.stringValue
+            return before != nil && before == after ? .unchanged : .configured
+        }
+    }
+
+    /// For a client dry run: created when not listed, unchanged when every field the manifest sets already has
+    /// that value live (Secret values are compared only by key: the server does not reveal them).
+    public static func classifyLocally(desired: JSONValue, live: JSONValue?) -> Outcome {
+        guard let live else { return .created }
+        return isContained(desired, in: live) ? .unchanged : .configured
+    }
+
+    private static func isContained(_ desired: JSONValue, in live: JSONValue) -> Bool {
+        switch (desired, live) {
+        case (.object(let wanted), .object(let have)):
+            return wanted.allSatisfy { key, value in have[key].map { isContained(value, in: $0) } ?? false }
+        case (_, .string(Secret.redactedValue)):
+            return true
+        case (.int, .double), (.double, .int):
+            return desired.doubleValue == live.doubleValue
+        default:
+            return desired == live
+        }
+    }
+
+    private static func withoutResourceVersion(_ object: JSONValue) -> JSONValue {
+        var copy = object
+        copy["metadata"]?["resourceVersion"] = nil
+        return copy
+    }
+
+    /// What is sent: the validated object without status and without what the server sets.
+    static func appliedConfiguration(_ value: JSONValue) -> JSONValue {
+        var body = value
+        body["status"] = nil
+        for key in ["uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "managedFields"] {
+            body["metadata"]?[key] = nil
+        }
+        return body
+    }
+
+    static func redacted(_ secret: JSONValue) -> JSONValue {
+        var copy = secret
+        if let data = secret["data"]?.objectValue {
+            copy["data"] = .object(data.mapValues { _ in .string(Secret.redactedValue) })
+        }
+        copy["stringData"] = nil
+        return copy
+    }
+
+    // MARK: Pruning
+
+    /// Deletes objects of the given kinds that carry the ApplySet's part-of label and are not in `keep`,
+    /// dependents first (reverse ``Kinds/all`` order).
+    private func prune(_ set: ApplySet, keeping keep: Set<String>, kinds: Set<String>) async -> [Result] {
+        var results: [Result] = []
+        for info in Kinds.all.reversed() where kinds.contains(info.kind) {
+            let listed: APIClient.ObjectList
+            do {
+                listed = try await client.list(info, labelSelector: "\(ApplySet.partOfLabel)=\(set.id)")
+            } catch {
+                var result = Result(info: info, name: "*")
+                result.error = error
+                results.append(result)
+                continue
+            }
+            for item in listed.items {
+                guard let name = item["metadata"]?["name"]?.stringValue,
+                    // Double-check the label: pruning must never reach beyond the set.
+                    item["metadata"]?["labels"]?[ApplySet.partOfLabel]?.stringValue == set.id,
+                    !keep.contains("\(info.kind)/\(name)")
+                else { continue }
+                var result = Result(info: info, name: name)
+                if options.dryRun == .client {
+                    result.outcome = .pruned
+                    result.object = item
+                } else {
+                    do {
+                        result.object = try await client.delete(info, name: name, dryRun: options.dryRun == .server)
+                        result.outcome = .pruned
+                    } catch let error as APIClientError where error.isNotFound {
+                        // Deleted by someone else meanwhile: what pruning wanted.
+                        continue
+                    } catch {
+                        result.error = error
+                    }
+                }
+                results.append(result)
+            }
+        }
+        return results
+    }
+}
+
+// MARK: - ApplySet
+
+/// An ApplySet as in Kubernetes' KEP-3659: a parent object (here a Secret with no data) whose annotations list
+/// the kinds its members may have, and a label that every member carries.
+public struct ApplySet: Sendable {
+    /// On the parent: the set's id.
+    public static let idLabel = "applyset.kubernetes.io/id"
+    /// On every member: the id of the set it belongs to.
+    public static let partOfLabel = "applyset.kubernetes.io/part-of"
+    /// On the parent: which tool manages the set.
+    public static let toolingAnnotation = "applyset.kubernetes.io/tooling"
+    /// On the parent: the group-kinds members may have, such as `Route.steady.dev,Action.steady.dev`.
+    public static let groupKindsAnnotation = "applyset.kubernetes.io/contains-group-kinds"
+    /// This tool's value of the tooling annotation.
+    public static let tooling = "steady/v1"
+
+    /// The parent Secret's name.
+    public var name: String
+    /// The id, from the parent's name.
+    public var id: String
+    /// The kinds the parent listed before this apply.
+    public var previousKinds: Set<String>
+
+    /// `applyset-<base64url(sha256("NAME.Secret.steady.dev"))>-v1`, unpadded, as the KEP derives it from the
+    /// parent's name, kind and group.
+    public static func id(forParent name: String) -> String {
+        let digest = SHA256.hash(data: Data("\(name).\(Secret.kind).\(API.group)".utf8))
+        let encoded = Data(digest).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return "applyset-\(encoded)-v1"
+    }
+
+    /// `Action.steady.dev,Route.steady.dev` for kinds `Route` and `Action` (sorted).
+    public static func groupKinds(_ kinds: Set<String>) -> String {
+        kinds.sorted().map { "\($0).\(API.group)" }.joined(separator: ",")
+    }
+
+    /// The kinds in a contains-group-kinds annotation; entries of other groups or unknown kinds are ignored.
+    public static func kinds(inGroupKinds text: String) -> Set<String> {
+        var kinds: Set<String> = []
+        for entry in text.split(separator: ",") {
+            let trimmed = entry.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasSuffix(".\(API.group)") else { continue }
+            let kind = String(trimmed.dropLast(API.group.count + 1))
+            if Kinds.info(forKind: kind) != nil { kinds.insert(kind) }
+        }
+        return kinds
+    }
+
+    /// Reads the parent, if it exists, and checks that it is an ApplySet parent of this tool with this id.
+    static func load(name: String, client: APIClient) async throws -> ApplySet {
+        var set = ApplySet(name: name, id: id(forParent: name), previousKinds: [])
+        let parent: JSONValue
+        do {
+            parent = try await client.get(Kinds.secret, name: name)
+        } catch let error as APIClientError where error.isNotFound {
+            return set
+        }
+        let labels = parent["metadata"]?["labels"]
+        let annotations = parent["metadata"]?["annotations"]
+        guard labels?[idLabel]?.stringValue == set.id else {
+            throw APIClientError(
+                code: .configuration,
+                message: "Secret \"\(name)\" exists but is not the parent of ApplySet \"\(name)\" (its label "
+                    + "\(idLabel) is not \(set.id)); choose another --applyset name")
+        }
+        if let tool = annotations?[toolingAnnotation]?.stringValue, !tool.hasPrefix("steady/") {
+            throw APIClientError(
+                code: .configuration,
+                message: "ApplySet \"\(name)\" is managed by \(tool), not steady; refusing to change it")
+        }
+        set.previousKinds = kinds(inGroupKinds: annotations?[groupKindsAnnotation]?.stringValue ?? "")
+        return set
+    }
+
+    /// The parent Secret listing `kinds`.
+    func parent(kinds: Set<String>) -> JSONValue {
+        [
+            "apiVersion": .string(API.apiVersion),
+            "kind": .string(Secret.kind),
+            "metadata": [
+                "name": .string(name),
+                "labels": .object([ApplySet.idLabel: .string(id)]),
+                "annotations": .object([
+                    ApplySet.toolingAnnotation: .string(ApplySet.tooling),
+                    ApplySet.groupKindsAnnotation: .string(ApplySet.groupKinds(kinds)),
+                ]),
+            ],
+        ]
+    }
+
+    /// Writes the parent with `kinds` (server-side apply, forced: the parent belongs to this tool).
+    func record(kinds: Set<String>, options: Applier.Options, client: APIClient) async throws {
+        _ = try await client.apply(
+            Kinds.secret, parent(kinds: kinds), fieldManager: options.fieldManager, force: true,
+            dryRun: options.dryRun == .server)
+    }
+}

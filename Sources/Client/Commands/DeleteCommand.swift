@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Resources
+
+/// `steady delete -f PATH | KIND NAME... | KIND/NAME... | KIND -l SELECTOR`: deletes objects and prints
+/// `route.steady.dev "x" deleted`.
+public struct DeleteCommand: AsyncParsableCommand {
+    /// The command's name and help.
+    public static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete objects named on the command line, selected by label, or declared in manifests.")
+
+    @OptionGroup public var connection: ConnectionOptions
+
+    @Argument(help: ArgumentHelp("KIND NAME..., KIND/NAME..., or KIND with -l or --all.", valueName: "object"))
+    public var objects: [String] = []
+
+    @Option(
+        name: [.customShort("f"), .customLong("filename")],
+        help: ArgumentHelp("Delete the objects declared in these manifests (- for standard input).", valueName: "path"))
+    public var files: [String] = []
+
+    @Flag(name: [.customShort("R"), .long], help: "Read directories recursively.")
+    public var recursive = false
+
+    @Option(name: [.customShort("l"), .long], help: "Delete the objects of KIND with these labels.")
+    public var selector: String?
+
+    @Flag(help: "Delete every object of KIND.")
+    public var all = false
+
+    @Flag(name: .customLong("ignore-not-found"), help: "Treat objects that do not exist as deleted.")
+    public var ignoreNotFound = false
+
+    @Option(name: .customLong("dry-run"), help: "none, client (send nothing) or server (check on the server).")
+    public var dryRun: APIClient.DryRun = .none
+
+    /// Creates the command with default flags.
+    public init() {}
+
+    /// Checks flag combinations.
+    public func validate() throws {
+        if files.isEmpty == objects.isEmpty {
+            throw ValidationError("name what to delete: KIND NAME..., KIND/NAME..., or -f PATH (not both)")
+        }
+        if selector != nil && all {
+            throw ValidationError("give -l or --all, not both")
+        }
+    }
+
+    /// Resolves targets, then deletes them dependents first.
+    public func run() async throws {
+        try await CommandSupport.run {
+            let targets = try resolveTargets()
+            var failed = false
+            try await connection.withClient { client in
+                var expanded: [(info: KindInfo, name: String)] = []
+                for target in targets {
+                    if target.names.isEmpty {
+                        let list = try await client.list(target.info, labelSelector: selector)
+                        expanded += list.items.compactMap { item in
+                            item["metadata"]?["name"]?.stringValue.map { (target.info, $0) }
+                        }
+                    } else {
+                        expanded += target.names.map { (target.info, $0) }
+                    }
+                }
+                if expanded.isEmpty {
+                    Console.error("No resources found.")
+                    return
+                }
+                let order = Dictionary(uniqueKeysWithValues: Kinds.all.enumerated().map { ($1.kind, $0) })
+                // Dependents first, so that nothing is left referring to what was just deleted.
+                let sorted = expanded.enumerated().sorted { left, right in
+                    let l = order[left.element.info.kind] ?? 0
+                    let r = order[right.element.info.kind] ?? 0
+                    return l != r ? l > r : left.offset < right.offset
+                }.map(\.element)
+                for (info, name) in sorted {
+                    let line = "\(info.qualifiedName) \"\(name)\" deleted\(Applier.suffix(dryRun))"
+                    if dryRun == .client {
+                        do {
+                            _ = try await client.get(info, name: name)
+                            Console.out(line)
+                        } catch let error as APIClientError where error.isNotFound && ignoreNotFound {
+                            continue
+                        } catch let error as APIClientError where error.code == .server {
+                            Console.error(Console.message(for: error))
+                            failed = true
+                        }
+                        continue
+                    }
+                    do {
+                        _ = try await client.delete(info, name: name, dryRun: dryRun == .server)
+                        Console.out(line)
+                    } catch let error as APIClientError where error.isNotFound && ignoreNotFound {
+                        continue
+                    } catch let error as APIClientError where error.code == .server {
+                        Console.error(Console.message(for: error))
+                        failed = true
+                    }
+                }
+            }
+            if failed { throw ExitCode.failure }
+        }
+    }
+
+    /// Kinds with names, or kinds with no names (meaning: list them with the selector).
+    private func resolveTargets() throws -> [(info: KindInfo, names: [String])] {
+        if !files.isEmpty {
+            let documents = try ManifestDocuments.load(paths: files, recursive: recursive)
+            var targets: [(info: KindInfo, names: [String])] = []
+            var errors: [ManifestError] = []
+            for document in documents {
+                do throws(FieldError) {
+                    let info = try ManifestValidation.kindInfo(of: document.value)
+                    guard let name = document.value["metadata"]?["name"]?.stringValue, !name.isEmpty else {
+                        throw FieldError(path: "metadata.name", reason: .required, message: "required field is missing")
+                    }
+                    if let index = targets.firstIndex(where: { $0.info.kind == info.kind }) {
+                        if !targets[index].names.contains(name) { targets[index].names.append(name) }
+                    } else {
+                        targets.append((info, [name]))
+                    }
+                } catch {
+                    errors.append(
+                        ManifestError(
+                            file: document.file, document: document.index, line: document.line,
+                            fieldPath: error.path.isEmpty ? nil : error.path, message: error.message))
+                }
+            }
+            guard errors.isEmpty else {
+                for error in errors { Console.error(error.description) }
+                throw ExitCode.failure
+            }
+            return targets
+        }
+        let references = try CommandSupport.references(objects, allowKindOnly: true)
+        for reference in references where reference.names.isEmpty && selector == nil && !all {
+            throw ValidationError(
+                "name the \(reference.info.plural) to delete, or select them with -l SELECTOR or --all")
+        }
+        if references.contains(where: { !$0.names.isEmpty }) && (selector != nil || all) {
+            throw ValidationError("give names or -l/--all, not both")
+        }
+        return references
+    }
+}

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import Resources
+
+/// `steady wait --for=condition=Ready[=true|false] KIND/NAME... [--timeout 30s]`, or `--for=delete`: watches
+/// objects until each meets the condition.
+///
+/// Exit status: 0 when every object met it, 1 on timeout (naming the objects that did not and their current
+/// condition) or error.
+public struct WaitCommand: AsyncParsableCommand {
+    /// The command's name and help.
+    public static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait until objects meet a condition, or are deleted.")
+
+    @OptionGroup public var connection: ConnectionOptions
+
+    @Argument(help: ArgumentHelp("KIND/NAME... or KIND NAME...", valueName: "object"))
+    public var objects: [String] = []
+
+    @Option(
+        name: .customLong("for"),
+        help: ArgumentHelp("condition=TYPE, condition=TYPE=true|false|unknown, or delete.", valueName: "condition"))
+    public var condition: String
+
+    @Option(help: "How long to wait, such as 30s, 5m or 1h; 0 checks once.")
+    public var timeout = "30s"
+
+    /// Creates the command with default flags.
+    public init() {}
+
+    /// Checks the arguments.
+    public func validate() throws {
+        _ = try WaitCondition.parse(condition)
+        _ = try CommandSupport.seconds(timeout)
+        if objects.isEmpty { throw ValidationError("name the objects to wait for: KIND/NAME...") }
+    }
+
+    /// Watches every object at once until all meet the condition or time runs out.
+    public func run() async throws {
+        try await CommandSupport.run {
+            let condition = try WaitCondition.parse(self.condition)
+            let seconds = try CommandSupport.seconds(timeout)
+            let targets = try CommandSupport.references(objects, allowKindOnly: false).flatMap { reference in
+                reference.names.map { (info: reference.info, name: $0) }
+            }
+            let progress = WaitProgress()
+            let isComplete = try await connection.withClient { client in
+                try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for target in targets {
+                        group.addTask {
+                            let isMet = try await Self.wait(
+                                for: target.info, name: target.name, condition: condition, once: seconds == 0,
+                                client: client, progress: progress)
+                            if isMet { Console.out("\(target.info.qualifiedName)/\(target.name) condition met") }
+                            return isMet
+                        }
+                    }
+                    if seconds > 0 {
+                        // The timer is the only task that returns false when waiting.
+                        group.addTask {
+                            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                            return false
+                        }
+                    }
+                    var met = 0
+                    var finished = 0
+                    for try await isMet in group {
+                        finished += 1
+                        if isMet { met += 1 }
+                        if met == targets.count || (!isMet && seconds > 0) || finished == targets.count && seconds == 0 {
+                            break
+                        }
+                    }
+                    group.cancelAll()
+                    return met == targets.count
+                }
+            }
+            if !isComplete {
+                for target in targets {
+                    let key = "\(target.info.qualifiedName)/\(target.name)"
+                    guard let state = await progress.state(of: key), !condition.isMet(state.object) else { continue }
+                    Console.error(
+                        "error: timed out waiting for the condition on \(key): \(condition.describe(state.object))")
+                }
+                for target in targets {
+                    let key = "\(target.info.qualifiedName)/\(target.name)"
+                    if await progress.state(of: key) == nil {
+                        Console.error("error: timed out waiting for the condition on \(key): not checked yet")
+                    }
+                }
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    /// Returns true once the object meets the condition; with `once`, checks once and returns whether it did.
+    /// Otherwise it waits until cancelled (the caller's timer does that).
+    static func wait(
+        for info: KindInfo, name: String, condition: WaitCondition, once: Bool, client: APIClient,
+        progress: WaitProgress
+    ) async throws -> Bool {
+        let key = "\(info.qualifiedName)/\(name)"
+        while true {
+            let list = try await client.list(info, fieldSelector: "metadata.name=\(name)")
+            let current = list.items.first
+            await progress.record(key, current)
+            if condition.isMet(current) { return true }
+            if once { return false }
+            do {
+                for try await event in client.watch(info, name: name, resourceVersion: list.resourceVersion) {
+                    guard event.type != "BOOKMARK" else { continue }
+                    let object: JSONValue? = event.type == "DELETED" ? nil : event.object
+                    await progress.record(key, object)
+                    if condition.isMet(object) { return true }
+                }
+            } catch let error as APIClientError where error.isGone {
+                // Too old to resume: list again.
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+/// The last state seen of each object a wait follows, for the timeout message.
+actor WaitProgress {
+    struct State {
+        var object: JSONValue?
+    }
+
+    private var states: [String: State] = [:]
+
+    func record(_ key: String, _ object: JSONValue?) {
+        states[key] = State(object: object)
+    }
+
+    func state(of key: String) -> State? {
+        states[key]
+    }
+}
+
+/// What `wait --for` waits for.
+public enum WaitCondition: Sendable, Equatable {
+    /// The condition of this type has this status (`True`, `False`, `Unknown`) for the current generation.
+    case condition(type: String, status: String)
+    /// The object no longer exists.
+    case delete
+
+    /// Parses `condition=Ready`, `condition=Ready=false` or `delete`.
+    public static func parse(_ text: String) throws -> WaitCondition {
+        if text.lowercased() == "delete" { return .delete }
+        let parts = text.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, parts[0].lowercased() == "condition", !parts[1].isEmpty else {
+            throw ValidationError(
+                "--for=\(text) is not supported: use condition=TYPE, condition=TYPE=true|false|unknown, or delete")
+        }
+        let status: String
+        switch parts.count == 3 ? parts[2].lowercased() : "true" {
+        case "true": status = "True"
+        case "false": status = "False"
+        case "unknown": status = "Unknown"
+        default:
+            throw ValidationError("--for=\(text): the condition status must be true, false or unknown")
+        }
+        return .condition(type: parts[1], status: status)
+    }
+
+    /// Whether `object` (nil when it does not exist) meets the condition. A condition recorded for an older
+    /// generation than the object's does not count.
+    public func isMet(_ object: JSONValue?) -> Bool {
+        switch self {
+        case .delete:
+            return object == nil
+        case .condition(let type, let status):
+            guard let object, let condition = ResourceColumns.condition(object, type: type) else { return false }
+            guard condition["status"]?.stringValue?.lowercased() == status.lowercased() else { return false }
+            if let observed = condition["observedGeneration"]?.intValue,
+                let generation = object["metadata"]?["generation"]?.intValue, observed < generation
+            {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// The current state in words: `Ready=False (MissingAction): route refers to ...`, `not found`, ...
+    public func describe(_ object: JSONValue?) -> String {
+        switch self {
+        case .delete:
+            return object == nil ? "deleted" : "still exists"
+        case .condition(let type, _):
+            guard let object else { return "not found" }
+            guard let condition = ResourceColumns.condition(object, type: type) else {
+                return "no \(type) condition reported yet"
+            }
+            var text = "\(type)=\(condition["status"]?.stringValue ?? "")"
+            if let reason = condition["reason"]?.stringValue, !reason.isEmpty { text += " (\(reason))" }
+            if let message = condition["message"]?.stringValue, !message.isEmpty { text += ": \(message)" }
+            if let observed = condition["observedGeneration"]?.intValue,
+                let generation = object["metadata"]?["generation"]?.intValue, observed < generation
+            {
+                text += " [observed generation \(observed), current \(generation)]"
+            }
+            return text
+        }
+    }
+}
