@@ -243,7 +243,7 @@ import Testing
                     (String(valid.dropLast()) + "x", "invalid join token"),
                 ] {
                     let response = try await call(client, .post, "/steady/v1/enroll", token: token, body: request)
-                    #expect(response.status == 401)
+                    #expect(response.status == 401, "\(expected): \(token)")
                     #expect(response.body["message"]?.stringValue?.contains(expected) == true, "\(response.body)")
                 }
                 let badName = try await call(

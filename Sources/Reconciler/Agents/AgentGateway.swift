@@ -231,6 +231,35 @@ public actor AgentGateway {
 
     public func sliceRevision(runner: String) -> Int64 { runners[runner]?.revision ?? 0 }
 
+    /// Which runners hold the objects in their slice (or are the objects), and whether each agent has
+    /// applied a slice computed from at least `revision`.
+    public func convergence(_ request: ConvergenceRequest) -> ConvergenceReport {
+        let keys = Set(request.objects)
+        let isCaughtUp = inputRevision >= request.revision && !isDirty
+        var affected = Set(request.objects.filter { $0.kind == RunnerSpec.kind }.map(\.name))
+        for (name, state) in runners where state.slice.objects.keys.contains(where: keys.contains) {
+            affected.insert(name)
+        }
+        let now = clock.now
+        let states = affected.sorted().compactMap { name -> ConvergenceReport.RunnerState? in
+            guard inputs.runners[name] != nil else { return nil }
+            guard let state = runners[name], let report = state.report, let last = state.lastReport else {
+                return .init(name: name, isSynced: false, reason: "NeverConnected", message: "no agent has reported as this runner")
+            }
+            if now - last >= configuration.heartbeatTimeout {
+                return .init(name: name, isSynced: false, reason: "Disconnected", message: "no report for \(now - last)")
+            }
+            if !report.synced {
+                return .init(name: name, isSynced: false, reason: report.reason ?? "SyncFailed", message: report.message)
+            }
+            if report.sliceDigest != state.slice.digest {
+                return .init(name: name, isSynced: false, reason: "SyncPending", message: "slice revision \(state.revision) not yet applied")
+            }
+            return .init(name: name, isSynced: true)
+        }
+        return ConvergenceReport(isCaughtUp: isCaughtUp, runners: states)
+    }
+
     private func livenessLoop() async throws {
         while !Task.isCancelled {
             try await Task.sleep(for: .seconds(1))

@@ -30,6 +30,15 @@ struct AgentRoutes: Sendable {
                     })
             }
         }
+        router.post(RouterPath(stringLiteral: ConvergenceRequest.path)) { request, context in
+            await respond {
+                guard context.identity == .admin else {
+                    throw APIError(.forbidden, "only admins may ask about convergence")
+                }
+                let query: ConvergenceRequest = try await decodeBody(request, context: context, limit: context.maxUploadSize)
+                return APIResponses.json(try JSONValue(encoding: await gateway.convergence(query)))
+            }
+        }
         router.post("/steady/v1/agents/:name/report") { request, context in
             await respond {
                 let runner = try ownRunner(context)
@@ -101,13 +110,15 @@ struct AgentRoutes: Sendable {
         return name
     }
 
-    private func decodeBody<T: Decodable>(_ request: Request, context: APIRequestContext) async throws -> T {
+    private func decodeBody<T: Decodable>(
+        _ request: Request, context: APIRequestContext, limit: Int = 64 * 1024
+    ) async throws -> T {
         var request = request
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: 64 * 1024)
+            buffer = try await request.collectBody(upTo: limit)
         } catch {
-            throw APIError(.requestEntityTooLarge, "request body is larger than 64 KiB")
+            throw APIError(.requestEntityTooLarge, "request body is larger than \(limit / 1024) KiB")
         }
         do {
             return try StrictDecoder().decode(T.self, from: try JSONValue.parse(Data(buffer: buffer)))

@@ -131,3 +131,48 @@ public struct AgentReport: Codable, Sendable, Equatable {
         self.message = message
     }
 }
+
+/// Asks the controller whether the runners affected by some objects have applied them (`apply --wait`).
+///
+/// `POST /steady/v1/convergence` (admin).
+public struct ConvergenceRequest: Codable, Sendable, Equatable {
+    public static let path = "/steady/v1/convergence"
+
+    /// The store revision of the newest applied change.
+    public var revision: Int64
+    public var objects: [SliceKey]
+
+    public init(revision: Int64, objects: [SliceKey]) {
+        self.revision = revision
+        self.objects = objects
+    }
+}
+
+/// Per affected runner: whether its agent holds a slice that includes the change.
+public struct ConvergenceReport: Codable, Sendable, Equatable {
+    public struct RunnerState: Codable, Sendable, Equatable {
+        public var name: String
+        public var isSynced: Bool
+        /// Why not, when not: `Disconnected`, `NeverConnected`, `SyncPending`, or the agent's own reason.
+        public var reason: String?
+        public var message: String?
+
+        public init(name: String, isSynced: Bool, reason: String? = nil, message: String? = nil) {
+            self.name = name
+            self.isSynced = isSynced
+            self.reason = reason
+            self.message = message
+        }
+    }
+
+    /// False until the controller has computed slices from at least the requested revision.
+    public var isCaughtUp: Bool
+    public var runners: [RunnerState]
+
+    public init(isCaughtUp: Bool, runners: [RunnerState]) {
+        self.isCaughtUp = isCaughtUp
+        self.runners = runners
+    }
+
+    public var isConverged: Bool { isCaughtUp && runners.allSatisfy(\.isSynced) }
+}
