@@ -77,6 +77,7 @@ public final class ControllerProcess: @unchecked Sendable {
 
 public struct ControllerProcessError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
