@@ -17,11 +17,11 @@ public final class ControllerProcess: @unchecked Sendable {
     }
 
     /// Starts the controller on a free port and waits until it has written its kubeconfig.
-    public func start(extraArguments: [String] = []) throws {
+    public func start(extraArguments: [String] = [], port: Int = 0) throws {
         try? FileManager.default.removeItem(atPath: kubeconfig)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.path("steady"))
-        var arguments = ["controller", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:0"]
+        var arguments = ["controller", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:\(port)"]
         if let manifests { arguments += ["--manifests", manifests.path] }
         process.arguments = arguments + extraArguments
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
@@ -43,6 +43,16 @@ public final class ControllerProcess: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw ControllerProcessError(message: "controller did not start:\n\(self.log())")
+    }
+
+    /// The port the controller listens on.
+    public var port: Int { Int(server.split(separator: ":").last ?? "") ?? 0 }
+
+    /// Stops the controller with `signal` and starts it again on the same port.
+    public func restart(signal: Int32 = SIGTERM) throws {
+        let port = self.port
+        stop(signal: signal)
+        try start(port: port)
     }
 
     /// Sends a signal (SIGKILL simulates a crash) and waits for the process to end.
