@@ -270,7 +270,7 @@ enum ControllerFixtures {
                     if isSlow.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.005) }
                 }
             }
-            try await eventually { cache.hasSynced }
+            try await waitUntil { cache.hasSynced }
             for index in 0..<60 {
                 _ = try await store.create(kind: "Action", name: "late-\(index)", value: F.action("late-\(index)").jsonData())
             }
@@ -279,7 +279,7 @@ enum ControllerFixtures {
             }
             _ = try await store.create(kind: "RemoteRun", name: "ignored", value: Data("{}".utf8))
             isSlow.withLock { $0 = false }
-            try await eventually { cache.count(kind: "Action") == 65 }
+            try await waitUntil { cache.count(kind: "Action") == 65 }
             group.cancelAll()
         }
         let names = Set(cache.names(kind: "Action"))
@@ -358,18 +358,18 @@ enum ControllerFixtures {
                 try await Self.create(objects, F.route(name, actions: ["open-ticket"]))
             }
             try await Self.create(objects, F.route("unrelated", actions: ["other"]))
-            try await eventually { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.status == .true } }
-            #expect(try await Self.ready(objects, Kinds.route, "unrelated")?.reason == "MissingAction")
+            try await waitUntil { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.status == .true } }
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "unrelated")?.reason == "MissingAction" }
 
             _ = try await objects.delete(Kinds.action, name: "open-ticket", options: WriteOptions())
-            try await eventually { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.reason == "MissingAction" } }
+            try await waitUntil { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.reason == "MissingAction" } }
             let unready = try #require(try await Self.ready(objects, Kinds.route, "r1"))
             #expect(unready.status == .false)
             #expect(unready.message == #"action "open-ticket" not found"#)
             #expect(unready.observedGeneration == 1)
 
             try await Self.create(objects, F.action("open-ticket"))
-            try await eventually { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.status == .true } }
+            try await waitUntil { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.status == .true } }
             let route = try await objects.get(Kinds.route, name: "r1")
             #expect(route["status"]?["observedGeneration"] == 1)
             #expect(route["status"]?["placement"]?["controllerActions"] == ["open-ticket"])
@@ -390,23 +390,23 @@ enum ControllerFixtures {
             try await Self.create(objects, F.template("summary", body: "Scan of {{input.ArtifactName}}"))
             try await Self.create(objects, F.route("critical", actions: ["open-ticket", "kill-process"], template: "summary"))
             try await Self.create(objects, F.assignment("hosts", selector: ["role": "web"], actions: ["kill-process"]))
-            try await eventually { try await Self.ready(objects, Kinds.action, "open-ticket")?.reason == "MissingSecret" }
-            try await eventually { try await Self.ready(objects, Kinds.route, "critical")?.reason == "MissingAction" }
-            try await eventually { try await Self.ready(objects, Kinds.template, "summary")?.status == .true }
-            try await eventually { try await Self.ready(objects, Kinds.assignment, "hosts")?.reason == "MissingReference" }
+            try await waitUntil { try await Self.ready(objects, Kinds.action, "open-ticket")?.reason == "MissingSecret" }
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.reason == "MissingAction" }
+            try await waitUntil { try await Self.ready(objects, Kinds.template, "summary")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.assignment, "hosts")?.reason == "MissingReference" }
 
             try await Self.create(objects, F.secret("ticket-creds", keys: ["token": "s3cr3t-value"]))
             try await Self.create(objects, F.action("kill-process"))
             try await Self.create(objects, F.runner("web-1", labels: ["role": "web"]))
-            try await eventually { try await Self.ready(objects, Kinds.action, "open-ticket")?.status == .true }
-            try await eventually { try await Self.ready(objects, Kinds.route, "critical")?.status == .true }
-            try await eventually { try await Self.ready(objects, Kinds.assignment, "hosts")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.action, "open-ticket")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.assignment, "hosts")?.status == .true }
             // A runner joining the selector reaches the route's placement through the Assignment.
-            try await eventually {
+            try await waitUntil {
                 try await objects.get(Kinds.route, name: "critical")["status"]?["placement"]?["runners"] == ["web-1"]
             }
             try await Self.create(objects, F.runner("web-2", labels: ["role": "web"]))
-            try await eventually {
+            try await waitUntil {
                 try await objects.get(Kinds.route, name: "critical")["status"]?["placement"]?["runners"]
                     == ["web-1", "web-2"]
             }
@@ -424,14 +424,32 @@ enum ControllerFixtures {
         try await withManager { objects, manager, _ in
             try await Self.create(objects, F.action("notify"))
             try await Self.create(objects, F.route("critical", actions: ["notify"]))
-            try await eventually { try await Self.ready(objects, Kinds.route, "critical")?.status == .true }
-            try await eventually { try await Self.ready(objects, Kinds.action, "notify")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.status == .true }
+            try await waitUntil { try await Self.ready(objects, Kinds.action, "notify")?.status == .true }
             let revision = try await objects.store.currentRevision()
             for _ in 0..<3 {
                 try await manager.reconcile(ObjectKey(kind: "Route", name: "critical"))
                 try await manager.reconcile(ObjectKey(kind: "Action", name: "notify"))
             }
             #expect(try await objects.store.currentRevision() == revision)
+        }
+    }
+
+    @Test func conditionsWrittenByOtherComponentsAreKept() async throws {
+        try await withManager { objects, _, _ in
+            try await Self.create(objects, F.action("notify"))
+            try await Self.create(objects, F.route("critical", actions: ["notify"]))
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.status == .true }
+            let route = try await objects.get(Kinds.route, name: "critical")
+            var conditions = route["status"]?["conditions"]?.arrayValue ?? []
+            conditions.append(try JSONValue(encoding: Condition(type: "Synced", status: .true, reason: "Synced")))
+            _ = try await objects.patch(
+                Kinds.route, name: "critical", patch: .merge(["status": ["conditions": .array(conditions)]]),
+                subresource: "status", options: WriteOptions(fieldManager: "agent-gateway"))
+            _ = try await objects.delete(Kinds.action, name: "notify", options: WriteOptions())
+            try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.reason == "MissingAction" }
+            let updated = try await objects.get(Kinds.route, name: "critical")
+            #expect(StatusReport.existingConditions(of: updated)[type: "Synced"]?.status == .true)
         }
     }
 
@@ -456,12 +474,22 @@ enum ControllerFixtures {
         let start = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await manager.run() }
-            try await eventually(timeout: .seconds(600), interval: .milliseconds(100)) {
-                let routes = try await objects.list(Kinds.route).items
-                let actions = try await objects.list(Kinds.action).items
-                return (routes + actions).allSatisfy { StatusReport.existingConditions(of: $0)[type: "Ready"]?.status == .true }
+            // Poll the manager's cache (what the store's watch delivered), which is cheap; then check the store once.
+            func readyCount(_ kind: String) -> Int {
+                manager.cache.withEntries(kind: kind) { entries in
+                    entries.values.count { entry in
+                        entry.value["status"]?["conditions"]?.arrayValue?.contains {
+                            $0["type"] == "Ready" && $0["status"] == "True"
+                        } ?? false
+                    }
+                }
+            }
+            try await waitUntil(timeout: .seconds(900), interval: .milliseconds(50)) {
+                readyCount("Route") == count && readyCount("Action") == count
             }
             let converged = start.duration(to: clock.now)
+            let stored = try await objects.list(Kinds.route).items + objects.list(Kinds.action).items
+            #expect(stored.allSatisfy { StatusReport.existingConditions(of: $0)[type: "Ready"]?.status == .true })
             print(
                 "controller: \(count) routes + \(count) actions written in \(written), Ready after \(converged) "
                     + "with \(workers) workers (\(Double(2 * count) / (Double(converged.components.seconds) + Double(converged.components.attoseconds) / 1e18)) objects/s)")
@@ -471,8 +499,8 @@ enum ControllerFixtures {
     }
 }
 
-/// Polls `condition` until it holds, failing after `timeout`.
-func eventually(
+/// Polls `condition` until it holds; records an issue and throws `TimedOut` after `timeout`.
+func waitUntil(
     timeout: Duration = .seconds(5), interval: Duration = .milliseconds(20),
     sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
 ) async throws {
@@ -487,5 +515,5 @@ func eventually(
     throw TimedOut()
 }
 
-/// Thrown by `eventually` when its condition never held.
+/// Thrown by `waitUntil` when its condition never held.
 struct TimedOut: Error {}

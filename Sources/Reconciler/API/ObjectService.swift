@@ -21,6 +21,7 @@ public struct WriteOptions: Sendable {
 /// A patch body and its media type.
 public enum Patch: Sendable {
     case merge(JSONValue)
+    case json(JSONValue)
     case apply(JSONValue)
 }
 
@@ -149,6 +150,20 @@ public struct ObjectService: Sendable {
             }
             var updated: JSONValue
             switch patch {
+            case .json(let operations):
+                guard let current else { throw APIError.notFound(info, name) }
+                var patched = try JSONPatch.apply(operations, to: current.object.settingRevision(current.revision))
+                // A patch may carry new managed fields (kubectl migrates them this way); keep them if given.
+                let managedFields = patched["metadata"]?["managedFields"]
+                patched["metadata"]?["resourceVersion"] = nil
+                updated = try merge(patched, over: current.object, subresource: subresource, info: info)
+                if managedFields != current.object["metadata"]?["managedFields"] {
+                    updated["metadata"]?["managedFields"] = managedFields
+                } else {
+                    var managed = ManagedFields(of: current.object)
+                    managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: subresource)
+                    managed.write(into: &updated)
+                }
             case .merge(let body):
                 guard let current else { throw APIError.notFound(info, name) }
                 if let precondition = body["metadata"]?["resourceVersion"]?.stringValue,
@@ -387,5 +402,14 @@ public struct ObjectService: Sendable {
     static func randomSuffix() -> String {
         let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
         return String((0..<5).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+    }
+}
+
+extension JSONValue {
+    /// The object with `metadata.resourceVersion` set, as clients see it.
+    func settingRevision(_ revision: Int64) -> JSONValue {
+        var copy = self
+        copy["metadata"]?["resourceVersion"] = .string(String(revision))
+        return copy
     }
 }

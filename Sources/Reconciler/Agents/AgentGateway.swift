@@ -46,7 +46,10 @@ public actor AgentGateway {
     let planner = SlicePlanner()
     private var inputs = SlicePlanner.Inputs()
     private var runners: [String: RunnerState] = [:]
-    private var isDirty = false
+    /// Runners whose slice may have changed since the last recompute; `allDirty` when any may have.
+    private var dirtyRunners: Set<String> = []
+    private var allDirty = false
+    private var isDirty: Bool { allDirty || !dirtyRunners.isEmpty }
     private var inputRevision: Int64 = 0
     private let clock = ContinuousClock()
 
@@ -100,7 +103,7 @@ public actor AgentGateway {
         }
         inputs = fresh
         inputRevision = revision
-        isDirty = true
+        allDirty = true
     }
 
     private func apply(_ event: StoreEvent) async {
@@ -122,7 +125,30 @@ public actor AgentGateway {
         }
         if mattered {
             inputRevision = event.revision
-            isDirty = true
+            markAffected(kind: kind, name: event.object.name)
+        }
+    }
+
+    /// Marks the runners whose slice a change of this object can affect, so a stream of unrelated writes
+    /// does not recompute every runner.
+    private func markAffected(kind: String, name: String) {
+        switch kind {
+        case RunnerSpec.kind:
+            dirtyRunners.insert(name)
+        case RouteSpec.kind, ActionSpec.kind:
+            let naming = inputs.assignments.values.filter { assignment in
+                (kind == RouteSpec.kind ? assignment.routes : assignment.actions)?.contains(name) ?? false
+            }
+            guard !naming.isEmpty else { return }
+            for (runner, labels) in inputs.runners
+            where naming.contains(where: { $0.matches(runnerName: runner, labels: labels) }) {
+                dirtyRunners.insert(runner)
+            }
+        case AssignmentSpec.kind:
+            allDirty = true
+        default:
+            // Templates and Secrets reach a runner only through its routes and actions.
+            for (runner, state) in runners where !state.slice.objects.isEmpty { dirtyRunners.insert(runner) }
         }
     }
 
@@ -135,9 +161,14 @@ public actor AgentGateway {
 
     /// Recomputes every runner's slice and sends a diff to the agents whose slice changed.
     func recompute() async {
-        isDirty = false
-        var names = Set(inputs.runners.keys)
-        names.formUnion(runners.keys)
+        var names: Set<String>
+        if allDirty {
+            names = Set(inputs.runners.keys).union(runners.keys)
+        } else {
+            names = dirtyRunners
+        }
+        allDirty = false
+        dirtyRunners = []
         var changed: [String] = []
         for name in names {
             let labels = inputs.runners[name] ?? [:]

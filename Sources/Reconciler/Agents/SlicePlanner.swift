@@ -113,7 +113,7 @@ public struct SlicePlanner: Sendable {
                 if let secret = inputs.objects[secretKey] { objects[secretKey] = secret }
             }
         }
-        return Slice(objects: objects)
+        return objects.isEmpty ? .empty : Slice(objects: objects)
     }
 
     /// The Secrets an action's spec references.

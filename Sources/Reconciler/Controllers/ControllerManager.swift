@@ -85,22 +85,43 @@ public struct ControllerManager: Service {
     }
 
     /// Reconciles one object now, outside the queue; for tests and tools.
+    ///
+    /// The object is read from the store, not the cache, and the status is written only if the object has not
+    /// changed since (a `resourceVersion` precondition): the conditions array is replaced as a whole, so this
+    /// keeps conditions written meanwhile by other components. A lost race is retried with a fresh read.
     public func reconcile(_ key: ObjectKey) async throws {
         guard let reconciler = reconcilers[key.kind] else { return }
+        for attempt in 1...3 {
+            let outcome = try await reconcileOnce(key, with: reconciler, isLastAttempt: attempt == 3)
+            if outcome != .conflict { return }
+        }
+    }
+
+    private enum Outcome { case written, gone, conflict }
+
+    private func reconcileOnce(
+        _ key: ObjectKey, with reconciler: any StatusReconciler, isLastAttempt: Bool
+    ) async throws -> Outcome {
         let object: JSONValue
         do {
             object = try await objects.get(reconciler.info, name: key.name)
-        } catch where error.reason == .notFound {
+        } catch {
+            guard error.reason == .notFound else { throw error }
             if key.kind == AssignmentSpec.kind { placements.forget(assignment: key.name) }
-            return
+            return .gone
         }
         let status = try reconciler.status(of: object, in: cache)
+        let expectedVersion = object["metadata"]?["resourceVersion"] ?? .null
         do {
             _ = try await objects.patch(
-                reconciler.info, name: key.name, patch: .merge(["status": status]), subresource: "status",
-                options: WriteOptions(fieldManager: ControllerManager.fieldManager))
-        } catch where error.reason == .notFound {
-            return
+                reconciler.info, name: key.name,
+                patch: .merge(["metadata": ["resourceVersion": expectedVersion], "status": status]),
+                subresource: "status", options: WriteOptions(fieldManager: ControllerManager.fieldManager))
+            return .written
+        } catch {
+            if error.reason == .notFound { return .gone }
+            if error.reason == .conflict && !isLastAttempt { return .conflict }
+            throw error
         }
     }
 

@@ -47,8 +47,9 @@ public struct Informer: Sendable {
                 delay = min(delay * 2, maximumRetryDelay)
                 continue
             }
+            var delivered = 0
             do {
-                try await watch(from: revision, onChange: onChange)
+                try await watch(from: revision, delivered: &delivered, onChange: onChange)
                 if Task.isCancelled { return }
                 logger.info("watch ended; re-listing", metadata: ["steady.revision": "\(cache.revision)"])
             } catch {
@@ -56,10 +57,10 @@ public struct Informer: Sendable {
                 logger.info(
                     "watch failed; re-listing",
                     metadata: ["steady.error": "\(error)", "steady.revision": "\(cache.revision)"])
-                if let storeError = error as? StoreError, storeError.code == .unavailable {
-                    // Not compaction: the store may be briefly unable to serve; do not spin.
-                    try? await Task.sleep(for: retryDelay)
-                }
+            }
+            if delivered == 0 {
+                // A watch that fails at once would otherwise make list and watch spin.
+                try? await Task.sleep(for: retryDelay)
             }
         }
     }
@@ -79,9 +80,13 @@ public struct Informer: Sendable {
         return revision
     }
 
-    private func watch(from revision: Int64, onChange: @Sendable (ObjectChange) -> Void) async throws {
+    /// Applies watch events until the stream ends, counting them in `delivered`.
+    private func watch(
+        from revision: Int64, delivered: inout Int, onChange: @Sendable (ObjectChange) -> Void
+    ) async throws {
         let events = try await store.watch(kind: nil, fromRevision: revision)
         for try await event in events {
+            delivered += 1
             do {
                 if let change = try cache.apply(event) { onChange(change) }
             } catch {
