@@ -139,31 +139,8 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 extension JSONValue {
-    /// Parses JSON bytes.
-    public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
-    }
-
-    /// Serialises with sorted keys, so that equal values give equal bytes.
-    public func jsonData(pretty: Bool = false) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps to a JSON primitive or container,
-        // except non-finite doubles, which are written as null.
-        return (try? encoder.encode(self.replacingNonFiniteNumbers())) ?? Data("null".utf8)
-    }
-
     public func jsonString(pretty: Bool = false) -> String {
         String(decoding: jsonData(pretty: pretty), as: UTF8.self)
-    }
-
-    private func replacingNonFiniteNumbers() -> JSONValue {
-        switch self {
-        case .double(let number) where !number.isFinite: .null
-        case .array(let items): .array(items.map { $0.replacingNonFiniteNumbers() })
-        case .object(let members): .object(members.mapValues { $0.replacingNonFiniteNumbers() })
-        default: self
-        }
     }
 
     /// Converts an `Encodable` value through JSON.

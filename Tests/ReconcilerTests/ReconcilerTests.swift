@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Prometheus
 import Resources
+import ServiceLifecycle
 import SteadyTesting
 import Synchronization
 import Testing
@@ -450,6 +451,24 @@ enum ControllerFixtures {
             try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.reason == "MissingAction" }
             let updated = try await objects.get(Kinds.route, name: "critical")
             #expect(StatusReport.existingConditions(of: updated)[type: "Synced"]?.status == .true)
+        }
+    }
+
+    @Test func gracefulShutdownStopsTheManager() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let objects = ObjectService(store: fixture.store)
+        let manager = ControllerManager(
+            objects: objects, registry: PrometheusCollectorRegistry(), logger: Logger(label: "test"), workers: 2)
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [manager], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serviceGroup.run() }
+            try await Self.create(objects, F.action("notify"))
+            try await waitUntil { try await Self.ready(objects, Kinds.action, "notify")?.status == .true }
+            await serviceGroup.triggerGracefulShutdown()
+            // run() returning is what ends the group; a manager that ignored shutdown would hang here.
+            try await group.waitForAll()
         }
     }
 

@@ -1,0 +1,21 @@
+/// What an enrolled agent needs to talk to its controller: its runner name, its credential and the CA it pinned.
+///
+/// The description never shows the credential.
+public struct AgentIdentity: Sendable, Equatable, CustomStringConvertible {
+    /// The Runner this agent acts as.
+    public var runner: String
+    /// The bearer credential enrolment issued. Secret: never log it.
+    public var credential: String
+    /// The controller's CA certificate (PEM), checked against the join token's hash when it was discovered.
+    public var caPEM: String
+
+    /// Creates an identity.
+    public init(runner: String, credential: String, caPEM: String) {
+        self.runner = runner
+        self.credential = credential
+        self.caPEM = caPEM
+    }
+
+    /// The runner name; never the credential.
+    public var description: String { "AgentIdentity(runner: \(runner), credential: <redacted>)" }
+}
