@@ -124,15 +124,15 @@ extension JSONValue: Codable {
     }
 }
 
+// Not ExpressibleByNilLiteral: `dictionary[key] = condition ? nil : value` would store null instead of removing.
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByFloatLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(floatLiteral value: Double) { self = .double(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(nilLiteral: ()) { self = .null }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
@@ -143,14 +143,13 @@ extension JSONValue {
         String(decoding: jsonData(pretty: pretty), as: UTF8.self)
     }
 
-    /// Converts an `Encodable` value through JSON.
+    /// Converts an `Encodable` value into JSON.
     public init(encoding value: some Encodable) throws {
-        let data = try JSONEncoder().encode(value)
-        self = try JSONValue.parse(data)
+        self = try JSONValueEncoder().encode(value)
     }
 
-    /// Decodes a `Decodable` value from this JSON.
+    /// Decodes a `Decodable` value from this JSON, ignoring fields the type does not declare.
     public func decode<T: Decodable>(as type: T.Type = T.self) throws -> T {
-        try JSONDecoder().decode(T.self, from: jsonData())
+        try decodeValue(T.self, from: self, path: [], tracker: FieldTracker())
     }
 }

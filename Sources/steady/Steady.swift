@@ -12,6 +12,7 @@ struct Steady: AsyncParsableCommand {
             ControllerCommand.self,
             UpCommand.self,
             TokenCommand.self,
+            AgentCommand.self,
             // Clients (Sources/Client; `apply` is also its own executable).
             ApplyCommand.self,
             GetCommand.self,

@@ -233,3 +233,25 @@ extension JSONValue {
         return copy
     }
 }
+
+@Suite struct ServerSideApplyRemovalTests {
+    @Test func fieldsDroppedFromTheAppliedConfigurationAreRemoved() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let objects = ObjectService(store: fixture.store)
+        let options = WriteOptions(fieldManager: "alice")
+        let first: JSONValue = [
+            "apiVersion": "steady.dev/v1", "kind": "Assignment", "metadata": ["name": "p"],
+            "spec": ["runnerSelector": ["matchLabels": ["role": "web"]], "routes": ["r"]],
+        ]
+        let created = try await objects.patch(Kinds.assignment, name: "p", patch: .apply(first), subresource: nil, options: options)
+        #expect(created.object["metadata"]?["managedFields"]?.arrayValue?.first?["fieldsV1"]?["f:spec"]?["f:runnerSelector"] != nil, "\(created.object)")
+        let second: JSONValue = [
+            "apiVersion": "steady.dev/v1", "kind": "Assignment", "metadata": ["name": "p"],
+            "spec": ["runners": ["web-2"], "routes": ["r"]],
+        ]
+        let result = try await objects.patch(Kinds.assignment, name: "p", patch: .apply(second), subresource: nil, options: options)
+        #expect(result.object["spec"]?["runnerSelector"] == nil, "\(result.object["spec"] ?? nil)")
+        #expect(result.object["spec"]?["runners"] == ["web-2"])
+    }
+}

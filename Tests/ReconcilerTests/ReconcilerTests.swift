@@ -11,7 +11,9 @@ import Testing
 
 /// Objects as the API server stores them, built without going through admission.
 enum ControllerFixtures {
-    static func object(_ kind: String, _ name: String, spec: JSONValue, labels: [String: String] = [:], generation: Int64 = 1)
+    static func object(
+        _ kind: String, _ name: String, spec: JSONValue, labels: [String: String] = [:], generation: Int64 = 1
+    )
         -> JSONValue
     {
         var metadata: JSONValue = ["name": .string(name), "generation": .int(generation)]
@@ -89,7 +91,9 @@ enum ControllerFixtures {
 
     @Test func routeIsReadyWhenItsActionsAndTemplateExist() throws {
         let route = F.route("critical", actions: ["open-ticket", "notify"], template: "summary")
-        let cache = F.cache([route, F.action("open-ticket"), F.action("notify"), F.template("summary", body: "{{input.x}}")])
+        let cache = F.cache([
+            route, F.action("open-ticket"), F.action("notify"), F.template("summary", body: "{{input.x}}"),
+        ])
         let status = try RouteReconciler(placements: placements).status(of: route, in: cache)
         let ready = try #require(F.ready(status))
         #expect(ready.status == .true)
@@ -120,7 +124,8 @@ enum ControllerFixtures {
 
     @Test func routeWithAnInvalidInputIsNotReady() throws {
         let route = F.route("broken", actions: ["notify"], input: "input.a ==")
-        let status = try RouteReconciler(placements: placements).status(of: route, in: F.cache([route, F.action("notify")]))
+        let status = try RouteReconciler(placements: placements).status(
+            of: route, in: F.cache([route, F.action("notify")]))
         #expect(F.ready(status)?.reason == "InvalidExpression")
         #expect(F.ready(status)?.message.hasPrefix("spec.input: ") == true)
     }
@@ -219,20 +224,30 @@ enum ControllerFixtures {
         ]
         let cache = F.cache(objects)
         func keys(_ kind: String, _ name: String, old: JSONValue?, new: JSONValue?) -> [String] {
-            ReconcileTriggers.keys(for: ObjectChange(key: ObjectKey(kind: kind, name: name), old: old, new: new), in: cache)
-                .sorted().map(\.description)
+            ReconcileTriggers.keys(
+                for: ObjectChange(key: ObjectKey(kind: kind, name: name), old: old, new: new), in: cache
+            )
+            .sorted().map(\.description)
         }
         let notify = F.action("notify")
         #expect(keys("Action", "notify", old: notify, new: nil) == ["Route/a", "Route/b"])
         #expect(keys("Action", "notify", old: nil, new: notify) == ["Action/notify", "Route/a", "Route/b"])
-        #expect(keys("Action", "page", old: nil, new: F.action("page")) == ["Action/page", "Assignment/by-label", "Route/b", "Route/c"])
-        #expect(keys("Template", "summary", old: nil, new: F.template("summary", body: "y")) == ["Route/a", "Template/summary"])
+        #expect(
+            keys("Action", "page", old: nil, new: F.action("page")) == [
+                "Action/page", "Assignment/by-label", "Route/b", "Route/c",
+            ])
+        #expect(
+            keys("Template", "summary", old: nil, new: F.template("summary", body: "y")) == [
+                "Route/a", "Template/summary",
+            ])
         #expect(keys("Secret", "creds", old: nil, new: F.secret("creds", keys: [:])) == ["Action/notify"])
         #expect(keys("Runner", "web-2", old: nil, new: F.runner("web-2")) == ["Assignment/by-label"])
-        #expect(keys("Runner", "db-1", old: F.runner("db-1"), new: nil) == ["Assignment/by-label", "Assignment/by-name"])
+        #expect(
+            keys("Runner", "db-1", old: F.runner("db-1"), new: nil) == ["Assignment/by-label", "Assignment/by-name"])
         let assignment = F.assignment("by-name", runners: ["db-1"], routes: ["a"])
         var moved = F.assignment("by-name", runners: ["db-1"], routes: ["c"])
-        #expect(keys("Assignment", "by-name", old: assignment, new: moved) == ["Assignment/by-name", "Route/a", "Route/c"])
+        #expect(
+            keys("Assignment", "by-name", old: assignment, new: moved) == ["Assignment/by-name", "Route/a", "Route/c"])
 
         // Status-only changes wake nobody, except an Assignment whose matched runners changed.
         var route = F.route("a", actions: ["notify"], template: "summary")
@@ -257,10 +272,12 @@ enum ControllerFixtures {
         let store = try SQLiteStore(path: directory.file("state.db").path, watchBufferSize: 4)
         defer { store.close() }
         for index in 0..<10 {
-            _ = try await store.create(kind: "Action", name: "early-\(index)", value: F.action("early-\(index)").jsonData())
+            _ = try await store.create(
+                kind: "Action", name: "early-\(index)", value: F.action("early-\(index)").jsonData())
         }
         let cache = ObjectCache(kinds: ReconcileTriggers.watchedKinds, references: ReconcileTriggers.references)
-        let informer = Informer(store: store, cache: cache, logger: Logger(label: "test"), retryDelay: .milliseconds(10))
+        let informer = Informer(
+            store: store, cache: cache, logger: Logger(label: "test"), retryDelay: .milliseconds(10))
         let seen = Locked<[ObjectKey: Int]>([:])
         let isSlow = Locked(true)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -273,7 +290,8 @@ enum ControllerFixtures {
             }
             try await waitUntil { cache.hasSynced }
             for index in 0..<60 {
-                _ = try await store.create(kind: "Action", name: "late-\(index)", value: F.action("late-\(index)").jsonData())
+                _ = try await store.create(
+                    kind: "Action", name: "late-\(index)", value: F.action("late-\(index)").jsonData())
             }
             for index in 0..<5 {
                 _ = try await store.delete(kind: "Action", name: "early-\(index)", expectedRevision: nil)
@@ -289,16 +307,21 @@ enum ControllerFixtures {
         #expect(cache.count(kind: "RemoteRun") == 0)
         let reported = seen.withLock { $0 }
         #expect((0..<60).allSatisfy { reported[ObjectKey(kind: "Action", name: "late-\($0)")] != nil })
-        #expect((0..<5).allSatisfy { reported[ObjectKey(kind: "Action", name: "early-\($0)")] == 2 }, "added, then deleted")
+        #expect(
+            (0..<5).allSatisfy { reported[ObjectKey(kind: "Action", name: "early-\($0)")] == 2 }, "added, then deleted")
         #expect(cache.revision == (try await store.currentRevision()))
     }
 
     @Test func replacingTheContentReportsWhatChangedDuringAGap() throws {
         let cache = ObjectCache(kinds: ["Action"])
         func stored(_ name: String, revision: Int64) -> StoredObject {
-            StoredObject(kind: "Action", name: name, value: F.action(name).jsonData(), createRevision: revision, modRevision: revision)
+            StoredObject(
+                kind: "Action", name: name, value: F.action(name).jsonData(), createRevision: revision,
+                modRevision: revision)
         }
-        _ = cache.replace(with: [stored("kept", revision: 1), stored("changed", revision: 2), stored("deleted", revision: 3)], revision: 3)
+        _ = cache.replace(
+            with: [stored("kept", revision: 1), stored("changed", revision: 2), stored("deleted", revision: 3)],
+            revision: 3)
         let (changes, unreadable) = cache.replace(
             with: [
                 stored("kept", revision: 1), stored("changed", revision: 5), stored("added", revision: 6),
@@ -318,7 +341,8 @@ enum ControllerFixtures {
     typealias F = ControllerFixtures
 
     func withManager(
-        workers: Int = 4, _ body: @Sendable (ObjectService, ControllerManager, PrometheusCollectorRegistry) async throws -> Void
+        workers: Int = 4,
+        _ body: @Sendable (ObjectService, ControllerManager, PrometheusCollectorRegistry) async throws -> Void
     ) async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
@@ -345,7 +369,9 @@ enum ControllerFixtures {
         return StatusReport.existingConditions(of: object)[type: "Ready"]
     }
 
-    static func allRoutes(_ objects: ObjectService, _ names: [String], _ predicate: (Condition?) -> Bool) async throws -> Bool {
+    static func allRoutes(_ objects: ObjectService, _ names: [String], _ predicate: (Condition?) -> Bool) async throws
+        -> Bool
+    {
         for name in names {
             if !predicate(try await ready(objects, Kinds.route, name)) { return false }
         }
@@ -363,7 +389,9 @@ enum ControllerFixtures {
             try await waitUntil { try await Self.ready(objects, Kinds.route, "unrelated")?.reason == "MissingAction" }
 
             _ = try await objects.delete(Kinds.action, name: "open-ticket", options: WriteOptions())
-            try await waitUntil { try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.reason == "MissingAction" } }
+            try await waitUntil {
+                try await Self.allRoutes(objects, ["r1", "r2", "r3"]) { $0?.reason == "MissingAction" }
+            }
             let unready = try #require(try await Self.ready(objects, Kinds.route, "r1"))
             #expect(unready.status == .false)
             #expect(unready.message == #"action "open-ticket" not found"#)
@@ -374,7 +402,8 @@ enum ControllerFixtures {
             let route = try await objects.get(Kinds.route, name: "r1")
             #expect(route["status"]?["observedGeneration"] == 1)
             #expect(route["status"]?["placement"]?["controllerActions"] == ["open-ticket"])
-            let managers = route["metadata"]?["managedFields"]?.arrayValue?.compactMap { $0["manager"]?.stringValue } ?? []
+            let managers =
+                route["metadata"]?["managedFields"]?.arrayValue?.compactMap { $0["manager"]?.stringValue } ?? []
             #expect(managers.contains("steady-controller"))
 
             var text: [UInt8] = []
@@ -389,12 +418,17 @@ enum ControllerFixtures {
         try await withManager { objects, _, _ in
             try await Self.create(objects, F.action("open-ticket", secretKeys: [("ticket-creds", "token")]))
             try await Self.create(objects, F.template("summary", body: "Scan of {{input.ArtifactName}}"))
-            try await Self.create(objects, F.route("critical", actions: ["open-ticket", "kill-process"], template: "summary"))
+            try await Self.create(
+                objects, F.route("critical", actions: ["open-ticket", "kill-process"], template: "summary"))
             try await Self.create(objects, F.assignment("hosts", selector: ["role": "web"], actions: ["kill-process"]))
-            try await waitUntil { try await Self.ready(objects, Kinds.action, "open-ticket")?.reason == "MissingSecret" }
+            try await waitUntil {
+                try await Self.ready(objects, Kinds.action, "open-ticket")?.reason == "MissingSecret"
+            }
             try await waitUntil { try await Self.ready(objects, Kinds.route, "critical")?.reason == "MissingAction" }
             try await waitUntil { try await Self.ready(objects, Kinds.template, "summary")?.status == .true }
-            try await waitUntil { try await Self.ready(objects, Kinds.assignment, "hosts")?.reason == "MissingReference" }
+            try await waitUntil {
+                try await Self.ready(objects, Kinds.assignment, "hosts")?.reason == "MissingReference"
+            }
 
             try await Self.create(objects, F.secret("ticket-creds", keys: ["token": "s3cr3t-value"]))
             try await Self.create(objects, F.action("kill-process"))
@@ -489,7 +523,8 @@ enum ControllerFixtures {
         let written = writeStart.duration(to: clock.now)
         var logger = Logger(label: "steady.bench")
         logger.logLevel = .warning
-        let manager = ControllerManager(objects: objects, registry: PrometheusCollectorRegistry(), logger: logger, workers: workers)
+        let manager = ControllerManager(
+            objects: objects, registry: PrometheusCollectorRegistry(), logger: logger, workers: workers)
         let start = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await manager.run() }
@@ -503,15 +538,17 @@ enum ControllerFixtures {
                     }
                 }
             }
-            try await waitUntil(timeout: .seconds(900), interval: .milliseconds(50)) {
+            try await waitUntil(timeout: .seconds(900), interval: .milliseconds(200)) {
                 readyCount("Route") == count && readyCount("Action") == count
             }
             let converged = start.duration(to: clock.now)
             let stored = try await objects.list(Kinds.route).items + objects.list(Kinds.action).items
             #expect(stored.allSatisfy { StatusReport.existingConditions(of: $0)[type: "Ready"]?.status == .true })
+            let seconds = Double(converged.components.seconds) + Double(converged.components.attoseconds) / 1e18
             print(
                 "controller: \(count) routes + \(count) actions written in \(written), Ready after \(converged) "
-                    + "with \(workers) workers (\(Double(2 * count) / (Double(converged.components.seconds) + Double(converged.components.attoseconds) / 1e18)) objects/s)")
+                    + "with \(workers) workers (\(Int(Double(2 * count) / seconds)) objects/s)"
+            )
             group.cancelAll()
             try await group.waitForAll()
         }

@@ -167,7 +167,10 @@ final class Locked<Value: Sendable>: Sendable {
         let queue = WorkQueue<String>(clock: clock)
         var delays: [Duration] = []
         for _ in 0..<16 { delays.append(queue.addRateLimited("a")) }
-        #expect(delays.prefix(5) == [.milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(40), .milliseconds(80)])
+        #expect(
+            delays.prefix(5) == [
+                .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(40), .milliseconds(80),
+            ])
         #expect(delays.last == .seconds(60))
         #expect(delays.allSatisfy { $0 <= .seconds(60) })
         #expect(queue.failures(of: "a") == 16)

@@ -8,7 +8,7 @@ import Testing
 
     @Test func parsesEveryKindOfValue() throws {
         let value = try parse(#" {"a": [1, -2, 3.5, 1e3, true, false, null], "b": {"c": "d"}, "big": 9223372036854775807} "#)
-        #expect(value["a"] == [1, -2, 3.5, 1000.0, true, false, nil])
+        #expect(value["a"] == [1, -2, 3.5, 1000.0, true, false, .null])
         #expect(value["b"]?["c"] == "d")
         #expect(value["big"] == .int(Int64.max))
         #expect(try parse("18446744073709551616") == .double(18446744073709551616))
@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test func writesSortedCompactJSONThatRoundTrips() throws {
-        let value: JSONValue = ["b": [1, 2.5, "x\"y\n\u{01}"], "a": nil, "c": ["z": true]]
+        let value: JSONValue = ["b": [1, 2.5, "x\"y\n\u{01}"], "a": .null, "c": ["z": true]]
         let text = value.jsonString()
         #expect(text == #"{"a":null,"b":[1,2.5,"x\"y\n\u0001"],"c":{"z":true}}"#)
         #expect(try parse(text) == value)

@@ -152,7 +152,7 @@ import Testing
         let documents = try parse(text, file: "list.json")
         #expect(documents.count == 2)
         #expect(documents[0].value["spec"] == [
-            "port": 8080, "ratio": 0.5, "on": true, "none": nil, "url": "http://x/y",
+            "port": 8080, "ratio": 0.5, "on": true, "none": .null, "url": "http://x/y",
         ])
         #expect(documents[1].value[path: ["spec", "id"]] == "007")
         #expect(documents.allSatisfy { $0.index == 1 && $0.line == 1 && $0.file == "list.json" })

@@ -41,7 +41,7 @@ private let sample: JSONValue = [
     "labels": ["app": "nginx", "tier": "frontend", "weird key": "yes"],
     "nested": ["inner": ["value": 42]],
     "empty": [],
-    "nothing": nil,
+    "nothing": .null,
 ]
 
 // MARK: - Literals and precedence
@@ -66,10 +66,10 @@ private let sample: JSONValue = [
         (#""""has "quotes" inside""""#, #"has "quotes" inside"#),
         ("true", true),
         ("false", false),
-        ("null", nil),
+        ("null", .null),
         ("[1, 'a', [true]]", [1, "a", [true]]),
         ("[1, 2,]", [1, 2]),
-        ("{'a': 1, \"b\": [null]}", ["a": 1, "b": [nil]]),
+        ("{'a': 1, \"b\": [null]}", ["a": 1, "b": [.null]]),
         ("{}", [:]),
         ("1 + // a comment\n 2", 3),
     ] as [(String, JSONValue)])
@@ -124,7 +124,7 @@ func precedence(source: String, expected: JSONValue) throws {
         ("input['name']", "nginx"),
         ("input.labels[\"weird key\"]", "yes"),
         ("input.labels['t' + 'ier']", "frontend"),
-        ("input.nothing", nil),
+        ("input.nothing", .null),
         ("input.nothing == null", true),
         ("[10, 20, 30][input.count - 1]", 30),
         ("{'k': input.name}.k", "nginx"),

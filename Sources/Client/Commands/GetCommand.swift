@@ -77,7 +77,7 @@ public struct GetCommand: AsyncParsableCommand {
         var printer = Printer(info: info, output: output, showHeaders: !noHeaders)
         if objects.isEmpty && names.isEmpty && !watch && output == nil {
             Console.error("No resources found.")
-        } else if !objects.isEmpty || output == .yaml || output == .json {
+        } else if !objects.isEmpty || (names.isEmpty && (output == .yaml || output == .json)) {
             printer.printInitial(objects, single: names.count == 1)
         }
         for failure in failures { Console.error(Console.message(for: failure)) }

@@ -110,7 +110,7 @@ public struct WaitCommand: AsyncParsableCommand {
             do {
                 for try await event in client.watch(info, name: name, resourceVersion: list.resourceVersion) {
                     guard event.type != "BOOKMARK" else { continue }
-                    let object: JSONValue? = event.type == "DELETED" ? nil : event.object
+                    let object: JSONValue? = event.type == "DELETED" ? JSONValue?.none : event.object
                     await progress.record(key, object)
                     if condition.isMet(object) { return true }
                 }

@@ -4,12 +4,13 @@ import Foundation
 public enum Console {
     /// Writes a line to standard output.
     public static func out(_ text: String) {
-        print(text)
+        write(text + "\n")
     }
 
-    /// Writes text to standard output as is.
+    /// Writes text to standard output as is, at once: watches and progress must reach pipes as they happen.
     public static func write(_ text: String) {
         print(text, terminator: "")
+        fflush(nil)
     }
 
     /// Writes a line to standard error.

@@ -116,7 +116,11 @@ extension JSONValue {
             members[first] = nil
         } else if var child = members[first] {
             child.removeValue(at: Array(path.dropFirst()))
-            members[first] = (child.objectValue?.isEmpty ?? false) ? nil : child
+            if child.objectValue?.isEmpty ?? false {
+                members.removeValue(forKey: first)
+            } else {
+                members[first] = child
+            }
         }
         self = .object(members)
     }

@@ -110,7 +110,11 @@ public enum JSONPatch {
             guard let child = members[first] else {
                 throw APIError(.invalid, "JSON patch operation \(index): nothing to remove at \(first)")
             }
-            members[first] = rest.isEmpty ? nil : try remove(at: rest, in: child, index: index)
+            if rest.isEmpty {
+                members.removeValue(forKey: first)
+            } else {
+                members[first] = try remove(at: rest, in: child, index: index)
+            }
             return .object(members)
         case .array(var items):
             guard let position = Int(first), items.indices.contains(position) else {

@@ -72,7 +72,11 @@ struct ManagedFields {
             if let subresource = entry.subresource { item["subresource"] = .string(subresource) }
             return item
         }
-        object["metadata"]?["managedFields"] = rendered.isEmpty ? nil : .array(rendered)
+        if rendered.isEmpty {
+            object["metadata"]?["managedFields"] = nil
+        } else {
+            object["metadata"]?["managedFields"] = .array(rendered)
+        }
     }
 }
 

@@ -9,12 +9,19 @@ public struct WriteOptions: Sendable {
     public var force: Bool
     /// Admins may read Secret values; everyone else sees them redacted.
     public var revealSecrets: Bool
+    /// Whether the writer becomes a field manager. Off for defaults written on a user's behalf (a Runner
+    /// created at enrolment), so that a later apply of the user's manifests takes the fields without conflict.
+    public var recordsOwnership: Bool
 
-    public init(isDryRun: Bool = false, fieldManager: String = "steady", force: Bool = false, revealSecrets: Bool = false) {
+    public init(
+        isDryRun: Bool = false, fieldManager: String = "steady", force: Bool = false, revealSecrets: Bool = false,
+        recordsOwnership: Bool = true
+    ) {
         self.isDryRun = isDryRun
         self.fieldManager = fieldManager
         self.force = force
         self.revealSecrets = revealSecrets
+        self.recordsOwnership = recordsOwnership
     }
 }
 
@@ -101,9 +108,11 @@ public struct ObjectService: Sendable {
         object["status"] = nil
         var admitted = try admit(info, object, name: name)
         stamp(&admitted, previous: nil)
-        var managed = ManagedFields(of: nil)
-        managed.recordUpdate(by: options.fieldManager, old: nil, new: admitted, subresource: nil)
-        managed.write(into: &admitted)
+        if options.recordsOwnership {
+            var managed = ManagedFields(of: nil)
+            managed.recordUpdate(by: options.fieldManager, old: nil, new: admitted, subresource: nil)
+            managed.write(into: &admitted)
+        }
         return try await write(info, name: name, object: admitted, previous: nil, options: options)
     }
 

@@ -161,7 +161,8 @@ struct AgentRoutes: Sendable {
             var metadata: JSONValue = ["name": .string(name)]
             if let labels = enrollment.labels, !labels.isEmpty { metadata["labels"] = .object(labels.mapValues(JSONValue.string)) }
             let runner: JSONValue = ["apiVersion": .string(API.apiVersion), "kind": "Runner", "metadata": metadata]
-            _ = try await objects.create(Kinds.runner, body: runner, options: WriteOptions(fieldManager: "steady-agent"))
+            _ = try await objects.create(
+                Kinds.runner, body: runner, options: WriteOptions(fieldManager: "steady-agent", recordsOwnership: false))
         }
         let credential = try await gateway.credentials.issue(runner: name)
         return APIResponses.json(try JSONValue(encoding: EnrollmentResponse(runner: name, credential: credential)))

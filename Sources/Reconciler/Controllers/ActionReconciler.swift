@@ -16,9 +16,10 @@ public struct ActionReconciler: StatusReconciler {
     public var info: KindInfo { Kinds.action }
 
     public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
-        let action = try object.decode(as: Action.self)
+        let spec = try (object["spec"] ?? .null).decode(as: ActionSpec.self)
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
         var problems: [ReadinessProblem] = []
-        for reference in StatusReport.unique(action.spec.secretReferences) {
+        for reference in StatusReport.unique(spec.secretReferences) {
             guard let secret = cache.get(kind: Secret.kind, name: reference.name) else {
                 problems.append(.missing("secret", [reference.name], reason: "MissingSecret"))
                 continue
@@ -30,7 +31,7 @@ public struct ActionReconciler: StatusReconciler {
                         message: "secret \"\(reference.name)\" has no key \"\(reference.key)\""))
             }
         }
-        let assignments = placements.assignments(naming: ObjectKey(kind: ActionSpec.kind, name: action.name), in: cache)
+        let assignments = placements.assignments(naming: ObjectKey(kind: ActionSpec.kind, name: name), in: cache)
         let placement: JSONValue = [
             "controller": .bool(assignments.isEmpty),
             "runners": StatusReport.array(placements.runners(ofAssignments: assignments, in: cache)),

@@ -16,19 +16,22 @@ public struct AssignmentReconciler: StatusReconciler {
     public var info: KindInfo { Kinds.assignment }
 
     public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
-        let assignment = try object.decode(as: Assignment.self)
-        let spec = assignment.spec
+        let spec = object["spec"]
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
         var missing: [String] = []
-        for (noun, kind, names) in [
-            ("route", RouteSpec.kind, spec.routes), ("action", ActionSpec.kind, spec.actions),
-            ("runner", RunnerSpec.kind, spec.runners),
+        for (noun, kind, field) in [
+            ("route", RouteSpec.kind, "routes"), ("action", ActionSpec.kind, "actions"),
+            ("runner", RunnerSpec.kind, "runners"),
         ] {
-            let absent = StatusReport.unique(names ?? []).filter { !cache.contains(kind: kind, name: $0) }
+            let absent = StatusReport.unique(StatusReport.strings(spec?[field])).filter {
+                !cache.contains(kind: kind, name: $0)
+            }
             if !absent.isEmpty { missing.append(ReadinessProblem.missing(noun, absent, reason: "").message) }
         }
         let problems =
-            missing.isEmpty ? [] : [ReadinessProblem(reason: "MissingReference", message: missing.joined(separator: "; "))]
-        let matched = placements.matchedRunners(ofAssignment: assignment.name, in: cache)
+            missing.isEmpty
+            ? [] : [ReadinessProblem(reason: "MissingReference", message: missing.joined(separator: "; "))]
+        let matched = placements.matchedRunners(ofAssignment: name, in: cache)
         return try StatusReport.status(
             of: object, problems: problems, readyMessage: "every referenced route, action and runner exists",
             fields: ["matchedRunners": StatusReport.array(matched)])

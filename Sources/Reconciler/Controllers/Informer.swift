@@ -75,7 +75,10 @@ public struct Informer: Sendable {
         }
         logger.debug(
             "listed objects",
-            metadata: ["steady.revision": "\(revision)", "steady.objects": "\(objects.count)", "steady.changes": "\(changes.count)"])
+            metadata: [
+                "steady.revision": "\(revision)", "steady.objects": "\(objects.count)",
+                "steady.changes": "\(changes.count)",
+            ])
         for change in changes { onChange(change) }
         return revision
     }

@@ -25,18 +25,18 @@ public final class PlacementResolver: Sendable {
 
     /// The sorted names of the Runners the Assignment matches; empty when it does not exist or cannot be read.
     public func matchedRunners(ofAssignment name: String, in cache: ObjectCache) -> [String] {
-        guard let entry = cache.entry(kind: AssignmentSpec.kind, name: name),
-            let spec = try? entry.value["spec"]?.decode(as: AssignmentSpec.self)
-        else { return [] }
-        guard spec.runnerSelector != nil else {
-            return StatusReport.unique(spec.runners ?? []).filter { cache.contains(kind: RunnerSpec.kind, name: $0) }
-                .sorted()
+        guard let entry = cache.entry(kind: AssignmentSpec.kind, name: name) else { return [] }
+        let selector = entry.value["spec"]?["runnerSelector"]
+        if selector == nil || selector?.isNull == true {
+            return StatusReport.unique(StatusReport.strings(entry.value["spec"]?["runners"]))
+                .filter { cache.contains(kind: RunnerSpec.kind, name: $0) }.sorted()
         }
         let runnersVersion = cache.version(of: RunnerSpec.kind)
         let memo = memos.withLock { $0[name] }
         if let memo, memo.assignmentRevision == entry.revision, memo.runnersVersion == runnersVersion {
             return memo.runners
         }
+        guard let spec = try? entry.value["spec"]?.decode(as: AssignmentSpec.self) else { return [] }
         let runners = cache.withEntries(kind: RunnerSpec.kind) { entries in
             entries.compactMap { runnerName, runner -> String? in
                 let labels = (runner.value["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)

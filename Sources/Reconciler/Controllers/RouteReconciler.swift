@@ -19,27 +19,29 @@ public struct RouteReconciler: StatusReconciler {
     public var info: KindInfo { Kinds.route }
 
     public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
-        let route = try object.decode(as: Route.self)
+        let spec = object["spec"]
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
         var problems: [ReadinessProblem] = []
-        if let input = route.spec.input {
+        if let input = spec?["input"]?.stringValue {
             do {
                 _ = try Routing.Expression(input)
             } catch {
-                problems.append(ReadinessProblem(reason: "InvalidExpression", message: "spec.input: \(error.description)"))
+                problems.append(
+                    ReadinessProblem(reason: "InvalidExpression", message: "spec.input: \(error.description)"))
             }
         }
-        let actions = StatusReport.unique(route.spec.actions)
+        let actions = StatusReport.unique(StatusReport.strings(spec?["actions"]))
         let missingActions = actions.filter { !cache.contains(kind: ActionSpec.kind, name: $0) }
         if !missingActions.isEmpty {
             problems.append(.missing("action", missingActions, reason: "MissingAction"))
         }
-        if let template = route.spec.template, !cache.contains(kind: TemplateSpec.kind, name: template) {
+        if let template = spec?["template"]?.stringValue, !cache.contains(kind: TemplateSpec.kind, name: template) {
             problems.append(.missing("template", [template], reason: "MissingTemplate"))
         }
 
         var controllerActions: [String] = []
         var runnerActions: [String] = []
-        var assignments = Set(placements.assignments(naming: ObjectKey(kind: RouteSpec.kind, name: route.name), in: cache))
+        var assignments = Set(placements.assignments(naming: ObjectKey(kind: RouteSpec.kind, name: name), in: cache))
         for action in actions {
             let placing = placements.assignments(naming: ObjectKey(kind: ActionSpec.kind, name: action), in: cache)
             if placing.isEmpty {

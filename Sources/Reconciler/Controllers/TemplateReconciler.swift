@@ -9,11 +9,11 @@ public struct TemplateReconciler: StatusReconciler {
     public var info: KindInfo { Kinds.template }
 
     public func status(of object: JSONValue, in cache: ObjectCache) throws -> JSONValue {
-        let template = try object.decode(as: Template.self)
+        let spec = object["spec"]
         var problems: [ReadinessProblem] = []
-        if template.spec.type != .rawJSON {
-            for (field, source) in [("title", template.spec.title), ("body", template.spec.body)] {
-                guard let source else { continue }
+        if spec?["type"]?.stringValue != TemplateSpec.TemplateType.rawJSON.rawValue {
+            for field in ["title", "body"] {
+                guard let source = spec?[field]?.stringValue else { continue }
                 do {
                     _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
                 } catch {

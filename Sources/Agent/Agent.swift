@@ -1,0 +1,371 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Resources
+import ServiceLifecycle
+import Synchronization
+
+/// A runner agent: enrols (unless it has an identity), then follows its slice stream and reports until shut down.
+///
+/// Many agents can share one process and one `HTTPClient` (an agent simulator runs thousands): per agent there
+/// are three tasks (the stream, reports, the heartbeat tick), one ``AgentState`` and the slice itself.
+///
+/// `run()` ends with an ``AgentError`` when going on is pointless: a join token the controller refuses, a CA that
+/// does not match the token, a revoked credential. Unreachable controllers are retried with backoff forever.
+public final class Agent: Service {
+    /// The configuration the agent was started with.
+    public let configuration: AgentConfiguration
+    /// What the agent holds now; the event pipeline reads the current slice from it.
+    public let state: AgentState
+    private let sliceStorage: any SliceStorage
+    private let identityStorage: any IdentityStorage
+    private let sharedClient: HTTPClient?
+    private let logger: Logger
+
+    /// Creates an agent and loads its last good slice from `sliceStorage`, so it serves it at once.
+    ///
+    /// - Parameters:
+    ///   - configuration: Where the controller is and who the agent is.
+    ///   - sliceStorage: Where the last good slice is kept (``AgentStateDirectory`` or ``InMemoryAgentStorage``).
+    ///   - identityStorage: Where the identity is kept after enrolment.
+    ///   - httpClient: A client to share with other agents; when nil the agent makes one and shuts it down.
+    ///     A shared client needs two connections per agent (the stream and reports): see ``makeHTTPClient(maximumConnections:)``.
+    ///   - logger: Where the agent logs; it never logs the token, the credential or secret values.
+    public init(
+        configuration: AgentConfiguration, sliceStorage: any SliceStorage, identityStorage: any IdentityStorage,
+        httpClient: HTTPClient? = nil, logger: Logger
+    ) {
+        var logger = logger
+        logger[metadataKey: "steady.runner"] = "\(configuration.name)"
+        self.configuration = configuration
+        self.sliceStorage = sliceStorage
+        self.identityStorage = identityStorage
+        self.sharedClient = httpClient
+        self.logger = logger
+        var lastGood: RunnerSlice?
+        do {
+            lastGood = try sliceStorage.loadSlice()
+        } catch {
+            logger.warning(
+                "cannot load the last good slice; starting empty", metadata: ["steady.error": "\(error)"])
+        }
+        state = AgentState(lastGood: lastGood, validator: SliceValidator(allowsExec: configuration.allowsExec))
+    }
+
+    /// Creates an agent keeping everything in one state directory.
+    public convenience init(
+        configuration: AgentConfiguration, stateDirectory: AgentStateDirectory, httpClient: HTTPClient? = nil,
+        logger: Logger
+    ) {
+        self.init(
+            configuration: configuration, sliceStorage: stateDirectory, identityStorage: stateDirectory,
+            httpClient: httpClient, logger: logger)
+    }
+
+    /// A client for many agents: `maximumConnections` should be at least twice the number of agents sharing it.
+    public static func makeHTTPClient(maximumConnections: Int = 8) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(maximumConnections, 2))
+        // The agent's own backoff decides when to try again, not the pool's.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        configuration.decompression = .disabled
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    /// Enrols if needed, then follows the slice stream and reports until graceful shutdown or cancellation.
+    public func run() async throws {
+        if let dropped = await state.droppedLoadedSlice {
+            logger.warning(
+                "the saved slice is not allowed any more; serving nothing until the controller sends a new one",
+                metadata: ["steady.reason": "\(dropped.reason)", "steady.message": "\(dropped.message)"])
+        }
+        let http = sharedClient ?? Self.makeHTTPClient()
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.run(http: http)
+            }
+        } catch is CancellationError {
+        } catch {
+            if sharedClient == nil { try? await http.shutdown() }
+            throw error
+        }
+        logger.trace("agent loops ended")
+        if sharedClient == nil { try await http.shutdown() }
+        logger.trace("agent http client shut down")
+    }
+
+    private func run(http: HTTPClient) async throws {
+        guard let identity = try await resolveIdentity(http: http) else { return }
+        let client = try AgentControllerClient(
+            controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
+            requestTimeout: configuration.requestTimeout)
+        let (reports, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.followSlice(client: client, identity: identity, reportTrigger: trigger) }
+            group.addTask { try await self.sendReports(client: client, identity: identity, triggers: reports) }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: self.configuration.heartbeatInterval)
+                    trigger.yield()
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    // MARK: Identity
+
+    /// The identity to use: the configured one, the stored one, or a new one from enrolment. Nil when cancelled.
+    private func resolveIdentity(http: HTTPClient) async throws -> AgentIdentity? {
+        if let identity = configuration.identity { return identity }
+        if let stored = try identityStorage.loadIdentity() {
+            guard stored.runner == configuration.name else {
+                throw AgentError(
+                    code: .invalidConfiguration,
+                    message: "the state directory holds the credential of runner \(stored.runner), not "
+                        + "\(configuration.name); use --name \(stored.runner) or another --state-dir")
+            }
+            logger.debug("using the stored credential")
+            return stored
+        }
+        guard let token = configuration.joinToken else {
+            throw AgentError(
+                code: .invalidConfiguration,
+                message: "the agent is not enrolled yet: give --join-token (create one with `steady token create`)")
+        }
+        var backoff = configuration.backoff
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let identity = try await enroll(token: token, http: http)
+                try identityStorage.saveIdentity(identity)
+                logger.info("enrolled", metadata: ["steady.controller": "\(configuration.controllerURL)"])
+                return identity
+            } catch let error as AgentError where error.isTransient {
+                failures += 1
+                let delay = backoff.nextDelay()
+                let level: Logger.Level = failures == 1 || failures % 10 == 0 ? .warning : .debug
+                logger.log(
+                    level: level, "cannot enrol yet; retrying",
+                    metadata: ["steady.error": "\(error)", "steady.retryIn": "\(delay.roundedToMilliseconds)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+        return nil
+    }
+
+    private func enroll(token: AgentJoinToken, http: HTTPClient) async throws -> AgentIdentity {
+        let caPEM: String
+        if let trusted = configuration.trustedCAPEM {
+            caPEM = trusted
+        } else {
+            caPEM = try await AgentControllerClient.discoverCA(
+                controllerURL: configuration.controllerURL, expectedHash: token.caHash, http: http,
+                timeout: configuration.requestTimeout)
+        }
+        let client = try AgentControllerClient(
+            controllerURL: configuration.controllerURL, caPEM: caPEM, http: http,
+            requestTimeout: configuration.requestTimeout)
+        let request = EnrollmentRequest(
+            name: configuration.name, labels: configuration.labels.isEmpty ? nil : configuration.labels,
+            hostname: configuration.hostname, agentVersion: configuration.agentVersion)
+        let response = try await client.enroll(token: token, request)
+        guard response.runner == configuration.name else {
+            throw AgentError(
+                code: .unexpectedResponse,
+                message: "the controller enrolled this agent as \(response.runner), not \(configuration.name)")
+        }
+        return AgentIdentity(runner: response.runner, credential: response.credential, caPEM: caPEM)
+    }
+
+    // MARK: Slice stream
+
+    /// Connects, applies messages, and reconnects with backoff, until cancelled or the credential is refused.
+    private func followSlice(
+        client: AgentControllerClient, identity: AgentIdentity, reportTrigger: AsyncStream<Void>.Continuation
+    ) async throws {
+        var backoff = configuration.backoff
+        var failures = 0
+        while !Task.isCancelled {
+            let resume = await state.startConnection()
+            var outcome = StreamOutcome()
+            do {
+                let body = try await client.openSlice(
+                    runner: identity.runner, credential: identity.credential, revision: resume.revision,
+                    digest: resume.digest)
+                await state.setConnected(true)
+                if failures > 0 {
+                    logger.info("slice stream connected again", metadata: ["steady.failures": "\(failures)"])
+                } else {
+                    logger.debug("slice stream connected", metadata: ["steady.revision": "\(resume.revision)"])
+                }
+                outcome = try await read(body, reportTrigger: reportTrigger)
+                await state.setConnected(false)
+            } catch let error as AgentError where !error.isTransient {
+                await state.setConnected(false)
+                throw error
+            } catch {
+                await state.setConnected(false)
+                if Task.isCancelled { return }
+                outcome.failure = error
+            }
+            if outcome.deliveredMessages {
+                backoff.reset()
+                failures = 0
+            }
+            failures += 1
+            let delay = backoff.nextDelay()
+            let level: Logger.Level =
+                outcome.isResync ? .notice : (failures == 1 || failures % 10 == 0 ? .warning : .debug)
+            logger.log(
+                level: level,
+                outcome.isResync
+                    ? "the slice does not match the controller's; reconnecting for a snapshot"
+                    : "slice stream ended; reconnecting",
+                metadata: [
+                    "steady.error": "\(outcome.failure.map { "\($0)" } ?? "the controller closed the stream")",
+                    "steady.retryIn": "\(delay.roundedToMilliseconds)",
+                ])
+            try await Task.sleep(for: delay)
+        }
+    }
+
+    private struct StreamOutcome {
+        var deliveredMessages = false
+        var isResync = false
+        var failure: (any Error)?
+    }
+
+    /// Reads one connection's messages until it ends, goes silent for too long, or needs a resync.
+    private func read(_ body: HTTPClientResponse.Body, reportTrigger: AsyncStream<Void>.Continuation) async throws
+        -> StreamOutcome
+    {
+        let lastActivity = LastActivity()
+        let idleTimeout = configuration.streamIdleTimeout
+        return try await withThrowingTaskGroup(of: StreamOutcome?.self) { group in
+            group.addTask {
+                var outcome = StreamOutcome()
+                var decoder = SliceStreamDecoder()
+                for try await chunk in body {
+                    lastActivity.touch()
+                    for message in try decoder.feed(chunk.readableBytesView) {
+                        let isFirst = !outcome.deliveredMessages
+                        outcome.deliveredMessages = true
+                        let directive = await self.handle(message)
+                        if directive != .none || isFirst { reportTrigger.yield() }
+                        if directive == .resync {
+                            outcome.isResync = true
+                            return outcome
+                        }
+                    }
+                }
+                return outcome
+            }
+            group.addTask {
+                // The watchdog: the controller sends keep-alives, so silence means a dead connection.
+                while true {
+                    let deadline = lastActivity.instant + idleTimeout
+                    if ContinuousClock.now >= deadline {
+                        throw AgentError(
+                            code: .unreachable, message: "the slice stream was silent for \(idleTimeout)")
+                    }
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            return StreamOutcome()
+        }
+    }
+
+    /// Applies one message: persists a new slice before it serves, and logs what changed.
+    private func handle(_ message: SliceMessage) async -> SliceSynchronizer.Directive {
+        let directive = await state.handle(message)
+        switch directive {
+        case .apply(let slice):
+            do {
+                try sliceStorage.saveSlice(slice)
+                await state.commit(slice)
+                logger.info(
+                    "slice applied",
+                    metadata: [
+                        "steady.revision": "\(slice.revision)", "steady.objects": "\(slice.objects.count)",
+                        "steady.digest": "\(slice.digest)",
+                    ])
+            } catch {
+                await state.failToPersist(error)
+                logger.error(
+                    "cannot save the slice; serving the last good one", metadata: ["steady.error": "\(error)"])
+            }
+        case .report:
+            let status = await state.syncStatus
+            if status.isSynced {
+                logger.info("slice in sync again", metadata: ["steady.revision": "\(message.revision)"])
+            } else {
+                logger.warning(
+                    "slice not applied; serving the last good one",
+                    metadata: [
+                        "steady.revision": "\(message.revision)", "steady.reason": "\(status.reason ?? "")",
+                        "steady.message": "\(status.message ?? "")",
+                    ])
+            }
+        case .resync:
+            let status = await state.syncStatus
+            logger.warning(
+                "slice digest mismatch", metadata: ["steady.message": "\(status.message ?? "")"])
+        case .none:
+            break
+        }
+        return directive
+    }
+
+    // MARK: Reports
+
+    /// Sends a report whenever triggered (after slice messages and on every heartbeat tick).
+    private func sendReports(client: AgentControllerClient, identity: AgentIdentity, triggers: AsyncStream<Void>)
+        async throws
+    {
+        var failures = 0
+        for await _ in triggers {
+            guard let report = await state.makeReport(
+                hostname: configuration.hostname, agentVersion: configuration.agentVersion)
+            else { continue }
+            do {
+                try await client.report(runner: identity.runner, credential: identity.credential, report)
+                if failures > 0 { logger.info("reports delivered again", metadata: ["steady.failures": "\(failures)"]) }
+                failures = 0
+            } catch let error where !error.isTransient {
+                throw error
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                let level: Logger.Level = failures == 1 || failures % 10 == 0 ? .warning : .debug
+                logger.log(level: level, "cannot report", metadata: ["steady.error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// When a stream last delivered bytes, shared between its reader and its watchdog.
+private final class LastActivity: Sendable {
+    private let value = Mutex(ContinuousClock.now)
+
+    var instant: ContinuousClock.Instant { value.withLock { $0 } }
+
+    func touch() { value.withLock { $0 = .now } }
+}
+
+extension Duration {
+    /// `215ms` or `3.2s`, for logs.
+    var roundedToMilliseconds: String {
+        let milliseconds = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        if milliseconds < 1000 { return "\(milliseconds)ms" }
+        return "\(Double(milliseconds / 100) / 10)s"
+    }
+}

@@ -1,0 +1,305 @@
+import AsyncHTTPClient
+import Client
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Resources
+import Synchronization
+
+/// The agent's requests to the controller, over a shared `HTTPClient`: CA discovery, enrolment, the slice stream
+/// and reports. Every request but CA discovery verifies the controller against the pinned CA only.
+public struct AgentControllerClient: Sendable {
+    /// The controller's base URL, `https://HOST:PORT`, without a trailing slash.
+    public let controllerURL: String
+    let http: HTTPClient
+    let tlsConfiguration: TLSConfiguration
+    static let tlsShutdownTimeout = TimeAmount.milliseconds(500)
+    /// Agents in one process trusting the same CA share one configuration (and so one connection pool).
+    static let tlsConfigurations = TLSConfigurationCache()
+
+    /// How long a plain request (enrolment, report) or the head of the slice stream may take.
+    public var requestTimeout: Duration
+
+    /// Creates a client that trusts only `caPEM`.
+    public init(controllerURL: String, caPEM: String, http: HTTPClient, requestTimeout: Duration = .seconds(15))
+        throws(AgentError)
+    {
+        self.controllerURL = Self.trimmed(controllerURL)
+        self.http = http
+        self.requestTimeout = requestTimeout
+        do {
+            tlsConfiguration = try Self.tlsConfigurations.configuration(trusting: caPEM)
+        } catch {
+            throw AgentError(
+                code: .invalidConfiguration, message: "the controller's CA certificate is not usable",
+                underlying: error)
+        }
+    }
+
+    // MARK: Discovery
+
+    /// Fetches the controller's CA without verifying the connection, and accepts it only when its hash is
+    /// `expectedHash` (the join token's). Returns the PEM of that one certificate, so that nothing else the
+    /// unverified answer held is ever trusted.
+    ///
+    /// This is the only unverified request, as kubeadm's cluster-info discovery: the hash makes up for it.
+    public static func discoverCA(
+        controllerURL: String, expectedHash: String, http: HTTPClient, timeout: Duration = .seconds(15)
+    ) async throws(AgentError) -> String {
+        var request = HTTPClientRequest(url: trimmed(controllerURL) + AgentProtocol.caPath)
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.minimumTLSVersion = .tlsv12
+        unverified.certificateVerification = .none
+        unverified.shutdownTimeout = tlsShutdownTimeout
+        request.tlsConfiguration = unverified
+        let (status, body) = try await send(request, http: http, timeout: timeout, limit: 1024 * 1024)
+        guard status == .ok else {
+            throw unexpected(status, body, "fetching the CA certificate from \(controllerURL)")
+        }
+        let pem = String(decoding: body, as: UTF8.self)
+        let certificate: NIOSSLCertificate
+        let hash: String
+        do {
+            guard let first = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)).first else {
+                throw AgentError(code: .unexpectedResponse, message: "no certificate")
+            }
+            certificate = first
+            hash = try caHash(pem: pem)
+        } catch {
+            throw AgentError(
+                code: .unexpectedResponse,
+                message: "\(controllerURL)\(AgentProtocol.caPath) did not answer with a PEM certificate; "
+                    + "is --controller a steady controller?",
+                underlying: error)
+        }
+        guard caHashMatches(pem: pem, expected: expectedHash) else {
+            throw AgentError(
+                code: .caMismatch,
+                message: "the controller's CA \(hash) does not match the join token's \(expectedHash.lowercased()); "
+                    + "check --controller and that the token was created by this controller")
+        }
+        do {
+            return pemEncode(try certificate.toDERBytes())
+        } catch {
+            throw AgentError(code: .unexpectedResponse, message: "cannot encode the CA certificate", underlying: error)
+        }
+    }
+
+    // MARK: Enrolment
+
+    /// Trades a join token for a credential.
+    ///
+    /// - Throws: ``AgentError`` with code ``AgentError/Code/enrolmentRefused`` (401),
+    ///   ``AgentError/Code/nameConflict`` (409) or ``AgentError/Code/invalidConfiguration`` (400, 422), each with
+    ///   the controller's message.
+    public func enroll(token: AgentJoinToken, _ enrollment: EnrollmentRequest) async throws(AgentError)
+        -> EnrollmentResponse
+    {
+        var request = makeRequest(AgentProtocol.enrollPath, method: .POST, bearer: token.bearerToken)
+        request.body = .bytes(ByteBuffer(bytes: try encode(enrollment)))
+        let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
+        switch status {
+        case .ok, .created:
+            do {
+                return try JSONDecoder().decode(EnrollmentResponse.self, from: body)
+            } catch {
+                throw AgentError(
+                    code: .unexpectedResponse, message: "the enrolment answer is not an EnrollmentResponse",
+                    underlying: error)
+            }
+        case .unauthorized, .forbidden:
+            throw AgentError(
+                code: .enrolmentRefused,
+                message: "the controller refused the join token: \(Self.statusMessage(body) ?? "\(status)"); "
+                    + "create a new one with `steady token create`",
+                httpStatus: Int(status.code))
+        case .conflict:
+            throw AgentError(
+                code: .nameConflict,
+                message: "cannot enrol as \(enrollment.name): \(Self.statusMessage(body) ?? "the name is taken"); "
+                    + "choose another --name or stop the other agent",
+                httpStatus: Int(status.code))
+        case .badRequest, .unprocessableEntity:
+            throw AgentError(
+                code: .invalidConfiguration,
+                message: "the controller rejected the enrolment: \(Self.statusMessage(body) ?? "\(status)")",
+                httpStatus: Int(status.code))
+        default:
+            throw Self.unexpected(status, body, "enrolling")
+        }
+    }
+
+    // MARK: Slice stream and reports
+
+    /// Opens the slice stream of `runner` from a revision and digest; returns its body once the controller
+    /// answered 200.
+    ///
+    /// - Throws: ``AgentError`` with code ``AgentError/Code/credentialRevoked`` (401),
+    ///   ``AgentError/Code/forbidden`` (403), or a transient error.
+    public func openSlice(runner: String, credential: String, revision: Int64, digest: String?)
+        async throws(AgentError) -> HTTPClientResponse.Body
+    {
+        var path = AgentProtocol.slicePath(runner: runner) + "?revision=\(revision)"
+        if let digest { path += "&digest=\(Self.queryEscaped(digest))" }
+        let request = makeRequest(path, method: .GET, bearer: credential)
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: TimeAmount(requestTimeout))
+        } catch {
+            throw Self.unreachable(error)
+        }
+        guard response.status == .ok else {
+            let body = try await Self.collect(response.body, limit: 64 * 1024)
+            throw Self.credentialError(response.status, body, runner: runner) ?? Self.unexpected(
+                response.status, body, "opening the slice stream")
+        }
+        return response.body
+    }
+
+    /// Sends a report (heartbeat and sync status) for `runner`.
+    public func report(runner: String, credential: String, _ report: AgentReport) async throws(AgentError) {
+        var request = makeRequest(AgentProtocol.reportPath(runner: runner), method: .POST, bearer: credential)
+        request.body = .bytes(ByteBuffer(bytes: try encode(report)))
+        let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
+        guard (200..<300).contains(status.code) else {
+            throw Self.credentialError(status, body, runner: runner) ?? Self.unexpected(status, body, "reporting")
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func makeRequest(_ path: String, method: HTTPMethod, bearer: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: controllerURL + path)
+        request.method = method
+        request.tlsConfiguration = tlsConfiguration
+        request.headers.add(name: "Authorization", value: "Bearer \(bearer)")
+        request.headers.add(name: "Accept", value: "application/json")
+        if method == .POST { request.headers.add(name: "Content-Type", value: "application/json") }
+        return request
+    }
+
+    private func encode(_ value: some Encodable) throws(AgentError) -> Data {
+        do {
+            return try JSONEncoder().encode(value)
+        } catch {
+            throw AgentError(code: .invalidConfiguration, message: "cannot encode a request", underlying: error)
+        }
+    }
+
+    private static func send(_ request: HTTPClientRequest, http: HTTPClient, timeout: Duration, limit: Int)
+        async throws(AgentError) -> (HTTPResponseStatus, Data)
+    {
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: TimeAmount(timeout))
+        } catch {
+            throw unreachable(error)
+        }
+        return (response.status, try await collect(response.body, limit: limit))
+    }
+
+    private static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws(AgentError) -> Data {
+        do {
+            var buffer = try await body.collect(upTo: limit)
+            return Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
+        } catch {
+            throw AgentError(
+                code: .unreachable, message: "cannot read the controller's answer (more than \(limit) bytes, "
+                    + "or the connection broke)", underlying: error)
+        }
+    }
+
+    private static func unreachable(_ error: any Error) -> AgentError {
+        if let error = error as? AgentError { return error }
+        return AgentError(code: .unreachable, message: "cannot reach the controller", underlying: error)
+    }
+
+    /// 401 and 403 on the credential's endpoints: the credential was revoked or belongs to another runner.
+    private static func credentialError(_ status: HTTPResponseStatus, _ body: Data, runner: String) -> AgentError? {
+        switch status {
+        case .unauthorized:
+            return AgentError(
+                code: .credentialRevoked,
+                message: "the controller no longer accepts this agent's credential for runner \(runner) "
+                    + "(\(statusMessage(body) ?? "401 Unauthorized")): it was revoked or the Runner deleted; "
+                    + "remove the credential from the state directory and enrol again with a new join token",
+                httpStatus: 401)
+        case .forbidden:
+            return AgentError(
+                code: .forbidden,
+                message: "the controller forbids this credential to act as runner \(runner) "
+                    + "(\(statusMessage(body) ?? "403 Forbidden"))",
+                httpStatus: 403)
+        default:
+            return nil
+        }
+    }
+
+    private static func unexpected(_ status: HTTPResponseStatus, _ body: Data, _ doing: String) -> AgentError {
+        AgentError(
+            code: .unexpectedResponse,
+            message: "the controller answered \(status.code) \(status.reasonPhrase) when \(doing)"
+                + (statusMessage(body).map { ": \($0)" } ?? ""),
+            httpStatus: Int(status.code))
+    }
+
+    /// The `message` of a Kubernetes `Status` body, when the body is one.
+    static func statusMessage(_ body: Data) -> String? {
+        guard let value = try? JSONValue.parse(body), let message = value["message"]?.stringValue,
+            !message.isEmpty
+        else { return nil }
+        return message
+    }
+
+    static func trimmed(_ url: String) -> String {
+        var url = url
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    static func queryEscaped(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// PEM of one certificate's DER, in 64-column lines.
+func pemEncode(_ der: [UInt8]) -> String {
+    let base64 = Data(der).base64EncodedString()
+    var lines: [Substring] = []
+    var index = base64.startIndex
+    while index < base64.endIndex {
+        let end = base64.index(index, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
+        lines.append(base64[index..<end])
+        index = end
+    }
+    return "-----BEGIN CERTIFICATE-----\n" + lines.joined(separator: "\n") + "\n-----END CERTIFICATE-----\n"
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Client TLS configurations by the CA they trust, so that thousands of agents in one process parse the CA once.
+final class TLSConfigurationCache: Sendable {
+    private let configurations = Mutex<[String: TLSConfiguration]>([:])
+
+    func configuration(trusting caPEM: String) throws -> TLSConfiguration {
+        if let cached = configurations.withLock({ $0[caPEM] }) { return cached }
+        var configuration = try makeClientTLSConfiguration(caPEM: caPEM)
+        // Closing a connection waits this long for the controller's close_notify; a stream the agent gives up on
+        // (at shutdown, or when silent) should not hold the agent for NIOSSL's default of 5 s.
+        configuration.shutdownTimeout = AgentControllerClient.tlsShutdownTimeout
+        return configurations.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[caPEM] = configuration
+            return configuration
+        }
+    }
+}

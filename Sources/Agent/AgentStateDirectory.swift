@@ -1,0 +1,101 @@
+import Foundation
+import Resources
+
+/// An agent's state directory on disk (default `/var/lib/steady-agent`, mode 0700).
+///
+/// - `ca.crt`: the controller's CA, pinned by the join token at enrolment (0644);
+/// - `runner`: the runner name (0600);
+/// - `credential`: the credential enrolment issued (0600), written last, so its presence means enrolled;
+/// - `slice.json`: the last good slice, which may hold secret values (0600), replaced atomically.
+public struct AgentStateDirectory: SliceStorage, IdentityStorage {
+    /// File names inside the directory.
+    public enum FileName {
+        public static let caCertificate = "ca.crt"
+        public static let runner = "runner"
+        public static let credential = "credential"
+        public static let slice = "slice.json"
+    }
+
+    /// The directory.
+    public let path: String
+
+    /// Uses the directory at `path`, creating it with mode 0700 when it does not exist.
+    public init(path: String) throws(AgentError) {
+        self.path = URL(fileURLWithPath: path).standardizedFileURL.path
+        permissions = try PrivateFile.ensureDirectory(self.path)
+    }
+
+    /// The directory's permission bits when it was opened.
+    public let permissions: Int
+
+    /// The path of a file in the directory.
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    // MARK: Identity
+
+    public func loadIdentity() throws(AgentError) -> AgentIdentity? {
+        guard let credential = try PrivateFile.read(file(FileName.credential)) else { return nil }
+        func required(_ name: String) throws(AgentError) -> String {
+            guard let data = try PrivateFile.read(file(name)) else {
+                throw AgentError(
+                    code: .storage,
+                    message: "the state directory \(path) has a credential but no \(name); remove the credential "
+                        + "and enrol again with a new join token")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let runner = try required(FileName.runner).trimmingWhitespace()
+        let caPEM = try required(FileName.caCertificate)
+        let token = String(decoding: credential, as: UTF8.self).trimmingWhitespace()
+        guard !token.isEmpty, !runner.isEmpty else {
+            throw AgentError(
+                code: .storage,
+                message: "the credential or runner file in \(path) is empty; remove them and enrol again")
+        }
+        return AgentIdentity(runner: runner, credential: token, caPEM: caPEM)
+    }
+
+    public func saveIdentity(_ identity: AgentIdentity) throws(AgentError) {
+        try PrivateFile.write(Array(identity.caPEM.utf8), to: file(FileName.caCertificate), mode: 0o644)
+        try PrivateFile.write(Array("\(identity.runner)\n".utf8), to: file(FileName.runner))
+        try PrivateFile.write(Array("\(identity.credential)\n".utf8), to: file(FileName.credential))
+    }
+
+    // MARK: Slice
+
+    /// How `slice.json` is laid out.
+    struct StoredSlice: Codable {
+        var revision: Int64
+        var digest: String
+        var objects: [SliceObject]
+    }
+
+    public func loadSlice() throws(AgentError) -> RunnerSlice? {
+        let location = file(FileName.slice)
+        guard let data = try PrivateFile.read(location) else { return nil }
+        let stored: StoredSlice
+        do {
+            stored = try JSONValue.parse(data).decode(as: StoredSlice.self)
+        } catch {
+            throw AgentError(code: .storage, message: "\(location) is not a saved slice", underlying: error)
+        }
+        let slice = RunnerSlice(revision: stored.revision, objects: stored.objects)
+        guard slice.digest == stored.digest else {
+            throw AgentError(
+                code: .storage,
+                message: "\(location) has digest \(slice.digest) but records \(stored.digest); it was modified")
+        }
+        return slice
+    }
+
+    public func saveSlice(_ slice: RunnerSlice) throws(AgentError) {
+        let stored = StoredSlice(revision: slice.revision, digest: slice.digest, objects: slice.sliceObjects)
+        let bytes: Data
+        do {
+            bytes = try JSONValue(encoding: stored).jsonData()
+        } catch {
+            throw AgentError(code: .storage, message: "cannot encode the slice", underlying: error)
+        }
+        try PrivateFile.write(Array(bytes), to: file(FileName.slice))
+    }
+}

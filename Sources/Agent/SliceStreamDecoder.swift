@@ -1,0 +1,50 @@
+import Foundation
+import Resources
+
+/// Splits the bytes of a slice stream into newline-delimited `SliceMessage`s. A value: no I/O.
+public struct SliceStreamDecoder: Sendable {
+    /// The longest line accepted; a longer one means the stream is broken or hostile.
+    public var maximumLineLength: Int
+    private var pending: [UInt8] = []
+
+    /// Creates a decoder (lines up to 64 MiB by default: a slice may hold many secrets).
+    public init(maximumLineLength: Int = 64 * 1024 * 1024) {
+        self.maximumLineLength = maximumLineLength
+    }
+
+    /// Adds bytes and returns the messages completed by them, in order. Empty lines are skipped.
+    ///
+    /// - Throws: ``AgentError`` with code ``AgentError/Code/unexpectedResponse`` when a line is too long or not a
+    ///   slice message.
+    public mutating func feed(_ bytes: some Collection<UInt8>) throws(AgentError) -> [SliceMessage] {
+        var messages: [SliceMessage] = []
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                if let message = try decodeLine() { messages.append(message) }
+                pending.removeAll(keepingCapacity: pending.count <= 64 * 1024)
+            } else {
+                guard pending.count < maximumLineLength else {
+                    throw AgentError(
+                        code: .unexpectedResponse,
+                        message: "a slice stream line is longer than \(maximumLineLength) bytes")
+                }
+                pending.append(byte)
+            }
+        }
+        return messages
+    }
+
+    /// Whether bytes of an unfinished line are held.
+    public var hasPartialLine: Bool { !pending.isEmpty }
+
+    private func decodeLine() throws(AgentError) -> SliceMessage? {
+        guard pending.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") }) else { return nil }
+        do {
+            return try JSONDecoder().decode(SliceMessage.self, from: Data(pending))
+        } catch {
+            throw AgentError(
+                code: .unexpectedResponse, message: "the slice stream sent a line that is not a slice message",
+                underlying: error)
+        }
+    }
+}

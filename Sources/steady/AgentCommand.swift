@@ -1,0 +1,112 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Logging
+import Resources
+import ServiceLifecycle
+
+/// `steady agent`: a runner agent that enrols with a controller, follows its slice and reports.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run a runner agent: enrol with the controller, follow this runner's slice, report status.",
+        discussion: """
+            The first start needs a join token (`steady token create`): the agent checks the controller's CA against \
+            the hash in the token, enrols, and stores its own credential in the state directory. Later starts use \
+            that credential; the token is then not needed. The last good slice is kept in the state directory and \
+            served while the controller is away.
+            """)
+
+    @Option(help: "The controller's URL, https://HOST:PORT.")
+    var controller: String
+
+    @Option(
+        name: .customLong("join-token"),
+        help: ArgumentHelp(
+            "The join token, <CA-hash>::<id>.<secret>; only needed to enrol. Also read from STEADY_JOIN_TOKEN.",
+            valueName: "token"))
+    var joinToken: String?
+
+    @Option(help: "The runner name (DNS-1123: lowercase letters, digits, '-' and '.').")
+    var name: String
+
+    @Option(help: "Labels for a new Runner, k=v,k2=v2 (labels declared in manifests win).")
+    var labels: String = ""
+
+    @Option(name: .customLong("state-dir"), help: "Where the credential, the CA and the last good slice are kept.")
+    var stateDirectory = "/var/lib/steady-agent"
+
+    @Flag(name: .customLong("allow-exec"), help: "Accept slices holding exec actions (refused by default).")
+    var allowExec = false
+
+    @Option(name: .customLong("heartbeat-interval"), help: "How often to report to the controller, e.g. 5s.")
+    var heartbeatInterval = "5s"
+
+    @Option(help: "trace, debug, info, notice, warning or error.")
+    var logLevel: Logger.Level = .info
+
+    /// The token from the flag or the environment (the environment keeps it out of `ps`).
+    private var tokenText: String? {
+        if let joinToken, !joinToken.isEmpty { return joinToken }
+        if let value = ProcessInfo.processInfo.environment["STEADY_JOIN_TOKEN"], !value.isEmpty { return value }
+        return nil
+    }
+
+    func validate() throws {
+        _ = try makeConfiguration()
+    }
+
+    func makeConfiguration() throws -> AgentConfiguration {
+        do {
+            let heartbeat: Duration
+            do {
+                let parsed = try DurationString(heartbeatInterval)
+                heartbeat = parsed.duration
+            } catch {
+                throw ValidationError("--heartbeat-interval: \(error.message)")
+            }
+            let configuration = AgentConfiguration(
+                controllerURL: controller, name: name, labels: try AgentConfiguration.parseLabels(labels),
+                joinToken: try tokenText.map { text throws(AgentError) in try AgentJoinToken(parsing: text) },
+                allowsExec: allowExec, heartbeatInterval: heartbeat)
+            try configuration.validate()
+            return configuration
+        } catch let error as AgentError {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func run() async throws {
+        let logger = makeLogger(level: logLevel)
+        let configuration = try makeConfiguration()
+        do {
+            let directory = try AgentStateDirectory(path: stateDirectory)
+            if directory.permissions & 0o077 != 0 {
+                logger.warning(
+                    "the state directory is readable by others; restrict it to its owner (chmod 700)",
+                    metadata: ["steady.stateDir": "\(directory.path)"])
+            }
+            if configuration.joinToken == nil, try directory.loadIdentity() == nil {
+                throw AgentError(
+                    code: .invalidConfiguration,
+                    message: "\(directory.path) holds no credential yet: give --join-token to enrol "
+                        + "(create one with `steady token create`)")
+            }
+            let agent = Agent(configuration: configuration, stateDirectory: directory, logger: logger)
+            logger.info(
+                "agent starting",
+                metadata: [
+                    "steady.controller": "\(configuration.controllerURL)", "steady.stateDir": "\(directory.path)",
+                    "steady.allowExec": "\(configuration.allowsExec)",
+                ])
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            logger.info("agent stopped")
+        } catch let error as AgentError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+import Reconciler
+import Resources
+import ServiceLifecycle
+import SteadyTesting
+
+/// A controller that speaks the agent protocol over TLS and records what agents ask; the test drives its slice
+/// streams by hand.
+actor FakeController {
+    struct SliceRequest: Sendable {
+        var revision: String?
+        var digest: String?
+        var authorization: String?
+    }
+
+    private(set) var enrollments: [EnrollmentRequest] = []
+    private(set) var enrollAuthorizations: [String] = []
+    private(set) var sliceRequests: [SliceRequest] = []
+    private(set) var reports: [AgentReport] = []
+    private var streams: [AsyncStream<SliceMessage>.Continuation] = []
+    /// Answers to give instead of the normal ones.
+    var enrollFailure: (HTTPResponse.Status, String)?
+    var sliceFailure: (HTTPResponse.Status, String)?
+    var credential = "cred-for-web-1"
+
+    func setSliceFailure(_ failure: (HTTPResponse.Status, String)?) { sliceFailure = failure }
+    func setEnrollFailure(_ failure: (HTTPResponse.Status, String)?) { enrollFailure = failure }
+
+    /// Sends a message on the newest slice stream.
+    func send(_ message: SliceMessage) { streams.last?.yield(message) }
+
+    /// Ends the newest slice stream, as a restarting controller does.
+    func disconnect() { streams.last?.finish() }
+
+    var connectionCount: Int { streams.count }
+
+    fileprivate func enroll(_ request: EnrollmentRequest, authorization: String) throws -> Response {
+        enrollAuthorizations.append(authorization)
+        if let (status, message) = enrollFailure { return FakeController.status(status, message) }
+        enrollments.append(request)
+        return FakeController.json(EnrollmentResponse(runner: request.name, credential: credential))
+    }
+
+    fileprivate func connect(_ request: SliceRequest) -> Result<AsyncStream<SliceMessage>, FakeFailure> {
+        sliceRequests.append(request)
+        if let (status, message) = sliceFailure { return .failure(FakeFailure(status: status, message: message)) }
+        guard request.authorization == "Bearer \(credential)" else {
+            return .failure(FakeFailure(status: .unauthorized, message: "unknown credential"))
+        }
+        let (stream, continuation) = AsyncStream<SliceMessage>.makeStream()
+        streams.append(continuation)
+        return .success(stream)
+    }
+
+    fileprivate func record(_ report: AgentReport) { reports.append(report) }
+
+    static func json(_ value: some Encodable) -> Response {
+        let data = (try? JSONValue(encoding: value))?.jsonData() ?? Data()
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func status(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let body: JSONValue = [
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "message": .string(message),
+            "code": .int(Int64(status.code)),
+        ]
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body.jsonData())))
+    }
+
+    /// Serves the fake on a loopback port with a fresh CA while `body` runs.
+    static func serve<T: Sendable>(
+        _ fake: FakeController, _ body: @Sendable (_ url: String, _ identity: ControllerIdentity) async throws -> T
+    ) async throws -> T {
+        let directory = try TemporaryDirectory(prefix: "fake-controller")
+        defer { directory.remove() }
+        let identity = try ControllerIdentity.loadOrCreate(dataDirectory: directory.url)
+        let router = Router()
+        router.get(RouterPath(stringLiteral: AgentProtocol.caPath)) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/x-pem-file"],
+                body: .init(byteBuffer: ByteBuffer(string: identity.caCertificatePEM)))
+        }
+        router.post(RouterPath(stringLiteral: AgentProtocol.enrollPath)) { request, context in
+            let enrollment = try await request.decode(as: EnrollmentRequest.self, context: context)
+            return try await fake.enroll(enrollment, authorization: request.headers[.authorization] ?? "")
+        }
+        router.get("/steady/v1/agents/:name/slice") { request, _ in
+            let query = request.uri.queryParameters
+            let sliceRequest = SliceRequest(
+                revision: query.get("revision"), digest: query.get("digest"),
+                authorization: request.headers[.authorization])
+            switch await fake.connect(sliceRequest) {
+            case .failure(let failure):
+                return status(failure.status, failure.message)
+            case .success(let stream):
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody { writer in
+                        for await message in stream {
+                            var data = (try JSONValue(encoding: message)).jsonData()
+                            data.append(0x0A)
+                            try await writer.write(ByteBuffer(bytes: data))
+                        }
+                        try await writer.finish(nil)
+                    })
+            }
+        }
+        router.post("/steady/v1/agents/:name/report") { request, context in
+            await fake.record(try await request.decode(as: AgentReport.self, context: context))
+            return status(.ok, "recorded")
+        }
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let application = Application(
+            router: router, server: try .tls(.http1(), tlsConfiguration: identity.tlsConfiguration),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
+            logger: {
+                var logger = Logger(label: "fake-controller")
+                logger.logLevel = .critical
+                return logger
+            }())
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await application.runService()
+                return nil
+            }
+            defer { group.cancelAll() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw CancellationError() }
+            return try await body("https://127.0.0.1:\(port)", identity)
+        }
+    }
+}
+
+struct FakeFailure: Error {
+    var status: HTTPResponse.Status
+    var message: String
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+func eventually(
+    timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
