@@ -98,6 +98,7 @@ public final class Agent: Service {
     }
 
     private func run(http: HTTPClient) async throws {
+        try configuration.validate()
         guard let identity = try await resolveIdentity(http: http) else { return }
         let client = try AgentControllerClient(
             controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
@@ -205,7 +206,7 @@ public final class Agent: Service {
                 }
                 outcome = try await read(body, reportTrigger: reportTrigger)
                 await state.setConnected(false)
-            } catch let error as AgentError where !error.isTransient {
+            } catch let error as AgentError where error.isCredentialRefused {
                 await state.setConnected(false)
                 throw error
             } catch {
@@ -213,7 +214,7 @@ public final class Agent: Service {
                 if Task.isCancelled { return }
                 outcome.failure = error
             }
-            if outcome.deliveredMessages {
+            if outcome.deliveredMessages && !outcome.isResync {
                 backoff.reset()
                 failures = 0
             }
@@ -340,7 +341,7 @@ public final class Agent: Service {
                 try await client.report(runner: identity.runner, credential: identity.credential, report)
                 if failures > 0 { logger.info("reports delivered again", metadata: ["steady.failures": "\(failures)"]) }
                 failures = 0
-            } catch let error where !error.isTransient {
+            } catch let error where error.isCredentialRefused {
                 throw error
             } catch {
                 if Task.isCancelled { return }

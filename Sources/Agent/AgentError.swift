@@ -60,6 +60,9 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         return "\(message): \(underlying)"
     }
 
+    /// Whether the controller refuses this agent's credential: retrying with it is pointless.
+    public var isCredentialRefused: Bool { code == .credentialRevoked || code == .forbidden }
+
     /// Whether retrying later may succeed: the controller was unreachable or failed on its side.
     public var isTransient: Bool {
         if code == .unreachable { return true }

@@ -96,7 +96,11 @@ public struct APIClient: Sendable {
         var http = HTTPClient.Configuration()
         if scheme == "https" {
             do {
-                http.tlsConfiguration = try makeClientTLSConfiguration(caPEM: configuration.caPEM)
+                var tls = try makeClientTLSConfiguration(caPEM: configuration.caPEM)
+                // Closing a connection waits for the server's close_notify, which a server streaming a watch does
+                // not send promptly; without this a cancelled watch holds the process for 5 s.
+                tls.shutdownTimeout = .milliseconds(250)
+                http.tlsConfiguration = tls
             } catch {
                 throw APIClientError(
                     code: .configuration, message: "cannot trust the server's CA: \(error)", server: server,

@@ -177,6 +177,14 @@ extension APIClientError {
     /// Explains a failure to reach `server`: what happened and what to do about it.
     public static func connection(_ error: any Error, server: String) -> APIClientError {
         if let error = error as? APIClientError { return error }
+        if server.lowercased().hasPrefix("http://"), let client = error as? HTTPClientError,
+            client == .remoteConnectionClosed
+        {
+            return APIClientError(
+                code: .connection,
+                message: "cannot reach \(server): the server closed the connection — it probably expects HTTPS: "
+                    + "use https://", server: server, underlying: error)
+        }
         return APIClientError(
             code: .connection, message: "cannot reach \(server): \(explain(error))", server: server,
             underlying: error)
@@ -200,8 +208,7 @@ extension APIClientError {
             return explain(errno: posix.code.rawValue, fallback: "\(posix)")
         }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-            return "TLS handshake failed (\(error)) — check that the kubeconfig's certificate-authority-data is the "
-                + "controller's CA and that the server name matches its certificate"
+            return explainTLS(error)
         }
         if let client = error as? HTTPClientError {
             switch client {
@@ -230,6 +237,23 @@ extension APIClientError {
             return "TLS failed (\(text)) — check that the kubeconfig's CA is the controller's CA"
         }
         return text
+    }
+
+    private static func explainTLS(_ error: any Error) -> String {
+        let text = "\(error)"
+        if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return "TLS handshake failed: the server's certificate is not valid for this host name — connect with a "
+                + "name the certificate lists (the controller adds more with --server-name)"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS handshake failed: the server's certificate is not signed by the trusted CA — check that the "
+                + "kubeconfig's certificate-authority-data is this controller's CA (see its ca.crt)"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
+            return "TLS handshake failed: the server does not speak TLS on this port — is the URL's port the "
+                + "controller's HTTPS port?"
+        }
+        return "TLS handshake failed (\(text)) — check the kubeconfig's CA and the server address"
     }
 
     private static func explain(errno code: Int32, fallback: String) -> String {

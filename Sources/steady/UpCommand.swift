@@ -35,10 +35,17 @@ struct UpCommand: AsyncParsableCommand {
         try options.validate()
         let logger = makeLogger(level: logLevel)
         let kubeconfig = options.kubeconfigURL.path
-        try await options.runController(logger: logger, extraServices: { _ in [] }) { _, port in
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let runnerName = LocalRunner.defaultName()
+        try await options.runController(
+            logger: logger,
+            extraServices: { runtime in [LocalRunner(runtime: runtime, ports: ports, name: runnerName, logger: logger)] }
+        ) { _, port in
+            portContinuation.yield(port)
             print(
                 """
                 steady is up on port \(port), applying and watching \(manifests)/
+                  local runner: \(runnerName) (steady get runner \(runnerName))
                   kubeconfig: \(kubeconfig)
                   try:        steady get routes --kubeconfig \(kubeconfig)
                               kubectl --kubeconfig \(kubeconfig) get routes.steady.dev

@@ -164,6 +164,62 @@ import Testing
         }
     }
 
+    @Test func aBrokenStreamMakesTheAgentReconnectNotStop() async throws {
+        let fake = FakeController()
+        try await FakeController.serve(fake) { url, identity in
+            let storage = InMemoryAgentStorage()
+            let given = AgentIdentity(runner: "web-1", credential: "cred-for-web-1", caPEM: identity.caCertificatePEM)
+            let agent = Agent(
+                configuration: try configuration(url: url, token: nil, identity: given),
+                sliceStorage: storage, identityStorage: storage, logger: logger)
+            try await withAgent(agent) {
+                #expect(await eventually { await fake.connectionCount == 1 })
+                await fake.send(F.snapshot(5, [F.httpAction("notify")]))
+                #expect(await eventually { await agent.state.revision == 5 })
+                await fake.sendRaw("{\"this is\": \"not a slice message\"}\n")
+                #expect(await eventually { await fake.connectionCount == 2 })
+                let again = try #require(await fake.sliceRequests.last)
+                #expect(again.revision == "5")
+                // The controller is unavailable for a while; the agent keeps serving and keeps trying.
+                await fake.setSliceFailure((.serviceUnavailable, "starting"))
+                await fake.disconnect()
+                #expect(await eventually { await fake.sliceRequests.count >= 5 })
+                #expect(await agent.state.currentSlice.revision == 5)
+                await fake.setSliceFailure(nil)
+                #expect(await eventually { await fake.connectionCount == 3 })
+            }
+        }
+    }
+
+    @Test func manyAgentsShareOneClientInOneProcess() async throws {
+        let fake = FakeController()
+        try await FakeController.serve(fake) { url, identity in
+            let count = 40
+            let http = Agent.makeHTTPClient(maximumConnections: count + 16)
+            let agents = try (0..<count).map { index in
+                let given = AgentIdentity(runner: "sim-\(index)", credential: "cred-for-web-1", caPEM: identity.caCertificatePEM)
+                var configuration = try configuration(url: url, token: nil, identity: given)
+                configuration.name = "sim-\(index)"
+                let storage = InMemoryAgentStorage()
+                return Agent(
+                    configuration: configuration, sliceStorage: storage, identityStorage: storage, httpClient: http,
+                    logger: logger)
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for agent in agents { group.addTask { try await agent.run() } }
+                defer { group.cancelAll() }
+                #expect(await eventually { await fake.connectionCount == count })
+                await fake.broadcast(F.snapshot(9, [F.httpAction("notify")]))
+                #expect(await eventually {
+                    let reports = await fake.reports.filter { $0.observedSliceRevision == 9 && $0.synced }
+                    return reports.count >= count
+                })
+                for agent in agents { #expect(await agent.state.revision == 9) }
+            }
+            try await http.shutdown()
+        }
+    }
+
     @Test func servesTheSavedSliceBeforeTheControllerAnswers() async throws {
         let saved = RunnerSlice(revision: 4, objects: [F.httpAction("notify")])
         let storage = InMemoryAgentStorage(slice: saved)

@@ -23,7 +23,7 @@ actor FakeController {
     private(set) var enrollAuthorizations: [String] = []
     private(set) var sliceRequests: [SliceRequest] = []
     private(set) var reports: [AgentReport] = []
-    private var streams: [AsyncStream<SliceMessage>.Continuation] = []
+    private var streams: [AsyncStream<[UInt8]>.Continuation] = []
     /// Answers to give instead of the normal ones.
     var enrollFailure: (HTTPResponse.Status, String)?
     var sliceFailure: (HTTPResponse.Status, String)?
@@ -33,7 +33,18 @@ actor FakeController {
     func setEnrollFailure(_ failure: (HTTPResponse.Status, String)?) { enrollFailure = failure }
 
     /// Sends a message on the newest slice stream.
-    func send(_ message: SliceMessage) { streams.last?.yield(message) }
+    func send(_ message: SliceMessage) {
+        streams.last?.yield(Array((try? JSONValue(encoding: message))?.jsonData() ?? Data()) + [0x0A])
+    }
+
+    /// Sends a message on every open slice stream.
+    func broadcast(_ message: SliceMessage) {
+        let line = Array((try? JSONValue(encoding: message))?.jsonData() ?? Data()) + [0x0A]
+        for stream in streams { stream.yield(line) }
+    }
+
+    /// Sends raw bytes on the newest slice stream.
+    func sendRaw(_ text: String) { streams.last?.yield(Array(text.utf8)) }
 
     /// Ends the newest slice stream, as a restarting controller does.
     func disconnect() { streams.last?.finish() }
@@ -47,13 +58,13 @@ actor FakeController {
         return FakeController.json(EnrollmentResponse(runner: request.name, credential: credential))
     }
 
-    fileprivate func connect(_ request: SliceRequest) -> Result<AsyncStream<SliceMessage>, FakeFailure> {
+    fileprivate func connect(_ request: SliceRequest) -> Result<AsyncStream<[UInt8]>, FakeFailure> {
         sliceRequests.append(request)
         if let (status, message) = sliceFailure { return .failure(FakeFailure(status: status, message: message)) }
         guard request.authorization == "Bearer \(credential)" else {
             return .failure(FakeFailure(status: .unauthorized, message: "unknown credential"))
         }
-        let (stream, continuation) = AsyncStream<SliceMessage>.makeStream()
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         streams.append(continuation)
         return .success(stream)
     }
@@ -105,10 +116,8 @@ actor FakeController {
                 return Response(
                     status: .ok, headers: [.contentType: "application/json"],
                     body: ResponseBody { writer in
-                        for await message in stream {
-                            var data = (try JSONValue(encoding: message)).jsonData()
-                            data.append(0x0A)
-                            try await writer.write(ByteBuffer(bytes: data))
+                        for await bytes in stream {
+                            try await writer.write(ByteBuffer(bytes: bytes))
                         }
                         try await writer.finish(nil)
                     })

@@ -2,6 +2,7 @@ import Client
 import Foundation
 import Hummingbird
 import Logging
+import NIOSSL
 import Reconciler
 import Resources
 import SteadyTesting
@@ -36,7 +37,8 @@ struct LiveServer {
 
     /// Starts the server, runs `body`, stops the server.
     static func with(
-        watchSeconds: Int = 30, _ body: @Sendable (Context) async throws -> Void
+        watchSeconds: Int = 30, tls: TLSConfiguration? = nil, caPEM: String? = nil,
+        _ body: @Sendable (Context) async throws -> Void
     ) async throws {
         let fixture = try StoreFixture()
         let directory = try TemporaryDirectory(prefix: "steady-client-test")
@@ -48,7 +50,7 @@ struct LiveServer {
             objects: ObjectService(store: fixture.store),
             authenticator: AdminTokenAuthenticator(adminToken: token),
             configuration: .init(
-                host: "127.0.0.1", port: 0, tls: nil, watchLimits: .init(maximumSeconds: watchSeconds)),
+                host: "127.0.0.1", port: 0, tls: tls, watchLimits: .init(maximumSeconds: watchSeconds)),
             logger: Self.quietLogger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try server.makeApplication { port in
@@ -59,9 +61,9 @@ struct LiveServer {
             group.addTask { try await application.runService(gracefulShutdownSignals: []) }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw CancellationError() }
-            let url = "http://127.0.0.1:\(port)"
+            let url = "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)"
             do {
-                try await APIClient.withClient(.init(server: url, token: token)) { client in
+                try await APIClient.withClient(.init(server: url, caPEM: caPEM, token: token)) { client in
                     try await body(Context(client: client, url: url, fixture: fixture, directory: directory))
                 }
             } catch {

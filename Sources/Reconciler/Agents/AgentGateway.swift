@@ -383,3 +383,21 @@ public actor AgentGateway {
 }
 
 extension AgentGateway: Service {}
+
+extension AgentGateway {
+    /// Enrols a runner of this very process (`steady up`) without a join token: creates its Runner when
+    /// missing (labels declared in manifests win) and issues its credential.
+    public func enrollLocalRunner(name: String, labels: [String: String]) async throws -> String {
+        do {
+            _ = try await objects.get(Kinds.runner, name: name)
+        } catch {
+            guard error.reason == .notFound else { throw error }
+            var metadata: JSONValue = ["name": .string(name)]
+            if !labels.isEmpty { metadata["labels"] = .object(labels.mapValues(JSONValue.string)) }
+            _ = try await objects.create(
+                Kinds.runner, body: ["apiVersion": .string(API.apiVersion), "kind": "Runner", "metadata": metadata],
+                options: WriteOptions(fieldManager: "steady-agent", recordsOwnership: false))
+        }
+        return try await credentials.issue(runner: name)
+    }
+}
