@@ -448,8 +448,10 @@ enum ControllerFixtures {
             let route = try await objects.get(Kinds.route, name: "critical")
             #expect(route["status"]?["placement"]?["runnerActions"] == ["kill-process"])
             #expect(route["status"]?["placement"]?["controllerActions"] == ["open-ticket"])
-            let assignment = try await objects.get(Kinds.assignment, name: "hosts")
-            #expect(assignment["status"]?["matchedRunners"] == ["web-1", "web-2"])
+            // The Assignment's own status is written by its own reconcile, which may come a moment later.
+            try await waitUntil {
+                try await objects.get(Kinds.assignment, name: "hosts")["status"]?["matchedRunners"] == ["web-1", "web-2"]
+            }
             let action = try await objects.get(Kinds.action, name: "open-ticket")
             #expect(!action.jsonString().contains("s3cr3t-value"))
         }
@@ -557,7 +559,7 @@ enum ControllerFixtures {
 
 /// Polls `condition` until it holds; records an issue and throws `TimedOut` after `timeout`.
 func waitUntil(
-    timeout: Duration = .seconds(5), interval: Duration = .milliseconds(20),
+    timeout: Duration = .seconds(15), interval: Duration = .milliseconds(20),
     sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
 ) async throws {
     let clock = ContinuousClock()

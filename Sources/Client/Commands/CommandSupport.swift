@@ -4,15 +4,17 @@ import Resources
 
 /// What the commands share: error reporting with kubectl's conventions, kind and name arguments, durations.
 enum CommandSupport {
-    /// Runs a command body; errors other than argument errors and exit codes are printed (see
-    /// ``Console/message(for:)``) and turned into exit code `failureCode`.
+    /// Runs a command body; errors other than exit codes are printed (see ``Console/message(for:)``) and turned
+    /// into exit code `failureCode`.
     static func run(failureCode: Int32 = 1, _ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let error as ExitCode {
             throw error
         } catch let error as ValidationError {
-            throw error
+            // An argument problem found while running: said like every other error, with the usual exit code.
+            Console.error("error: \(error.message)")
+            throw ExitCode(failureCode)
         } catch is CancellationError {
             throw ExitCode(130)
         } catch {

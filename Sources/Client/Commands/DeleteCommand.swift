@@ -76,33 +76,69 @@ public struct DeleteCommand: AsyncParsableCommand {
                     let r = order[right.element.info.kind] ?? 0
                     return l != r ? l > r : left.offset < right.offset
                 }.map(\.element)
-                for (info, name) in sorted {
-                    let line = "\(info.qualifiedName) \"\(name)\" deleted\(Applier.suffix(dryRun))"
-                    if dryRun == .client {
-                        do {
-                            _ = try await client.get(info, name: name)
-                            Console.out(line)
-                        } catch let error as APIClientError where error.isNotFound && ignoreNotFound {
-                            continue
-                        } catch let error as APIClientError where error.code == .server {
+                // Kind by kind (dependents first), many deletes at a time within a kind; printed in order.
+                let dryRun = self.dryRun
+                let ignoreNotFound = self.ignoreNotFound
+                var start = 0
+                while start < sorted.count {
+                    let kind = sorted[start].info.kind
+                    var end = start
+                    while end < sorted.count && sorted[end].info.kind == kind { end += 1 }
+                    let batch = Array(sorted[start..<end])
+                    start = end
+                    let outcomes = try await Self.delete(
+                        batch, dryRun: dryRun, ignoreNotFound: ignoreNotFound, client: client)
+                    for outcome in outcomes {
+                        switch outcome {
+                        case .success(let line?): Console.out(line)
+                        case .success(nil): break
+                        case .failure(let error):
                             Console.error(Console.message(for: error))
                             failed = true
                         }
-                        continue
-                    }
-                    do {
-                        _ = try await client.delete(info, name: name, dryRun: dryRun == .server)
-                        Console.out(line)
-                    } catch let error as APIClientError where error.isNotFound && ignoreNotFound {
-                        continue
-                    } catch let error as APIClientError where error.code == .server {
-                        Console.error(Console.message(for: error))
-                        failed = true
                     }
                 }
             }
             if failed { throw ExitCode.failure }
         }
+    }
+
+    /// Deletes one kind's objects, 32 at a time: the line to print for each (nil when it was already gone and
+    /// that is fine) or the server's error, in input order. Connection failures are thrown.
+    static func delete(
+        _ batch: [(info: KindInfo, name: String)], dryRun: APIClient.DryRun, ignoreNotFound: Bool,
+        client: APIClient
+    ) async throws -> [Result<String?, APIClientError>] {
+        var results = [Result<String?, APIClientError>?](repeating: nil, count: batch.count)
+        try await withThrowingTaskGroup(of: (Int, Result<String?, APIClientError>).self) { group in
+            var next = 0
+            func start() {
+                let index = next
+                let (info, name) = batch[index]
+                next += 1
+                group.addTask {
+                    let line = "\(info.qualifiedName) \"\(name)\" deleted\(Applier.suffix(dryRun))"
+                    do {
+                        if dryRun == .client {
+                            _ = try await client.get(info, name: name)
+                        } else {
+                            _ = try await client.delete(info, name: name, dryRun: dryRun == .server)
+                        }
+                        return (index, .success(line))
+                    } catch let error as APIClientError where error.isNotFound && ignoreNotFound {
+                        return (index, .success(nil))
+                    } catch let error as APIClientError where error.code == .server {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            while next < batch.count && next < 32 { start() }
+            for try await (index, result) in group {
+                results[index] = result
+                if next < batch.count { start() }
+            }
+        }
+        return results.compactMap { $0 }
     }
 
     /// Kinds with names, or kinds with no names (meaning: list them with the selector).

@@ -44,15 +44,25 @@ public struct GetCommand: AsyncParsableCommand {
     /// Lists, prints, and watches when asked.
     public func run() async throws {
         try await CommandSupport.run {
-            let references = try CommandSupport.references([kind] + names, allowKindOnly: true)
-            guard references.count == 1, let reference = references.first else {
-                throw CommandError("get shows one kind at a time")
+            var references: [(info: KindInfo, names: [String])]
+            if kind.contains(",") {
+                guard names.isEmpty else {
+                    throw ValidationError("names need a single kind: KIND NAME... or KIND/NAME...")
+                }
+                references = try kind.split(separator: ",").map { (try CommandSupport.kind(String($0)), []) }
+            } else {
+                references = try CommandSupport.references([kind] + names, allowKindOnly: true)
             }
-            if !reference.names.isEmpty && selector != nil {
+            if references.contains(where: { !$0.names.isEmpty }) && selector != nil {
                 throw ValidationError("give names or a label selector (-l), not both")
             }
-            try await connection.withClient { client in
-                try await show(reference.info, names: reference.names, client: client)
+            if let reference = references.first, references.count == 1 {
+                try await connection.withClient { client in
+                    try await show(reference.info, names: reference.names, client: client)
+                }
+            } else {
+                guard !watch else { throw ValidationError("-w watches one kind at a time") }
+                try await connection.withClient { client in try await showSeveral(references, client: client) }
             }
         }
     }
@@ -85,6 +95,52 @@ public struct GetCommand: AsyncParsableCommand {
             try await follow(info, names: names, from: resourceVersion, printer: &printer, client: client)
         }
         if !failures.isEmpty { throw ExitCode.failure }
+    }
+
+    /// Several kinds: one table per kind with `kind.group/name` names (as kubectl prints them), or one List.
+    private func showSeveral(_ references: [(info: KindInfo, names: [String])], client: APIClient) async throws {
+        var groups: [(info: KindInfo, objects: [JSONValue])] = []
+        var failed = false
+        for reference in references {
+            var objects: [JSONValue] = []
+            if reference.names.isEmpty {
+                objects = try await client.list(reference.info, labelSelector: selector).items
+            }
+            for name in reference.names {
+                do {
+                    objects.append(try await client.get(reference.info, name: name))
+                } catch let error as APIClientError where error.code == .server {
+                    Console.error(Console.message(for: error))
+                    failed = true
+                }
+            }
+            groups.append((reference.info, objects))
+        }
+        switch output {
+        case .yaml, .json:
+            let value: JSONValue = [
+                "apiVersion": "v1", "kind": "List", "items": .array(groups.flatMap(\.objects)),
+                "metadata": ["resourceVersion": ""],
+            ]
+            Console.write(output == .yaml ? YAMLOutput.render(value) : JSONOutput.render(value))
+        case .name:
+            for group in groups {
+                for object in group.objects { Console.out(Printer.name(group.info, object)) }
+            }
+        case .wide, nil:
+            var printed = 0
+            for group in groups where !group.objects.isEmpty {
+                var table = ResourceColumns.table(for: group.info, objects: group.objects, wide: output == .wide)
+                for index in table.rows.indices {
+                    table.rows[index][0] = "\(group.info.qualifiedName)/\(table.rows[index][0])"
+                }
+                if printed > 0 { Console.out("") }
+                for line in table.render(includeHeaders: !noHeaders) { Console.out(line) }
+                printed += 1
+            }
+            if printed == 0 && !failed { Console.error("No resources found.") }
+        }
+        if failed { throw ExitCode.failure }
     }
 
     /// Watches until interrupted, resuming after the server ends a watch and re-listing after 410 Gone.
