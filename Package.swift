@@ -104,7 +104,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "steady-bench",
-            dependencies: ["Client", "Resources"],
+            dependencies: [
+                "Client", "Resources", "Agent",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/SteadyBench",
             swiftSettings: strict
         ),

@@ -4,6 +4,7 @@ import Foundation
 // what it measured; nothing here asserts a time.
 //
 //   swift build -c release && .build/release/steady-bench apply [--objects 10000]
+//   .build/release/steady-bench converge [--agents 1000]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -107,5 +108,11 @@ func applyBenchmark(objectCount: Int) {
 
 switch benchmark {
 case "apply": applyBenchmark(objectCount: objectCount)
-default: fail("unknown benchmark \(benchmark): use apply")
+case "converge":
+    let agents: Int = {
+        guard let index = arguments.firstIndex(of: "--agents"), index + 1 < arguments.endIndex else { return 100 }
+        return Int(arguments[index + 1]) ?? 100
+    }()
+    await ConvergenceBenchmark.run(agents: agents, binaries: binaries)
+default: fail("unknown benchmark \(benchmark): use apply or converge")
 }
