@@ -8,7 +8,7 @@ struct Steady: AsyncParsableCommand {
         commandName: "steady",
         abstract: "A Kubernetes-style control plane for event routing and remote runs, without Kubernetes.",
         subcommands: [
-            // Servers (owned by the lead; AgentCommand and TokenCommand are added here when they land).
+            // Servers and agents (owned by the lead: Sources/steady/*Command.swift).
             ControllerCommand.self,
             UpCommand.self,
             TokenCommand.self,

@@ -26,9 +26,6 @@ public enum Console {
         if let error = error as? APIClientError, error.code == .server {
             return error.description
         }
-        if let error = error as? any CustomStringConvertible {
-            return "error: \(error.description)"
-        }
-        return "error: \(error.localizedDescription)"
+        return "error: \(error)"
     }
 }
