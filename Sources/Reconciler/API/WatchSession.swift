@@ -29,6 +29,7 @@ struct WatchSession: Sendable {
             try await writer.write(encode(type: "ADDED", object: object))
         }
         var lastRevision = startRevision
+        let isResumed = initial.isEmpty
         // Objects currently inside the selection, so that leaving it is reported as DELETED.
         var selected = Set(initial.compactMap { $0["metadata"]?["name"]?.stringValue })
         let (items, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingOldest(4096))
@@ -79,7 +80,9 @@ struct WatchSession: Sendable {
                     case (_, true, true): type = "MODIFIED"
                     case (_, true, false):
                         selected.insert(event.object.name)
-                        type = "ADDED"
+                        // A watch resumed from a resourceVersion has no initial list, so an object it has not
+                        // seen may already exist: report its changes as MODIFIED, as the store saw them.
+                        type = event.type == .modified && isResumed ? "MODIFIED" : "ADDED"
                     case (_, false, true):
                         selected.remove(event.object.name)
                         type = "DELETED"
