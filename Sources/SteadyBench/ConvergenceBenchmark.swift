@@ -12,19 +12,10 @@ enum ConvergenceBenchmark {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-converge-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let controller = Process()
-        controller.executableURL = binaries.appendingPathComponent("steady")
-        controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", "error"]
-        do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
+        let (controller, kubeconfig) = startController(in: directory, logLevel: "error")
         defer {
             controller.terminate()
             controller.waitUntilExit()
-        }
-        let kubeconfig = directory.appendingPathComponent("admin.kubeconfig").path
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: kubeconfig) {
-            if Date() > deadline { fail("the controller did not start") }
-            try? await Task.sleep(for: .milliseconds(50))
         }
         let environment = ["STEADY_KUBECONFIG": kubeconfig]
         let server = (try? String(contentsOfFile: kubeconfig, encoding: .utf8))?.split(separator: "\n")

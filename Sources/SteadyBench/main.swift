@@ -63,23 +63,29 @@ func manifest(prefix: String, count: Int) -> String {
     return text
 }
 
-func applyBenchmark(objectCount: Int) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-bench-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
+/// Starts `steady controller` on a free loopback port and waits for its kubeconfig.
+func startController(in directory: URL, logLevel: String) -> (process: Process, kubeconfig: String) {
     let controller = Process()
     controller.executableURL = binaries.appendingPathComponent("steady")
-    controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", "warning"]
+    controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel]
     do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
-    defer {
-        controller.terminate()
-        controller.waitUntilExit()
-    }
     let kubeconfig = directory.appendingPathComponent("admin.kubeconfig").path
     let deadline = Date().addingTimeInterval(30)
     while !FileManager.default.fileExists(atPath: kubeconfig) {
         if Date() > deadline || !controller.isRunning { fail("the controller did not start") }
         Thread.sleep(forTimeInterval: 0.05)
+    }
+    return (controller, kubeconfig)
+}
+
+func applyBenchmark(objectCount: Int) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-bench-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let (controller, kubeconfig) = startController(in: directory, logLevel: "warning")
+    defer {
+        controller.terminate()
+        controller.waitUntilExit()
     }
     print("apply benchmark: \(objectCount) objects (actions, templates, routes, runners), controller pid \(controller.processIdentifier)")
 

@@ -21,7 +21,7 @@ struct LocalRunner: Service {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { return }
         let labels = ["steady.dev/local": "true"]
-        let credential = try await runtime.agents.enrollLocalRunner(name: name, labels: labels)
+        let credential = try await runtime.agents.enrollRunner(name: name, labels: labels)
         let stateDirectory = try AgentStateDirectory(
             path: runtime.configuration.dataDirectory.appendingPathComponent("agent").path)
         let configuration = AgentConfiguration(

@@ -23,7 +23,15 @@ public actor AgentCredentials: Authenticating {
     }
 
     static func digest(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        hex(Array(SHA256.hash(data: Data(token.utf8))))
+    }
+
+    private static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes { text += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] }
+        return String(decoding: text, as: UTF8.self)
     }
 
     public func identity(forToken token: String) async -> Identity? {
@@ -33,7 +41,7 @@ public actor AgentCredentials: Authenticating {
         if difference == 0 { return .admin }
         await loadIfNeeded()
         // Dictionary lookup by digest: the digest of a guessed token reveals nothing about stored ones.
-        return runnersByDigest[Self.digest(token)].map(Identity.runner)
+        return runnersByDigest[Self.hex(digest)].map(Identity.runner)
     }
 
     private func loadIfNeeded() async {

@@ -385,9 +385,10 @@ public actor AgentGateway {
 extension AgentGateway: Service {}
 
 extension AgentGateway {
-    /// Enrols a runner of this very process (`steady up`) without a join token: creates its Runner when
-    /// missing (labels declared in manifests win) and issues its credential.
-    public func enrollLocalRunner(name: String, labels: [String: String]) async throws -> String {
+    /// Enrols a runner whose caller is already trusted (a checked join token, or `steady up`'s own runner):
+    /// adopts a Runner declared beforehand (its labels win) or creates one with `labels`, then issues its
+    /// credential. The Runner is created without field ownership, so applying manifests later takes over.
+    public func enrollRunner(name: String, labels: [String: String]) async throws -> String {
         do {
             _ = try await objects.get(Kinds.runner, name: name)
         } catch {

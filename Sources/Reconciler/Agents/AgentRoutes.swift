@@ -129,16 +129,6 @@ struct AgentRoutes: Sendable {
         }
     }
 
-    private func runnerExists(_ name: String) async throws -> Bool {
-        do {
-            _ = try await objects.get(Kinds.runner, name: name)
-            return true
-        } catch {
-            if error.reason == .notFound { return false }
-            throw error
-        }
-    }
-
     private func enroll(_ request: Request, context: APIRequestContext) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError(.unauthorized, "enrolment needs a join token as bearer token")
@@ -156,15 +146,7 @@ struct AgentRoutes: Sendable {
         if await gateway.isLive(runner: name), await gateway.credentials.hasCredential(runner: name) {
             throw APIError(.conflict, "runner \"\(name)\" is held by another live agent", kind: "runners", name: name)
         }
-        if try await !runnerExists(name) {
-            // Adopt a Runner declared beforehand (its labels win); otherwise create one with the agent's labels.
-            var metadata: JSONValue = ["name": .string(name)]
-            if let labels = enrollment.labels, !labels.isEmpty { metadata["labels"] = .object(labels.mapValues(JSONValue.string)) }
-            let runner: JSONValue = ["apiVersion": .string(API.apiVersion), "kind": "Runner", "metadata": metadata]
-            _ = try await objects.create(
-                Kinds.runner, body: runner, options: WriteOptions(fieldManager: "steady-agent", recordsOwnership: false))
-        }
-        let credential = try await gateway.credentials.issue(runner: name)
+        let credential = try await gateway.enrollRunner(name: name, labels: enrollment.labels ?? [:])
         return APIResponses.json(try JSONValue(encoding: EnrollmentResponse(runner: name, credential: credential)))
     }
 }
