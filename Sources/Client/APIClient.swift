@@ -168,6 +168,20 @@ public struct APIClient: Sendable {
             resourceVersion: value["metadata"]?["resourceVersion"]?.stringValue ?? "")
     }
 
+    /// Which runners hold `objects` in their slice (or are them), and whether each agent has applied a slice
+    /// computed from at least `revision` (admins only).
+    public func convergence(revision: Int64, objects: [SliceKey]) async throws -> ConvergenceReport {
+        let body = try JSONEncoder().encode(ConvergenceRequest(revision: revision, objects: objects))
+        let response = try await send(.POST, path: ConvergenceRequest.path, query: [], body: body)
+        do {
+            return try JSONDecoder().decode(ConvergenceReport.self, from: response.body)
+        } catch {
+            throw APIClientError(
+                code: .invalidResponse, message: "the server at \(server) answered the convergence query with "
+                    + "something steady cannot read", server: server)
+        }
+    }
+
     // MARK: Writing
 
     /// Creates an object (POST).

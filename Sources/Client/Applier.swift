@@ -67,6 +67,11 @@ public struct Applier: Sendable {
         /// `route.steady.dev/NAME`.
         public var displayName: String { "\(info.qualifiedName)/\(name)" }
 
+        /// The store revision the server returned the object at.
+        public var resourceVersion: Int64? {
+            object?["metadata"]?["resourceVersion"]?.stringValue.flatMap { Int64($0) }
+        }
+
         /// kubectl's line: `route.steady.dev/x created`, with ` (dry run)` or ` (server dry run)`.
         public func line(dryRun: APIClient.DryRun) -> String? {
             guard let outcome else { return nil }

@@ -28,13 +28,7 @@ public struct ApplyCommand: AsyncParsableCommand {
 
     @OptionGroup public var connection: ConnectionOptions
 
-    @Option(
-        name: [.customShort("f"), .customLong("filename")],
-        help: ArgumentHelp("A manifest file, a directory of them, or - for standard input.", valueName: "path"))
-    public var files: [String] = []
-
-    @Flag(name: [.customShort("R"), .long], help: "Read directories recursively.")
-    public var recursive = false
+    @OptionGroup public var manifests: ManifestFileOptions
 
     @Option(name: .customLong("dry-run"), help: "none, client (send nothing) or server (validate on the server).")
     public var dryRun: APIClient.DryRun = .none
@@ -57,12 +51,22 @@ public struct ApplyCommand: AsyncParsableCommand {
     @Option(help: "Requests in flight at once.")
     public var concurrency = 32
 
+    @Flag(
+        help: """
+            After applying, wait until every applied object is Ready for its current generation and every runner \
+            it affects has synced it; progress goes to standard error.
+            """)
+    public var wait = false
+
+    @Option(help: "How long --wait waits, such as 30s, 2m or 1h.")
+    public var timeout = "2m"
+
     /// Creates the command with default flags.
     public init() {}
 
     /// Checks flag combinations.
     public func validate() throws {
-        if files.isEmpty {
+        if manifests.files.isEmpty {
             throw ValidationError("name what to apply: -f FILE, -f DIRECTORY or -f - for standard input")
         }
         if prune && applyset == nil {
@@ -77,17 +81,20 @@ public struct ApplyCommand: AsyncParsableCommand {
         if concurrency < 1 {
             throw ValidationError("--concurrency must be at least 1")
         }
+        if wait && dryRun != .none {
+            throw ValidationError("--wait cannot be used with --dry-run: nothing would be applied to wait for")
+        }
+        _ = try CommandSupport.seconds(timeout)
     }
 
     /// Validates, applies and reports.
     public func run() async throws {
         try await CommandSupport.run {
-            let documents = try ManifestDocuments.load(paths: files, recursive: recursive)
+            let documents = try manifests.load()
             let (objects, errors) = Applier.validate(documents)
             guard errors.isEmpty else {
                 for error in errors { Console.error(error.description) }
-                let count = errors.count == 1 ? "1 error" : "\(errors.count) errors"
-                Console.error("error: nothing was applied: \(count) in the manifests")
+                Console.error("error: nothing was applied: \(Wording.count(errors.count, "error")) in the manifests")
                 throw ExitCode.failure
             }
             guard !objects.isEmpty else {
@@ -98,14 +105,23 @@ public struct ApplyCommand: AsyncParsableCommand {
                 applySet: applyset, prune: prune, concurrency: concurrency)
             let output = self.output
             let dryRun = self.dryRun
+            let wait = self.wait
+            let timeout = Duration.milliseconds(Int64(try CommandSupport.seconds(self.timeout) * 1000))
             let report = try await connection.withClient { client in
-                try await Applier(client: client, options: options).apply(objects) { result in
+                let report = try await Applier(client: client, options: options).apply(objects) { result in
                     if output == .name, result.error == nil {
                         Console.out(result.displayName)
                     } else if output == nil, let line = result.line(dryRun: dryRun) {
                         Console.out(line)
                     }
                 }
+                if wait && report.failures.isEmpty {
+                    let applied = report.results.filter { $0.outcome != nil && $0.outcome != .pruned }
+                    try await ConvergenceWaiter(client: client).waitPrintingProgress(
+                        for: applied.map { .init(info: $0.info, name: $0.name) },
+                        revision: applied.compactMap(\.resourceVersion).max(), timeout: timeout)
+                }
+                return report
             }
             if let output, output != .name {
                 let items = report.results.filter { $0.outcome != .pruned }.compactMap(\.object)

@@ -145,7 +145,7 @@ import Testing
 
     @Test func applyCommandReadsStandardInputStyleArgumentsAndPrintsNames() throws {
         let command = try ApplyCommand.parse(["-f", "-", "-o", "name", "--server", "http://127.0.0.1:1"])
-        #expect(command.files == ["-"])
+        #expect(command.manifests.files == ["-"])
         #expect(command.connection.server == "http://127.0.0.1:1")
     }
 

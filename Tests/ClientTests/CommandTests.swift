@@ -36,6 +36,7 @@ import Testing
         #expect(try WaitCondition.parse("condition=Ready=false") == .condition(type: "Ready", status: "False"))
         #expect(try WaitCondition.parse("condition=Complete=Unknown") == .condition(type: "Complete", status: "Unknown"))
         #expect(try WaitCondition.parse("delete") == .delete)
+        #expect(try WaitCondition.parse("converged") == .converged)
         #expect(throws: ValidationError.self) { try WaitCondition.parse("jsonpath={.x}") }
         #expect(throws: ValidationError.self) { try WaitCondition.parse("condition=Ready=maybe") }
         #expect(throws: ValidationError.self) { try WaitCondition.parse("condition=") }
@@ -81,7 +82,7 @@ import Testing
         #expect(throws: (any Error).self) { try ApplyCommand.parse(["-f", "x", "--prune"]) }
         #expect(throws: (any Error).self) { try ApplyCommand.parse(["-f", "x", "--dry-run=sometimes"]) }
         let command = try ApplyCommand.parse(["-f", "-", "-R", "--dry-run=server", "--prune", "--applyset", "fleet", "-o", "name"])
-        #expect(command.files == ["-"])
+        #expect(command.manifests.files == ["-"])
         #expect(command.dryRun == .server)
         #expect(command.output == .name)
         #expect(command.fieldManager == "steady")

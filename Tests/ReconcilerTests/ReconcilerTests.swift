@@ -296,7 +296,7 @@ enum ControllerFixtures {
             for index in 0..<5 {
                 _ = try await store.delete(kind: "Action", name: "early-\(index)", expectedRevision: nil)
             }
-            _ = try await store.create(kind: "RemoteRun", name: "ignored", value: Data("{}".utf8))
+            _ = try await store.create(kind: "GitRepository", name: "ignored", value: Data("{}".utf8))
             isSlow.withLock { $0 = false }
             try await waitUntil { cache.count(kind: "Action") == 65 }
             group.cancelAll()
@@ -304,7 +304,7 @@ enum ControllerFixtures {
         let names = Set(cache.names(kind: "Action"))
         #expect(names.count == 65)
         #expect(!names.contains("early-0") && names.contains("early-9") && names.contains("late-59"))
-        #expect(cache.count(kind: "RemoteRun") == 0)
+        #expect(cache.count(kind: "GitRepository") == 0)
         let reported = seen.withLock { $0 }
         #expect((0..<60).allSatisfy { reported[ObjectKey(kind: "Action", name: "late-\($0)")] != nil })
         #expect(

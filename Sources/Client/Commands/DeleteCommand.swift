@@ -15,13 +15,7 @@ public struct DeleteCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("KIND NAME..., KIND/NAME..., or KIND with -l or --all.", valueName: "object"))
     public var objects: [String] = []
 
-    @Option(
-        name: [.customShort("f"), .customLong("filename")],
-        help: ArgumentHelp("Delete the objects declared in these manifests (- for standard input).", valueName: "path"))
-    public var files: [String] = []
-
-    @Flag(name: [.customShort("R"), .long], help: "Read directories recursively.")
-    public var recursive = false
+    @OptionGroup public var manifests: ManifestFileOptions
 
     @Option(name: [.customShort("l"), .long], help: "Delete the objects of KIND with these labels.")
     public var selector: String?
@@ -40,7 +34,7 @@ public struct DeleteCommand: AsyncParsableCommand {
 
     /// Checks flag combinations.
     public func validate() throws {
-        if files.isEmpty == objects.isEmpty {
+        if manifests.files.isEmpty == objects.isEmpty {
             throw ValidationError("name what to delete: KIND NAME..., KIND/NAME..., or -f PATH (not both)")
         }
         if selector != nil && all {
@@ -143,8 +137,8 @@ public struct DeleteCommand: AsyncParsableCommand {
 
     /// Kinds with names, or kinds with no names (meaning: list them with the selector).
     private func resolveTargets() throws -> [(info: KindInfo, names: [String])] {
-        if !files.isEmpty {
-            let documents = try ManifestDocuments.load(paths: files, recursive: recursive)
+        if !manifests.files.isEmpty {
+            let documents = try manifests.load()
             var targets: [(info: KindInfo, names: [String])] = []
             var errors: [ManifestError] = []
             for document in documents {

@@ -18,13 +18,7 @@ public struct DiffCommand: AsyncParsableCommand {
 
     @OptionGroup public var connection: ConnectionOptions
 
-    @Option(
-        name: [.customShort("f"), .customLong("filename")],
-        help: ArgumentHelp("A manifest file, a directory of them, or - for standard input.", valueName: "path"))
-    public var files: [String] = []
-
-    @Flag(name: [.customShort("R"), .long], help: "Read directories recursively.")
-    public var recursive = false
+    @OptionGroup public var manifests: ManifestFileOptions
 
     @Option(name: .customLong("field-manager"), help: "The field manager apply would use.")
     public var fieldManager = "steady"
@@ -40,13 +34,13 @@ public struct DiffCommand: AsyncParsableCommand {
 
     /// Checks flags.
     public func validate() throws {
-        if files.isEmpty { throw ValidationError("name what to diff: -f FILE, -f DIRECTORY or -f -") }
+        if manifests.files.isEmpty { throw ValidationError("name what to diff: -f FILE, -f DIRECTORY or -f -") }
     }
 
     /// Validates, dry-runs and prints the differences.
     public func run() async throws {
         try await CommandSupport.run(failureCode: 2) {
-            let documents = try ManifestDocuments.load(paths: files, recursive: recursive)
+            let documents = try manifests.load()
             var (objects, errors) = Applier.validate(documents)
             guard errors.isEmpty else {
                 for error in errors { Console.error(error.description) }

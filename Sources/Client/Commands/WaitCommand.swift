@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import Resources
 
-/// `steady wait --for=condition=Ready[=true|false] KIND/NAME... [--timeout 30s]`, or `--for=delete`: watches
-/// objects until each meets the condition.
+/// `steady wait --for=condition=Ready[=true|false] KIND/NAME... [--timeout 30s]`, `--for=delete`, or
+/// `--for=converged` (Ready, and synced by every runner the objects affect, with progress): watches objects
+/// until each meets the condition. Objects are named as arguments or with `-f PATH` as `apply` reads them.
 ///
 /// Exit status: 0 when every object met it, 1 on timeout (naming the objects that did not and their current
-/// condition) or error.
+/// condition, or the runners that lag and why) or error.
 public struct WaitCommand: AsyncParsableCommand {
     /// The command's name and help.
     public static let configuration = CommandConfiguration(
@@ -18,9 +19,13 @@ public struct WaitCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("KIND/NAME... or KIND NAME...", valueName: "object"))
     public var objects: [String] = []
 
+    @OptionGroup public var manifests: ManifestFileOptions
+
     @Option(
         name: .customLong("for"),
-        help: ArgumentHelp("condition=TYPE, condition=TYPE=true|false|unknown, or delete.", valueName: "condition"))
+        help: ArgumentHelp(
+            "condition=TYPE, condition=TYPE=true|false|unknown, delete, or converged (Ready and synced by every "
+                + "runner affected).", valueName: "condition"))
     public var condition: String
 
     @Option(help: "How long to wait, such as 30s, 5m or 1h; 0 checks once.")
@@ -33,7 +38,29 @@ public struct WaitCommand: AsyncParsableCommand {
     public func validate() throws {
         _ = try WaitCondition.parse(condition)
         _ = try CommandSupport.seconds(timeout)
-        if objects.isEmpty { throw ValidationError("name the objects to wait for: KIND/NAME...") }
+        if objects.isEmpty && manifests.files.isEmpty {
+            throw ValidationError("name the objects to wait for: KIND/NAME... or -f PATH")
+        }
+    }
+
+    /// The objects named as arguments and declared in the `-f` manifests.
+    private func targets() throws -> [ConvergenceWaiter.Target] {
+        var targets: [ConvergenceWaiter.Target] = []
+        if !objects.isEmpty {
+            for reference in try CommandSupport.references(objects, allowKindOnly: false) {
+                targets += reference.names.map { .init(info: reference.info, name: $0) }
+            }
+        }
+        if !manifests.files.isEmpty {
+            let documents = try manifests.load()
+            let (declared, errors) = Applier.validate(documents)
+            guard errors.isEmpty else {
+                for error in errors { Console.error(error.description) }
+                throw ExitCode.failure
+            }
+            targets += declared.map { .init(info: $0.info, name: $0.name) }
+        }
+        return targets
     }
 
     /// Watches every object at once until all meet the condition or time runs out.
@@ -41,8 +68,13 @@ public struct WaitCommand: AsyncParsableCommand {
         try await CommandSupport.run {
             let condition = try WaitCondition.parse(self.condition)
             let seconds = try CommandSupport.seconds(timeout)
-            let targets = try CommandSupport.references(objects, allowKindOnly: false).flatMap { reference in
-                reference.names.map { (info: reference.info, name: $0) }
+            let targets = try self.targets()
+            if condition == .converged {
+                try await connection.withClient { client in
+                    try await ConvergenceWaiter(client: client).waitPrintingProgress(
+                        for: targets, timeout: .milliseconds(Int64(seconds * 1000)))
+                }
+                return
             }
             let progress = WaitProgress()
             let isComplete = try await connection.withClient { client in
@@ -101,11 +133,17 @@ public struct WaitCommand: AsyncParsableCommand {
         progress: WaitProgress
     ) async throws -> Bool {
         let key = "\(info.qualifiedName)/\(name)"
+        var isFirstLook = true
         while true {
             let list = try await client.list(info, fieldSelector: "metadata.name=\(name)")
             let current = list.items.first
             await progress.record(key, current)
             if condition.isMet(current) { return true }
+            if current == nil && isFirstLook {
+                // As kubectl: waiting for a condition on an object that does not exist is an error at once.
+                _ = try await client.get(info, name: name)
+            }
+            isFirstLook = false
             if once { return false }
             do {
                 for try await event in client.watch(info, name: name, resourceVersion: list.resourceVersion) {

@@ -7,14 +7,18 @@ public enum WaitCondition: Sendable, Equatable {
     case condition(type: String, status: String)
     /// The object no longer exists.
     case delete
+    /// The object is Ready for its current generation and every runner it affects has synced it.
+    case converged
 
-    /// Parses `condition=Ready`, `condition=Ready=false` or `delete`.
+    /// Parses `condition=Ready`, `condition=Ready=false`, `delete` or `converged`.
     public static func parse(_ text: String) throws -> WaitCondition {
         if text.lowercased() == "delete" { return .delete }
+        if text.lowercased() == "converged" { return .converged }
         let parts = text.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 2, parts[0].lowercased() == "condition", !parts[1].isEmpty else {
             throw ValidationError(
-                "--for=\(text) is not supported: use condition=TYPE, condition=TYPE=true|false|unknown, or delete")
+                "--for=\(text) is not supported: use condition=TYPE, condition=TYPE=true|false|unknown, delete "
+                    + "or converged")
         }
         let status: String
         switch parts.count == 3 ? parts[2].lowercased() : "true" {
@@ -33,6 +37,8 @@ public enum WaitCondition: Sendable, Equatable {
         switch self {
         case .delete:
             return object == nil
+        case .converged:
+            return Self.condition(type: "Ready", status: "True").isMet(object)
         case .condition(let type, let status):
             guard let object, let condition = ResourceColumns.condition(object, type: type) else { return false }
             guard condition["status"]?.stringValue?.lowercased() == status.lowercased() else { return false }
@@ -50,6 +56,8 @@ public enum WaitCondition: Sendable, Equatable {
         switch self {
         case .delete:
             return object == nil ? "deleted" : "still exists"
+        case .converged:
+            return Self.condition(type: "Ready", status: "True").describe(object)
         case .condition(let type, _):
             guard let object else { return "not found" }
             guard let condition = ResourceColumns.condition(object, type: type) else {

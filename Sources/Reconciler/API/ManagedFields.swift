@@ -104,7 +104,7 @@ enum ServerSideApply {
             }
             let listed = conflicts.map { "conflict with \"\($0.manager)\": \(FieldSet.render($0.path))" }
             throw APIError(
-                .conflict, "Apply failed with \(conflicts.count) conflict\(conflicts.count == 1 ? "" : "s"): " + listed.joined(separator: "; "),
+                .conflict, "Apply failed with \(Wording.count(conflicts.count, "conflict")): " + listed.joined(separator: "; "),
                 causes: causes, kind: info.plural, name: applied["metadata"]?["name"]?.stringValue)
         }
         for conflict in conflicts {

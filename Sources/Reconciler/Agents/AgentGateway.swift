@@ -123,10 +123,9 @@ public actor AgentGateway {
         } else {
             mattered = false
         }
-        if mattered {
-            inputRevision = event.revision
-            markAffected(kind: kind, name: event.object.name)
-        }
+        // Seen, whether or not it mattered: a convergence query waits on this revision.
+        inputRevision = event.revision
+        if mattered { markAffected(kind: kind, name: event.object.name) }
     }
 
     /// Marks the runners whose slice a change of this object can affect, so a stream of unrelated writes

@@ -28,7 +28,7 @@ public struct ControllerManager: Service {
     let logger: Logger
     let placements: PlacementResolver
 
-    /// Creates a manager with the four status reconcilers (Route, Action, Template, Assignment).
+    /// Creates a manager with the status reconcilers (Route, Action, Template, Assignment, RemoteRun).
     ///
     /// - Parameters:
     ///   - objects: The API's operations over the store.
@@ -43,7 +43,7 @@ public struct ControllerManager: Service {
         let placements = PlacementResolver()
         let reconcilers: [any StatusReconciler] = [
             RouteReconciler(placements: placements), ActionReconciler(placements: placements),
-            TemplateReconciler(), AssignmentReconciler(placements: placements),
+            TemplateReconciler(), AssignmentReconciler(placements: placements), RemoteRunReconciler(),
         ]
         let metrics = ControllerMetrics(registry: registry, kinds: reconcilers.map(\.info.kind))
         self.objects = objects

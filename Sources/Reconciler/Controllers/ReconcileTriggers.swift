@@ -4,7 +4,8 @@ import Resources
 ///
 /// The dependencies:
 /// - a Route refers to its Actions and Template; an Action to the Secrets it reads; an Assignment to the
-///   Routes, Actions and Runners it names, and to every Runner (`Runner/*`) when it has a selector;
+///   Routes, Actions and Runners it names, and to every Runner (`Runner/*`) when it has a selector; a RemoteRun
+///   to the Runners it names, or to every Runner when it targets `all` or a selector;
 /// - a change to an object re-queues the object itself (for the reconciled kinds) and the objects referring to
 ///   it: Action → Routes and Assignments, Template → Routes, Secret → Actions, Runner → Assignments, Route →
 ///   Assignments;
@@ -16,7 +17,7 @@ import Resources
 public enum ReconcileTriggers {
     /// The kinds that have a status reconciler.
     public static let reconciledKinds: Set<String> = [
-        RouteSpec.kind, ActionSpec.kind, TemplateSpec.kind, AssignmentSpec.kind,
+        RouteSpec.kind, ActionSpec.kind, TemplateSpec.kind, AssignmentSpec.kind, RemoteRunSpec.kind,
     ]
 
     /// The kinds the controller's cache holds.
@@ -45,6 +46,11 @@ public enum ReconcileTriggers {
             if spec?["runnerSelector"] != nil && spec?["runnerSelector"]?.isNull == false {
                 keys.append(everyRunner)
             }
+            return StatusReport.unique(keys)
+        case RemoteRunSpec.kind:
+            let target = spec?["target"]
+            var keys = StatusReport.strings(target?["runners"]).map { ObjectKey(kind: RunnerSpec.kind, name: $0) }
+            if target?["runners"] == nil || target?["runners"]?.isNull == true { keys.append(everyRunner) }
             return StatusReport.unique(keys)
         default:
             return []

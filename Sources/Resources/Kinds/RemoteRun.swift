@@ -27,6 +27,11 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         public var completionTime: String?
         public var outputBytes: Int64?
         public var message: String?
+
+        public init(runner: String, phase: Phase) {
+            self.runner = runner
+            self.phase = phase
+        }
     }
 
     public struct Counts: Codable, Sendable, Equatable {
@@ -35,6 +40,10 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         public var running: Int?
         public var succeeded: Int?
         public var failed: Int?
+
+        public init(total: Int, pending: Int, running: Int, succeeded: Int, failed: Int) {
+            (self.total, self.pending, self.running, self.succeeded, self.failed) = (total, pending, running, succeeded, failed)
+        }
     }
 
     public struct Status: ResourceStatus {
