@@ -114,52 +114,68 @@ public struct Applier: Sendable {
     public static func validate(
         _ documents: [ManifestDocument]
     ) -> (objects: [ManifestObject], errors: [ManifestError]) {
+        // Each document on its own, on every core; then duplicates, in order.
+        let checked = documents.parallelMap(check)
         var objects: [ManifestObject] = []
         var errors: [ManifestError] = []
         var seen: [String: ManifestDocument] = [:]
-        for document in documents {
-            func failure(_ path: String, _ message: String) -> ManifestError {
-                ManifestError(
-                    file: document.file, document: document.index, line: document.line,
-                    fieldPath: path.isEmpty ? nil : path, message: message)
-            }
-            let info: KindInfo
-            do {
-                info = try ManifestValidation.kindInfo(of: document.value)
-            } catch {
-                errors.append(failure(error.path, error.message))
+        for result in checked {
+            let object: ManifestObject
+            switch result {
+            case .failure(let failure):
+                errors += failure.errors
                 continue
+            case .success(let checked):
+                object = checked
             }
-            let value: JSONValue
-            do {
-                value = try Admission.admit(info, document.value)
-            } catch {
-                errors += error.errors.map { failure($0.path, $0.message) }
-                continue
-            }
-            // ManifestObject has no public initializer; validation (already passed) makes one.
-            guard var object = try? ManifestValidation.object(from: document) else {
-                errors.append(failure("", "invalid object"))
-                continue
-            }
-            object.value = value
-            guard !object.name.isEmpty else {
-                errors.append(failure("metadata.name", "required: apply needs a name (generateName is not supported)"))
-                continue
-            }
-            let key = "\(info.kind)/\(object.name)"
+            let document = object.source
+            let key = "\(object.info.kind)/\(object.name)"
             if let first = seen[key] {
                 errors.append(
-                    failure(
-                        "metadata.name",
-                        "duplicate object \(info.kind) \"\(object.name)\": already declared in \(first.file) "
-                            + "document \(first.index)"))
+                    ManifestError(
+                        file: document.file, document: document.index, line: document.line,
+                        fieldPath: "metadata.name",
+                        message: "duplicate object \(object.info.kind) \"\(object.name)\": already declared in "
+                            + "\(first.file) document \(first.index)"))
                 continue
             }
             seen[key] = document
             objects.append(object)
         }
         return errors.isEmpty ? (objects, []) : ([], errors)
+    }
+
+    /// The errors of one document.
+    struct DocumentErrors: Error {
+        var errors: [ManifestError]
+    }
+
+    /// Validates one document: its kind, then admission (schema, names, expressions, templates), then its name.
+    @Sendable static func check(_ document: ManifestDocument) -> Swift.Result<ManifestObject, DocumentErrors> {
+        func failure(_ path: String, _ message: String) -> DocumentErrors {
+            DocumentErrors(errors: [
+                ManifestError(
+                    file: document.file, document: document.index, line: document.line,
+                    fieldPath: path.isEmpty ? nil : path, message: message)
+            ])
+        }
+        let info: KindInfo
+        do {
+            info = try ManifestValidation.kindInfo(of: document.value)
+        } catch {
+            return .failure(failure(error.path, error.message))
+        }
+        let value: JSONValue
+        do {
+            value = try Admission.admit(info, document.value)
+        } catch {
+            return .failure(DocumentErrors(errors: error.errors.flatMap { failure($0.path, $0.message).errors }))
+        }
+        let object = ManifestValidation.object(admitted: value, of: info, from: document)
+        guard !object.name.isEmpty else {
+            return .failure(failure("metadata.name", "required: apply needs a name (generateName is not supported)"))
+        }
+        return .success(object)
     }
 
     // MARK: Applying
@@ -255,6 +271,15 @@ public struct Applier: Sendable {
         if options.dryRun == .client {
             result.outcome = Self.classifyLocally(desired: body, live: live)
             result.object = object.info.kind == Secret.kind ? Self.redacted(body) : body
+            return result
+        }
+        // What the list shows already applied needs no request. Secret values are redacted in lists, so a
+        // Secret is always sent.
+        if options.dryRun == .none, object.info.kind != Secret.kind, let live,
+            FieldSet.applyChangesNothing(body, live: live, manager: options.fieldManager)
+        {
+            result.object = live
+            result.outcome = .unchanged
             return result
         }
         do {

@@ -97,8 +97,9 @@ public enum ManifestDocuments {
 
         let parser: Parser
         do {
-            // The encoding is given so that Yams does not consult the environment.
-            parser = try Parser(yaml: text, resolver: .default, constructor: .default, encoding: .utf8)
+            // The encoding is given so that Yams does not consult the environment. Implicit tags are resolved
+            // by NodeConverter, which skips Yams' regular expressions for scalars that can only be strings.
+            parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
         } catch {
             throw yamlError(error, file: file)
         }
@@ -113,7 +114,7 @@ public enum ManifestDocuments {
             do {
                 root = try parser.nextRoot()
             } catch {
-                throw yamlError(error, file: file)
+                throw yamlError(error, file: file, document: index + 1)
             }
             guard let root else { break }
             converter.document = index + 1
@@ -232,7 +233,8 @@ public enum ManifestDocuments {
 
     // MARK: - YAML errors
 
-    private static func yamlError(_ error: any Error, file: String) -> ManifestError {
+    /// - Parameter document: the document being read, named in errors about a mapping's content.
+    private static func yamlError(_ error: any Error, file: String, document: Int? = nil) -> ManifestError {
         guard let error = error as? YamlError else {
             return ManifestError(file: file, message: "\(error)")
         }
@@ -253,7 +255,7 @@ public enum ManifestDocuments {
             let names = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
             let noun = duplicates.count == 1 ? "key" : "keys"
             return ManifestError(
-                file: file, line: context.mark.line, column: context.mark.column,
+                file: file, document: document, line: context.mark.line, column: context.mark.column,
                 message: "duplicate \(noun) \(names) in mapping"
             )
         default:
@@ -295,7 +297,7 @@ private struct NodeConverter {
         }
         switch node {
         case .scalar(let scalar):
-            return Self.value(of: scalar, tag: Self.tagName(of: node))
+            return Self.value(of: scalar, tag: Self.tagName(of: scalar, isKey: false))
         case .sequence(let sequence):
             var items: [JSONValue] = []
             items.reserveCapacity(sequence.count)
@@ -316,7 +318,7 @@ private struct NodeConverter {
         var members: [String: JSONValue] = [:]
         var merges: [Node] = []
         for (key, value) in mapping {
-            if case .scalar = key, Self.tagName(of: key) == .merge {
+            if case .scalar(let scalar) = key, Self.tagName(of: scalar, isKey: true) == .merge {
                 merges.append(value)
                 continue
             }
@@ -349,7 +351,7 @@ private struct NodeConverter {
         guard case .scalar(let scalar) = key else {
             throw error("mapping keys must be scalars, not a \(key.mapping != nil ? "mapping" : "sequence")", at: key)
         }
-        switch Self.value(of: scalar, tag: Self.tagName(of: key)) {
+        switch Self.value(of: scalar, tag: Self.tagName(of: scalar, isKey: true)) {
         case .string(let text): return text
         case .int(let number): return String(number)
         case .double(let number): return String(number)
@@ -377,9 +379,25 @@ private struct NodeConverter {
         }
     }
 
-    /// The resolved tag (`Tag.name` is internal to Yams; its raw value is public).
-    private static func tagName(of node: Node) -> Tag.Name {
-        Tag.Name(rawValue: node.tag.rawValue)
+    /// The scalar's tag, resolving an implicit one as Yams' default resolver would.
+    ///
+    /// The parser runs with the basic resolver, so an implicit tag is still empty here, except on mapping keys,
+    /// which Yams hashes (and so resolves, to `str`) while checking for duplicates: a plain key tagged `str` is
+    /// taken as implicit.
+    private static func tagName(of scalar: Node.Scalar, isKey: Bool) -> Tag.Name {
+        let raw = scalar.tag.rawValue
+        let isImplicit = raw.isEmpty || (isKey && scalar.style == .plain && raw == Tag.Name.str.rawValue)
+        return isImplicit ? implicitTag(of: scalar.string) : Tag.Name(rawValue: raw)
+    }
+
+    /// Only empty scalars and those starting with one of these can be anything but a string under YAML 1.1's
+    /// rules (null, bools, ints, floats, merge, timestamps, value); the rest skip the regular expressions.
+    private static let nonStringStarts = Set("0123456789+-.~<=nNyYtTfFoO".utf8)
+
+    private static func implicitTag(of text: String) -> Tag.Name {
+        guard let first = text.utf8.first else { return .null }
+        guard nonStringStarts.contains(first) else { return .str }
+        return Resolver.default.resolveTag(of: .scalar(Node.Scalar(text)))
     }
 
     private func error(_ message: String, at node: Node) -> ManifestError {

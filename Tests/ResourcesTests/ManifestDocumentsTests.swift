@@ -208,8 +208,8 @@ import Testing
         let error = try #require(parseError("kind: A\n---\n1: a\n\"1\": b\n"))
         #expect(error.message.contains("duplicate key \"1\""))
         #expect(error.document == 2)
-        #expect(error.line == 4)
-        #expect(error.description == "test.yaml: document 2 (line 4, column 1): duplicate key \"1\" in mapping")
+        #expect(error.line == 3)
+        #expect(error.description == "test.yaml: document 2 (line 3, column 1): duplicate key \"1\" in mapping")
     }
 
     @Test func syntaxErrorHasLineColumnAndProblem() throws {
@@ -237,7 +237,7 @@ import Testing
         let error = try #require(parseError("metadata:\n  name: a\n  name: b\n", file: "dup.yaml"))
         #expect(error.message.contains("duplicate key \"name\""))
         #expect(error.line == 2)
-        #expect(error.description.hasPrefix("dup.yaml: line 2, column 3: duplicate key \"name\""))
+        #expect(error.description.hasPrefix("dup.yaml: document 1 (line 2, column 3): duplicate key \"name\""))
     }
 
     @Test func aliasBombIsRefused() throws {

@@ -33,6 +33,11 @@ public enum ManifestValidation {
         }
     }
 
+    /// The object for a document whose value `info` already admitted (normalized and checked).
+    public static func object(admitted value: JSONValue, of info: KindInfo, from document: ManifestDocument) -> ManifestObject {
+        ManifestObject(info: info, value: value, source: document)
+    }
+
     /// Validates every document, collecting all errors, and rejects two documents that declare the same object.
     public static func objects(from documents: [ManifestDocument]) -> (objects: [ManifestObject], errors: [ManifestError]) {
         var objects: [ManifestObject] = []

@@ -1,5 +1,3 @@
-import Resources
-
 /// The set of leaf fields of an object, as server-side apply tracks ownership (`managedFields.fieldsV1`).
 ///
 /// Lists are atomic, as for Kubernetes custom resources without list-type markers: a list is one leaf.
@@ -89,14 +87,14 @@ public struct FieldSet: Sendable, Equatable {
 
 extension JSONValue {
     /// The value at a field path, if every step exists.
-    func value(at path: FieldSet.Path) -> JSONValue? {
+    public func value(at path: FieldSet.Path) -> JSONValue? {
         var current: JSONValue? = self
         for key in path { current = current?[key] }
         return current
     }
 
     /// Sets the value at a path, creating objects on the way.
-    mutating func setValue(_ value: JSONValue, at path: FieldSet.Path) {
+    public mutating func setValue(_ value: JSONValue, at path: FieldSet.Path) {
         guard let first = path.first else {
             self = value
             return
@@ -110,7 +108,7 @@ extension JSONValue {
     }
 
     /// Removes the value at a path; objects left empty by the removal are removed too.
-    mutating func removeValue(at path: FieldSet.Path) {
+    public mutating func removeValue(at path: FieldSet.Path) {
         guard let first = path.first, var members = objectValue else { return }
         if path.count == 1 {
             members[first] = nil
@@ -123,5 +121,23 @@ extension JSONValue {
             }
         }
         self = .object(members)
+    }
+}
+
+extension FieldSet {
+    /// Whether server-side applying `applied` as `manager` would leave `live` exactly as it is: the manager's
+    /// Apply entry owns exactly the applied fields, and each already has the applied value. Then nothing is
+    /// removed, nothing set, no conflict is possible and the managed fields stay as they are.
+    public static func applyChangesNothing(_ applied: JSONValue, live: JSONValue, manager: String) -> Bool {
+        let entries = live["metadata"]?["managedFields"]?.arrayValue ?? []
+        guard
+            let owned = entries.first(where: {
+                $0["manager"]?.stringValue == manager && $0["operation"]?.stringValue == "Apply"
+                    && ($0["subresource"]?.stringValue ?? "").isEmpty
+            })
+        else { return false }
+        let appliedFields = FieldSet(leavesOf: applied)
+        guard FieldSet(fieldsV1: owned["fieldsV1"] ?? .object([:])) == appliedFields else { return false }
+        return appliedFields.paths.allSatisfy { live.value(at: $0) == applied.value(at: $0) }
     }
 }
