@@ -427,10 +427,10 @@ public struct ApplySet: Sendable {
     /// The kinds the parent listed before this apply.
     public var previousKinds: Set<String>
 
-    /// `applyset-<base64url(sha256("NAME.Secret.steady.dev"))>-v1`, unpadded, as the KEP derives it from the
-    /// parent's name, kind and group.
+    /// `applyset-<base64url(sha256("NAME..Secret.steady.dev"))>-v1`, unpadded, as the KEP (and kubectl) derive it
+    /// from the parent's name, namespace (empty: cluster-scoped), kind and group.
     public static func id(forParent name: String) -> String {
-        let digest = SHA256.hash(data: Data("\(name).\(Secret.kind).\(API.group)".utf8))
+        let digest = SHA256.hash(data: Data("\(name)..\(Secret.kind).\(API.group)".utf8))
         let encoded = Data(digest).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_")

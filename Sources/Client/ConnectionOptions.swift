@@ -54,8 +54,18 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
             // makeTLSConfiguration() explains why this is refused.
             _ = try cluster.makeTLSConfiguration()
         }
-        return APIClient.Configuration(
-            server: server ?? cluster.server, caPEM: cluster.caPEM, token: token ?? cluster.token)
+        let url = server ?? cluster.server
+        if let name = cluster.tlsServerName, !name.isEmpty, name.lowercased() != URL(string: url)?.host?.lowercased() {
+            // Verifying against another name than the one connected to is not possible with this HTTP client;
+            // ignoring the setting would weaken verification silently.
+            let place = cluster.source.map { " in \($0.path)" } ?? ""
+            throw APIClientError(
+                code: .configuration,
+                message: "cluster \"\(cluster.clusterName)\"\(place) sets tls-server-name \"\(name)\", which this client "
+                    + "does not support; use a server URL whose host the certificate names (add names with "
+                    + "`steady controller --server-name`)")
+        }
+        return APIClient.Configuration(server: url, caPEM: cluster.caPEM, token: token ?? cluster.token)
     }
 
     /// Creates a client from these flags, runs `body`, and shuts the client down.

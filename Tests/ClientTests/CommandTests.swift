@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Resources
+import SteadyTesting
 import Testing
 
 @testable import Client
@@ -97,6 +98,43 @@ import Testing
         // A kubeconfig named explicitly must exist.
         let named = try ConnectionOptions.parse(["--kubeconfig", "/nonexistent/config"])
         #expect(throws: KubeconfigError.self) { try named.makeConfiguration(environment: [:]) }
+    }
+
+    @Test func aTLSServerNameThatCannotBeHonouredIsRefused() throws {
+        let directory = try TemporaryDirectory(prefix: "steady-kubeconfig")
+        defer { directory.remove() }
+        func kubeconfig(tlsServerName: String) throws -> String {
+            let path = directory.file("config-\(tlsServerName)").path
+            let text = """
+                apiVersion: v1
+                kind: Config
+                clusters: [{name: c, cluster: {server: "https://127.0.0.1:7443", tls-server-name: \(tlsServerName)}}]
+                users: [{name: u, user: {token: t}}]
+                contexts: [{name: x, context: {cluster: c, user: u}}]
+                current-context: x
+                """
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let other = try ConnectionOptions.parse(["--kubeconfig", try kubeconfig(tlsServerName: "ctl.internal")])
+        #expect {
+            try other.makeConfiguration(environment: [:])
+        } throws: { error in
+            "\(error)".contains("sets tls-server-name \"ctl.internal\", which this client does not support")
+        }
+        // Naming the host connected to anyway changes nothing, so it is accepted.
+        let same = try ConnectionOptions.parse(["--kubeconfig", try kubeconfig(tlsServerName: "127.0.0.1")])
+        #expect(try same.makeConfiguration(environment: [:]).server == "https://127.0.0.1:7443")
+    }
+
+    @Test func secretDiffsMarkChangedValuesWithoutShowingThem() {
+        let merged: JSONValue = ["data": ["a": "**redacted**", "b": "**redacted**"]]
+        let desired: JSONValue = ["data": ["a": "bmV3", "b": "c2FtZQ=="]]
+        let revealed: JSONValue = ["data": ["a": "b2xk", "b": "c2FtZQ=="]]
+        let marked = DiffCommand.markingChangedValues(in: merged, desired: desired, revealed: revealed)
+        #expect(marked == ["data": ["a": "**redacted** (changed)", "b": "**redacted**"]])
+        // Without the values (not an admin), nothing can be told.
+        #expect(DiffCommand.markingChangedValues(in: merged, desired: desired, revealed: nil) == merged)
     }
 
     @Test func diffLeavesOutServerFields() {

@@ -13,7 +13,8 @@ public struct DiffCommand: AsyncParsableCommand {
         abstract: "Show what apply would change, as a unified diff of live objects against the applied result.",
         discussion: """
             Server-set fields (managedFields, resourceVersion, generation, uid, creationTimestamp) and status are \
-            left out. Secret values are never shown, so a change of a Secret value does not appear.
+            left out. Secret values are never shown: a key whose value would change shows as \
+            `**redacted** (changed)` (telling needs an admin's credential, which may read Secret values).
             """)
 
     @OptionGroup public var connection: ConnectionOptions
@@ -118,10 +119,15 @@ public struct DiffCommand: AsyncParsableCommand {
             } catch let error as APIClientError where error.isNotFound {
                 live = nil
             }
-            let merged = try await client.apply(
+            var merged = try await client.apply(
                 object.info, Applier.appliedConfiguration(object.value), fieldManager: fieldManager, force: force,
                 dryRun: true
             ).object
+            if object.info.kind == Secret.kind, live != nil {
+                // Only an admin may read the values; for anyone else changes of value stay invisible.
+                let revealed = try? await client.get(object.info, name: object.name, reveal: true)
+                merged = markingChangedValues(in: merged, desired: object.value, revealed: revealed)
+            }
             return .success(text(live: live, merged: merged, displayName: object.displayName))
         } catch let error as APIClientError where error.code == .server {
             return .failure(error)
@@ -134,6 +140,17 @@ public struct DiffCommand: AsyncParsableCommand {
         let old = live.map { YAMLOutput.render(comparable($0)) } ?? ""
         let new = YAMLOutput.render(comparable(merged))
         return UnifiedDiff.render(old: old, new: new, oldName: "live/\(displayName)", newName: "merged/\(displayName)")
+    }
+
+    /// The merged Secret (values redacted) with `**redacted** (changed)` for each key whose desired value differs
+    /// from the revealed live one; values themselves never appear.
+    static func markingChangedValues(in merged: JSONValue, desired: JSONValue, revealed: JSONValue?) -> JSONValue {
+        guard let live = revealed?["data"]?.objectValue, let wanted = desired["data"]?.objectValue else { return merged }
+        var copy = merged
+        for (key, value) in wanted where live[key] != nil && live[key] != value {
+            copy["data"]?[key] = .string("\(Secret.redactedValue) (changed)")
+        }
+        return copy
     }
 
     /// The object without what the server sets or the apply does not control.
