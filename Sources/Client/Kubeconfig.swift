@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Resources
 import NIOSSL
 import Yams
 
@@ -800,14 +801,6 @@ enum KubeconfigFile {
     static func write(_ contents: String, to url: URL) throws {
         let path = url.path
         let directory = url.deletingLastPathComponent()
-        func failure(_ action: String, _ code: Int32 = errno) -> KubeconfigError {
-            KubeconfigError(
-                code: .fileSystem,
-                message: "cannot \(action) kubeconfig \(path)",
-                path: path,
-                underlying: POSIXErrorCode(rawValue: code).map { POSIXError($0) }
-            )
-        }
         if !FileManager.default.fileExists(atPath: directory.path) {
             do {
                 try FileManager.default.createDirectory(
@@ -824,39 +817,13 @@ enum KubeconfigFile {
                 )
             }
         }
-        var suffix = ""
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<8 { suffix += String(UInt8.random(in: 0...15, using: &generator), radix: 16) }
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(suffix)").path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw failure("create a temporary file to write") }
-        var isOpen = true
-        defer {
-            if isOpen { _ = close(descriptor) }
-        }
         do {
-            guard fchmod(descriptor, 0o600) == 0 else { throw failure("set the permissions of") }
-            let bytes = Array(contents.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { posixWrite(descriptor, $0) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("write")
-                }
-                offset += written
-            }
-            guard fsync(descriptor) == 0 else { throw failure("flush") }
-            isOpen = false
-            guard close(descriptor) == 0 else { throw failure("close") }
-            guard rename(temporary, path) == 0 else { throw failure("rename a temporary file to") }
+            try AtomicFile.write(Array(contents.utf8), to: path, mode: 0o600)
         } catch {
-            _ = unlink(temporary)
-            throw error
+            throw KubeconfigError(
+                code: .fileSystem, message: "cannot \(error.action) kubeconfig \(path)", path: path,
+                underlying: error.underlying)
         }
     }
 }
 
-private func posixWrite(_ descriptor: Int32, _ buffer: UnsafeRawBufferPointer) -> Int {
-    write(descriptor, buffer.baseAddress, buffer.count)
-}

@@ -27,7 +27,7 @@ public final class AgentProcess: @unchecked Sendable {
         if allowExec { arguments.append("--allow-exec") }
         process.arguments = arguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         let log = try FileHandle(forWritingTo: logFile)
         try log.seekToEnd()

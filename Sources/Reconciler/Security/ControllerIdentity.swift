@@ -1,4 +1,5 @@
 import Foundation
+import Resources
 import NIOSSL
 import X509
 
@@ -350,45 +351,12 @@ enum SecureFile {
     /// Writes `contents` to a temporary file in the same directory with exactly `mode`, flushes it, and renames it
     /// over `url`, so readers see either the old file or the whole new one.
     static func write(_ contents: String, to url: URL, mode: mode_t) throws {
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(
-            ".\(url.lastPathComponent).tmp-\(Credentials.makeToken(bytes: 6))",
-            isDirectory: false
-        )
-        func failure(_ action: String) -> SecurityError {
-            let code = errno
-            return SecurityError(
-                code: .fileSystem,
-                message: "cannot \(action) \(url.path)",
-                path: url.path,
-                underlying: POSIXErrorCode(rawValue: code).map { POSIXError($0) }
-            )
-        }
-        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw failure("create a temporary file to write") }
-        var closed = false
-        defer {
-            if !closed { _ = close(descriptor) }
-        }
         do {
-            guard fchmod(descriptor, mode) == 0 else { throw failure("set the permissions of") }
-            let bytes = Array(contents.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { posixWrite(descriptor, $0) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("write")
-                }
-                offset += written
-            }
-            guard fsync(descriptor) == 0 else { throw failure("flush") }
-            closed = true
-            guard close(descriptor) == 0 else { throw failure("close") }
-            guard rename(temporary.path, url.path) == 0 else { throw failure("rename a temporary file to") }
+            try AtomicFile.write(Array(contents.utf8), to: url.path, mode: mode)
         } catch {
-            _ = unlink(temporary.path)
-            throw error
+            throw SecurityError(
+                code: .fileSystem, message: "cannot \(error.action) \(url.path)", path: url.path,
+                underlying: error.underlying)
         }
     }
 
@@ -447,6 +415,3 @@ enum SecureFile {
     }
 }
 
-private func posixWrite(_ descriptor: Int32, _ buffer: UnsafeRawBufferPointer) -> Int {
-    write(descriptor, buffer.baseAddress, buffer.count)
-}
