@@ -138,6 +138,31 @@ public struct ConvergenceWaiter: Sendable {
 }
 
 extension ConvergenceWaiter {
+    /// Every object the controller holds.
+    public func allObjects() async throws -> [Target] {
+        var targets: [Target] = []
+        for info in Kinds.all {
+            for item in try await client.list(info).items {
+                if let name = item["metadata"]?["name"]?.stringValue { targets.append(Target(info: info, name: name)) }
+            }
+        }
+        return targets
+    }
+
+    /// Looks at every object and the runners they affect every `interval`, calling `report` whenever the summary
+    /// changes, until cancelled: how `steady up` shows convergence as it happens.
+    public func follow(every interval: Duration, report: (Progress) -> Void) async throws {
+        var lastSummary = ""
+        while !Task.isCancelled {
+            let progress = try await wait(for: try await allObjects(), timeout: .zero)
+            if progress.summary != lastSummary {
+                lastSummary = progress.summary
+                report(progress)
+            }
+            try await Task.sleep(for: interval)
+        }
+    }
+
     /// Waits as ``wait(for:revision:timeout:report:)`` does, printing progress to standard error as it changes;
     /// prints the outcome, and on timeout names every laggard and exits non-zero.
     func waitPrintingProgress(for targets: [Target], revision: Int64? = nil, timeout: Duration) async throws {

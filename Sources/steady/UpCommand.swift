@@ -1,4 +1,5 @@
 import ArgumentParser
+import Client
 import Foundation
 import Logging
 import Reconciler
@@ -36,13 +37,20 @@ struct UpCommand: AsyncParsableCommand {
         let logger = makeLogger(level: logLevel)
         let kubeconfig = options.kubeconfigURL.path
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let (reporterPorts, reporterPortContinuation) = AsyncStream<Int>.makeStream()
         let runnerName = LocalRunner.defaultName()
         try await options.runController(
             logger: logger,
-            extraServices: { runtime in [LocalRunner(runtime: runtime, ports: ports, name: runnerName, logger: logger)] }
+            extraServices: { runtime in
+                [
+                    LocalRunner(runtime: runtime, ports: ports, name: runnerName, logger: logger),
+                    ConvergenceReporter(ports: reporterPorts, runtime: runtime, logger: logger),
+                ]
+            }
         ) { _, port in
             portContinuation.yield(port)
-            print(
+            reporterPortContinuation.yield(port)
+            Console.out(
                 """
                 steady is up on port \(port), applying and watching \(manifests)/
                   local runner: \(runnerName) (steady get runner \(runnerName))

@@ -35,6 +35,9 @@ import Testing
             try eventually(timeout: .seconds(30)) {
                 try steady(["get", "runners", "-l", "steady.dev/local=true", "-o", "json"]).output.contains("\"Synced\"")
             }, "\(text())")
+        // Convergence shows as it happens, naming the example runners that have no agent.
+        #expect(eventually(timeout: .seconds(15)) { text().contains("runners synced") }, "\(text())")
+        #expect(text().contains("(NeverConnected)"), "\(text())")
         // SIGTERM shuts it down gracefully.
         kill(process.processIdentifier, SIGTERM)
         #expect(eventually(timeout: .seconds(20)) { !process.isRunning })
