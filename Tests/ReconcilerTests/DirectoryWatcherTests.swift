@@ -16,7 +16,7 @@ private final class SnapshotLog: Sendable {
 
     /// The first snapshot after the first `skipping` ones that satisfies `predicate`, waiting at most `timeout`.
     func wait(
-        skipping: Int, timeout: Duration = .seconds(2), _ predicate: (DirectorySnapshot) -> Bool = { _ in true }
+        skipping: Int, timeout: Duration = .seconds(10), _ predicate: (DirectorySnapshot) -> Bool = { _ in true }
     ) async -> DirectorySnapshot? {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -210,16 +210,16 @@ struct DirectoryWatcherTests {
     @Test func burstOfWritesIsReportedOnce() async throws {
         let directory = try makeDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try await withWatcher(directory, debounce: .milliseconds(400)) { log in
+        try await withWatcher(directory, debounce: .seconds(1)) { log in
             let seen = log.count
             let file = directory.appendingPathComponent("a.yaml")
-            // Writes 40 ms apart: each gap is well inside the debounce, so together they are one burst.
+            // Writes 10 ms apart: each gap is far inside the debounce, so together they are one burst.
             for step in 1...8 {
                 try write(String(repeating: "#", count: step) + "\n", to: file)
-                try await Task.sleep(for: .milliseconds(40))
+                try await Task.sleep(for: .milliseconds(10))
             }
             #expect(await log.wait(skipping: seen) { $0.files["a.yaml"]?.size == 9 } != nil)
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .milliseconds(1500))
             // One report, or two if a pause on a loaded machine split the burst; without debouncing it is 3 or more.
             #expect((1...2).contains(log.count - seen))
         }
