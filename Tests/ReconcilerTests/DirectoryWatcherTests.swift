@@ -269,12 +269,12 @@ struct DirectoryWatcherTests {
         let watcher = DirectoryWatcher(directory: directory, rescanInterval: .seconds(120))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await collector.watch(watcher) }
-            let deadline = ContinuousClock.now + .seconds(2)
+            let deadline = ContinuousClock.now + .seconds(10)
             while await collector.snapshots.isEmpty && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
             try write("kind: A\n", to: directory.appendingPathComponent("a.yaml"))
-            let secondDeadline = ContinuousClock.now + .seconds(2)
+            let secondDeadline = ContinuousClock.now + .seconds(10)
             while await collector.snapshots.last?.files["a.yaml"] == nil && ContinuousClock.now < secondDeadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
