@@ -273,8 +273,19 @@ public struct ObjectService: Sendable {
         let name = current["metadata"]?["name"]?.stringValue ?? ""
         var candidate: JSONValue
         if subresource == "status" {
+            // Only the status changes, and the stored rest was admitted when written: validate the status alone.
             candidate = current
-            candidate["status"] = submitted["status"]
+            candidate["metadata"]?["resourceVersion"] = nil
+            if let status = submitted["status"], !status.isNull {
+                do {
+                    candidate["status"] = try info.normalizeStatus(status)
+                } catch {
+                    throw APIError.invalid(info, name, error)
+                }
+            } else {
+                candidate["status"] = nil
+            }
+            return candidate
         } else {
             candidate = submitted
             candidate["status"] = current["status"]

@@ -8,6 +8,7 @@ public struct KindInfo: Sendable {
     /// The schema of a whole object, recorded from the Swift type.
     public let schema: Schema
     private let decodeAndValidate: @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
+    private let decodeStatus: @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
 
     public var singular: String { kind.lowercased() }
     public var apiVersion: String { API.apiVersion }
@@ -16,7 +17,8 @@ public struct KindInfo: Sendable {
 
     init(
         kind: String, plural: String, shortNames: [String], hasStatus: Bool, schema: Schema,
-        decodeAndValidate: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
+        decodeAndValidate: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue,
+        decodeStatus: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
     ) {
         self.kind = kind
         self.plural = plural
@@ -24,6 +26,7 @@ public struct KindInfo: Sendable {
         self.hasStatus = hasStatus
         self.schema = schema
         self.decodeAndValidate = decodeAndValidate
+        self.decodeStatus = decodeStatus
     }
 
     /// Validates an object strictly and returns its canonical form (defaults out, `stringData` folded).
@@ -50,28 +53,46 @@ public struct KindInfo: Sendable {
         return try decodeAndValidate(withoutNamespace)
     }
 
+    /// Validates a status strictly and returns its canonical form, for writes of the `status` subresource, which
+    /// change nothing else: the rest of the stored object was validated when it was written.
+    ///
+    /// Errors carry field paths from the object's root (`status.conditions[0].status`).
+    public func normalizeStatus(_ status: JSONValue) throws(ValidationFailure) -> JSONValue {
+        do {
+            return try decodeStatus(status)
+        } catch {
+            throw ValidationFailure(error.errors.map { $0.nested(under: "status") })
+        }
+    }
+
     static func make<Spec: ResourceSpec>(_ type: Spec.Type) -> KindInfo {
         KindInfo(
             kind: Spec.kind, plural: Spec.plural, shortNames: Spec.shortNames, hasStatus: true,
-            schema: SchemaRecorder.schema(for: Resource<Spec>.self)
-        ) { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
-            let object = try StrictDecoder().decode(Resource<Spec>.self, from: value)
-            let errors = validateMetadata(object.metadata) + object.spec.validate().map { $0.nested(under: "spec") }
-            if !errors.isEmpty { throw ValidationFailure(errors) }
-            return try encodeCanonical(object)
-        }
+            schema: SchemaRecorder.schema(for: Resource<Spec>.self),
+            decodeAndValidate: { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
+                let object = try StrictDecoder().decode(Resource<Spec>.self, from: value)
+                let errors = validateMetadata(object.metadata) + object.spec.validate().map { $0.nested(under: "spec") }
+                if !errors.isEmpty { throw ValidationFailure(errors) }
+                return try encodeCanonical(object)
+            },
+            decodeStatus: { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
+                try encodeCanonical(try StrictDecoder().decode(Spec.Status.self, from: value))
+            })
     }
 
     static func makeSecret() -> KindInfo {
         KindInfo(
             kind: Secret.kind, plural: Secret.plural, shortNames: Secret.shortNames, hasStatus: false,
-            schema: SchemaRecorder.schema(for: Secret.self)
-        ) { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
-            let secret = try StrictDecoder().decode(Secret.self, from: value)
-            let errors = validateMetadata(secret.metadata) + secret.validate()
-            if !errors.isEmpty { throw ValidationFailure(errors) }
-            return try encodeCanonical(secret.foldingStringData())
-        }
+            schema: SchemaRecorder.schema(for: Secret.self),
+            decodeAndValidate: { (value: JSONValue) throws(ValidationFailure) -> JSONValue in
+                let secret = try StrictDecoder().decode(Secret.self, from: value)
+                let errors = validateMetadata(secret.metadata) + secret.validate()
+                if !errors.isEmpty { throw ValidationFailure(errors) }
+                return try encodeCanonical(secret.foldingStringData())
+            },
+            decodeStatus: { (_: JSONValue) throws(ValidationFailure) -> JSONValue in
+                throw ValidationFailure([FieldError(path: "", reason: .notSupported, message: "a Secret has no status")])
+            })
     }
 
     private static func encodeCanonical(_ object: some Encodable) throws(ValidationFailure) -> JSONValue {
