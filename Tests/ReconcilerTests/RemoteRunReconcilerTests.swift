@@ -63,6 +63,15 @@ import Testing
         #expect(status["counts"]?["pending"] == 2)
     }
 
+    @Test func aPendingRunnerThatIsNoLongerTargetedLeaves() throws {
+        let run = Self.remoteRun(
+            "named", target: ["runners": ["web-1"]],
+            results: [["runner": "web-2", "phase": "Pending"], ["runner": "db-1", "phase": "Failed", "exitCode": 1]])
+        let status = try RemoteRunReconciler().status(of: run, in: F.cache([run] + Self.fleet))
+        #expect(status["results"]?.arrayValue?.compactMap { $0["runner"]?.stringValue } == ["db-1", "web-1"])
+        #expect(status["counts"]?["failed"] == 1)
+    }
+
     @Test func aRunnerChangeRequeuesTheRemoteRunsThatTargetIt() throws {
         let selected = Self.remoteRun("selected", target: ["runnerSelector": ["matchLabels": ["site": "paris"]]])
         let named = Self.remoteRun("named", target: ["runners": ["db-1"]])

@@ -3,8 +3,8 @@ import Resources
 /// Reports which Runners a RemoteRun targets, and whether its target resolves.
 ///
 /// `Ready` means the request is accepted: every runner it names exists, or its selector (or `all`) matches at
-/// least one. `status.results` holds one entry per targeted runner; entries already recorded keep their phase,
-/// so results that runners report are never overwritten here.
+/// least one. `status.results` holds one entry per targeted runner, `Pending` until it starts; entries of runners
+/// that started keep their phase, so results that runners report are never overwritten here.
 public struct RemoteRunReconciler: StatusReconciler {
     public init() {}
 
@@ -39,7 +39,9 @@ public struct RemoteRunReconciler: StatusReconciler {
         let recorded = (object["status"]?["results"]?.arrayValue ?? []).compactMap {
             try? $0.decode(as: RemoteRunSpec.RunnerResult.self)
         }
-        var results = Dictionary(recorded.map { ($0.runner, $0) }, uniquingKeysWith: { first, _ in first })
+        // A runner that started keeps its result; one still pending leaves when it is no longer targeted.
+        let started = recorded.filter { $0.phase != .pending }
+        var results = Dictionary(started.map { ($0.runner, $0) }, uniquingKeysWith: { first, _ in first })
         for runner in targeted where results[runner] == nil {
             results[runner] = RemoteRunSpec.RunnerResult(runner: runner, phase: .pending)
         }
