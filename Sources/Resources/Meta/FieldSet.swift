@@ -17,11 +17,15 @@ public struct FieldSet: Sendable, Equatable {
     /// The leaves of `value`, leaving out server-owned fields and either `status` or everything but `status`.
     public init(leavesOf value: JSONValue, statusOnly: Bool = false) {
         var paths: Set<Path> = []
-        FieldSet.collect(value, prefix: [], into: &paths)
-        self.paths = paths.filter { path in
-            guard !FieldSet.ignored.contains(where: { path.starts(with: $0) }) else { return false }
-            return statusOnly == (path.first == "status")
+        if statusOnly {
+            if let status = value["status"] { FieldSet.collect(status, prefix: ["status"], into: &paths) }
+        } else if case .object(var members) = value {
+            members["status"] = nil
+            FieldSet.collect(.object(members), prefix: [], into: &paths)
+        } else {
+            FieldSet.collect(value, prefix: [], into: &paths)
         }
+        self.paths = paths.filter { path in !FieldSet.ignored.contains(where: { path.starts(with: $0) }) }
     }
 
     private static func collect(_ value: JSONValue, prefix: Path, into paths: inout Set<Path>) {
