@@ -17,6 +17,8 @@ enum AgentSimulator {
         var first = 0
         var count = 0
         var objects = 2
+        /// How many agents start at a time.
+        var wave = 100
     }
 
     static func run(_ options: Options) async {
@@ -34,8 +36,13 @@ enum AgentSimulator {
         }
         let commands = standardInputLines()
         await withTaskGroup(of: Void.self) { group in
-            for agent in agents { group.addTask { try? await agent.run() } }
-            await waitUntilAll(agents) { _ in true }
+            // Started in waves, so that thousands of TLS handshakes and enrolments do not all queue up at once
+            // (timing out and retrying) on a controller with few cores; only connecting is paced, not the figures.
+            for wave in stride(from: 0, to: agents.count, by: options.wave) {
+                let started = agents[wave..<min(wave + options.wave, agents.count)]
+                for agent in started { group.addTask { try? await agent.run() } }
+                await waitUntilAll(Array(started)) { _ in true }
+            }
             say("ready")
             var iterator = commands.makeAsyncIterator()
             guard await iterator.next() == "go" else {

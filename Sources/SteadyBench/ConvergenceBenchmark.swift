@@ -65,6 +65,8 @@ enum ConvergenceBenchmark {
         say("  \(count) agents connected in \(clock.now - start)")
         try? await Task.sleep(for: .seconds(2))
         let connected = rssKilobytes(controller.processIdentifier)
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(controller.processIdentifier)/fd").count) ?? 0
+        say("  controller open descriptors with \(count) agents connected: \(descriptors)")
 
         guard let client = try? APIClient(configuration: .init(server: cluster.server, caPEM: cluster.caPEM, token: cluster.token))
         else { fail("cannot make an API client") }
