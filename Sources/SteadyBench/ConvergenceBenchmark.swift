@@ -75,6 +75,7 @@ enum ConvergenceBenchmark {
 
         let manifestFile = directory.appendingPathComponent("bench.yaml")
         try? benchManifest.write(to: manifestFile, atomically: true, encoding: .utf8)
+        let cpuBefore = (cpuSeconds(controller.processIdentifier), workers.map { cpuSeconds($0.pid) }.reduce(0, +))
         for worker in workers { worker.send("go") }
         let applyStart = monotonicNanoseconds()
         let applied = runTimed(binaries.appendingPathComponent("apply").path, ["-f", manifestFile.path], environment: environment)
@@ -87,6 +88,7 @@ enum ConvergenceBenchmark {
             held = max(held, instant)
         }
         let synced = await syncedWatch.value
+        let cpuAfter = (cpuSeconds(controller.processIdentifier), workers.map { cpuSeconds($0.pid) }.reduce(0, +))
         let converged = rssKilobytes(controller.processIdentifier)
         try? await client.shutdown()
 
@@ -98,6 +100,11 @@ enum ConvergenceBenchmark {
         } else {
             say("  the controller did not record every Runner Synced=True within 600 s")
         }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        say(
+            String(
+                format: "  CPU used meanwhile: controller %.2f s, agent workers %.2f s (%d cores)",
+                cpuAfter.0 - cpuBefore.0, cpuAfter.1 - cpuBefore.1, cores))
         let perRunner = count > 0 ? Double(connected - baseline) / Double(count) : 0
         say(
             String(
@@ -165,6 +172,17 @@ enum ConvergenceBenchmark {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// User and system CPU seconds a process has used, from /proc (Linux); 0 when unknown.
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return 0 }
+        // Fields after the command name: state is the 3rd field of the line, utime the 14th and stime the 15th.
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// VmRSS of a process in KiB, from /proc (Linux); 0 when unknown.
     static func rssKilobytes(_ pid: Int32) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -178,6 +196,7 @@ enum ConvergenceBenchmark {
 final class Worker: @unchecked Sendable {
     // Unchecked: the process and pipes are set once in init, and only the benchmark's main task reads lines.
     private let process = Process()
+    var pid: Int32 { process.processIdentifier }
     private let input = Pipe()
     private var iterator: AsyncStream<String>.Iterator
 

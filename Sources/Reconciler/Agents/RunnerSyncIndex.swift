@@ -42,15 +42,8 @@ public final class RunnerSyncIndex: Sendable {
         }
     }
 
-    /// Whether `runner` holds every key of `expected` at the generation given.
-    public func holds(runner: String, _ expected: [SliceKey: Int64]) -> Bool {
-        state.withLock { state in
-            guard let slice = state.held[runner] else { return false }
-            return expected.allSatisfy { key, generation in slice.generation(of: key) == generation }
-        }
-    }
-
-    /// How many of `runners` hold every key of their expected set at the generation given.
+    /// How many of the runners (the keys of `expected`) hold every key of their expected set at the generation
+    /// given.
     public func countHolding(_ expected: [String: [SliceKey: Int64]]) -> Int {
         state.withLock { state in
             expected.reduce(0) { count, entry in
