@@ -29,7 +29,7 @@ public final class Agent: Service {
     ///   - sliceStorage: Where the last good slice is kept (``AgentStateDirectory`` or ``InMemoryAgentStorage``).
     ///   - identityStorage: Where the identity is kept after enrolment.
     ///   - httpClient: A client to share with other agents; when nil the agent makes one and shuts it down.
-    ///     A shared client needs two connections per agent (the stream and reports): see ``makeHTTPClient(maximumConnections:)``.
+    ///     See ``makeHTTPClient(maximumConnections:)`` for how many connections agents sharing it need.
     ///   - logger: Where the agent logs; it never logs the token, the credential or secret values.
     public init(
         configuration: AgentConfiguration, sliceStorage: any SliceStorage, identityStorage: any IdentityStorage,
@@ -62,7 +62,9 @@ public final class Agent: Service {
             httpClient: httpClient, logger: logger)
     }
 
-    /// A client for many agents: `maximumConnections` should be at least twice the number of agents sharing it.
+    /// A client for one agent, or many sharing it. Against a controller speaking HTTP/2 an agent needs one
+    /// connection (its stream and reports share it); over HTTP/1.1 it needs two, so `maximumConnections` should
+    /// then be at least twice the number of agents sharing the client.
     public static func makeHTTPClient(maximumConnections: Int = 8) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
@@ -164,9 +166,18 @@ public final class Agent: Service {
         if let trusted = configuration.trustedCAPEM {
             caPEM = trusted
         } else {
-            caPEM = try await AgentControllerClient.discoverCA(
-                controllerURL: configuration.controllerURL, expectedHash: token.caHash, http: http,
-                timeout: configuration.requestTimeout)
+            // Discovery trusts nothing yet, so it cannot share the verified connection; a client of its own
+            // closes its connection at once instead of leaving it idle on the controller for a minute.
+            let discovery = Self.makeHTTPClient(maximumConnections: 1)
+            do {
+                caPEM = try await AgentControllerClient.discoverCA(
+                    controllerURL: configuration.controllerURL, expectedHash: token.caHash, http: discovery,
+                    timeout: configuration.requestTimeout)
+            } catch {
+                try? await discovery.shutdown()
+                throw error
+            }
+            try? await discovery.shutdown()
         }
         let client = try AgentControllerClient(
             controllerURL: configuration.controllerURL, caPEM: caPEM, http: http,

@@ -61,7 +61,7 @@ public struct ControllerRuntime: Sendable {
         var services: [any Service] = [
             try server.makeApplication(onServerRunning: onServerRunning),
             CompactionService(store: store, logger: logger),
-            ControllerManager(objects: objects, metrics: metrics, logger: logger),
+            ControllerManager(objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex),
             agents,
         ]
         if let directory = configuration.manifestsDirectory {

@@ -4,17 +4,31 @@ import Foundation
 // what it measured; nothing here asserts a time.
 //
 //   swift build -c release && .build/release/steady-bench apply [--objects 10000]
-//   .build/release/steady-bench converge [--agents 1000]
+//   .build/release/steady-bench converge [--agents 1000] [--processes P] [--malloc-arena-max N]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
+// `converge` runs N agents in P child processes (`converge-worker`, one share each) against one controller.
 
 let arguments = CommandLine.arguments.dropFirst()
 let benchmark = arguments.first ?? "apply"
-let objectCount: Int = {
-    guard let index = arguments.firstIndex(of: "--objects"), index + 1 < arguments.endIndex else { return 10_000 }
-    return Int(arguments[index + 1]) ?? 10_000
-}()
+/// The value after `flag`, when given.
+func option(_ flag: String) -> String? {
+    guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.endIndex else { return nil }
+    return arguments[index + 1]
+}
+
+func requiredOption(_ flag: String) -> String {
+    guard let value = option(flag) else { fail("\(flag) is needed") }
+    return value
+}
+
+func intOption(_ flag: String) -> Int? {
+    guard let text = option(flag) else { return nil }
+    guard let value = Int(text) else { fail("\(flag) needs a number") }
+    return value
+}
+
 let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 
 func fail(_ message: String) -> Never {
@@ -23,7 +37,7 @@ func fail(_ message: String) -> Never {
 }
 
 /// Runs a command to completion, returning its exit status and the seconds it took.
-func run(_ program: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, seconds: Double) {
+func runTimed(_ program: String, _ arguments: [String], environment: [String: String] = [:]) -> (status: Int32, seconds: Double) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = arguments
@@ -63,9 +77,27 @@ func manifest(prefix: String, count: Int) -> String {
     return text
 }
 
+/// Stops the controller: SIGTERM, then SIGKILL if it has not exited after 10 s (its graceful shutdown waits for
+/// open requests, such as a watch whose client has gone, to end).
+func stopController(_ controller: Process) {
+    controller.terminate()
+    let deadline = Date().addingTimeInterval(10)
+    while controller.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    if controller.isRunning { kill(controller.processIdentifier, SIGKILL) }
+    controller.waitUntilExit()
+}
+
+/// Writes a line to standard output at once (print's buffer would hold it while stdout is a pipe).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 /// Starts `steady controller` on a free loopback port and waits for its kubeconfig.
-func startController(in directory: URL, logLevel: String) -> (process: Process, kubeconfig: String) {
+func startController(
+    in directory: URL, logLevel: String, environment: [String: String] = [:]
+) -> (process: Process, kubeconfig: String) {
     let controller = Process()
+    controller.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     controller.executableURL = binaries.appendingPathComponent("steady")
     controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel]
     do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
@@ -83,28 +115,25 @@ func applyBenchmark(objectCount: Int) {
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let (controller, kubeconfig) = startController(in: directory, logLevel: "warning")
-    defer {
-        controller.terminate()
-        controller.waitUntilExit()
-    }
+    defer { stopController(controller) }
     print("apply benchmark: \(objectCount) objects (actions, templates, routes, runners), controller pid \(controller.processIdentifier)")
 
     let ours = directory.appendingPathComponent("steady-apply.yaml")
     try? manifest(prefix: "s", count: objectCount).write(to: ours, atomically: true, encoding: .utf8)
-    let first = run(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
+    let first = runTimed(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
     if first.status != 0 { fail("apply failed with status \(first.status)") }
     print(String(format: "  apply -f (create):     %6.2f s  %8.0f objects/s", first.seconds, Double(objectCount) / first.seconds))
-    let again = run(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
+    let again = runTimed(binaries.appendingPathComponent("apply").path, ["-f", ours.path], environment: ["STEADY_KUBECONFIG": kubeconfig])
     print(String(format: "  apply -f (unchanged):  %6.2f s  %8.0f objects/s", again.seconds, Double(objectCount) / again.seconds))
 
     let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
     if let kubectl = paths.map({ "\($0)/kubectl" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
         let theirs = directory.appendingPathComponent("kubectl-apply.yaml")
         try? manifest(prefix: "k", count: objectCount).write(to: theirs, atomically: true, encoding: .utf8)
-        let result = run(kubectl, ["--kubeconfig", kubeconfig, "apply", "-f", theirs.path])
+        let result = runTimed(kubectl, ["--kubeconfig", kubeconfig, "apply", "-f", theirs.path])
         if result.status != 0 { fail("kubectl apply failed with status \(result.status)") }
         print(String(format: "  kubectl apply -f:      %6.2f s  %8.0f objects/s", result.seconds, Double(objectCount) / result.seconds))
-        let serverSide = run(kubectl, ["--kubeconfig", kubeconfig, "apply", "--server-side", "-f", theirs.path])
+        let serverSide = runTimed(kubectl, ["--kubeconfig", kubeconfig, "apply", "--server-side", "-f", theirs.path])
         print(String(format: "  kubectl apply --server-side (unchanged): %6.2f s  %8.0f objects/s", serverSide.seconds, Double(objectCount) / serverSide.seconds))
     } else {
         print("  kubectl: not installed, skipped")
@@ -113,12 +142,16 @@ func applyBenchmark(objectCount: Int) {
 }
 
 switch benchmark {
-case "apply": applyBenchmark(objectCount: objectCount)
+case "apply": applyBenchmark(objectCount: intOption("--objects") ?? 10_000)
 case "converge":
-    let agents: Int = {
-        guard let index = arguments.firstIndex(of: "--agents"), index + 1 < arguments.endIndex else { return 100 }
-        return Int(arguments[index + 1]) ?? 100
-    }()
-    await ConvergenceBenchmark.run(agents: agents, binaries: binaries)
+    let options = ConvergenceBenchmark.Options(
+        agents: intOption("--agents") ?? 100, processes: intOption("--processes") ?? 0,
+        mallocArenaMax: intOption("--malloc-arena-max"))
+    await ConvergenceBenchmark.run(options, binaries: binaries)
+case "converge-worker":
+    await AgentSimulator.run(
+        AgentSimulator.Options(
+            controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
+            first: intOption("--first") ?? 0, count: intOption("--count") ?? 0))
 default: fail("unknown benchmark \(benchmark): use apply or converge")
 }

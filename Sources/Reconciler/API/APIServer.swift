@@ -79,7 +79,9 @@ public struct APIServer: Sendable {
     {
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
-            server = try .tls(.http1(), tlsConfiguration: tls)
+            // HTTP/2 when the client offers it (ALPN), HTTP/1.1 otherwise: an agent's slice stream and its reports
+            // then share one connection, which halves the descriptors and TLS state a runner costs.
+            server = CompactingTLSChannel.builder(tlsConfiguration: tls)
         } else {
             server = .http1()
         }

@@ -26,6 +26,8 @@ public actor AgentGateway {
         }
     }
 
+    /// What the gateway keeps per runner. Thousands of runners are connected at once, so it stays small: slices
+    /// are shared between runners (interned by digest), and the status written is remembered as a hash.
     struct RunnerState {
         var slice = SlicePlanner.Slice.empty
         var revision: Int64 = 0
@@ -34,8 +36,10 @@ public actor AgentGateway {
         var connections: [UUID: AsyncStream<SliceMessage>.Continuation] = [:]
         var lastReport: ContinuousClock.Instant?
         var report: AgentReport?
-        /// The status last written, to write only on change.
-        var writtenStatus: JSONValue?
+        /// A hash of the status last written, to write only on change.
+        var writtenStatusHash: Int?
+        /// Whether the status last written said Connected=True, so that a silent runner is marked once.
+        var writtenConnected = false
         var lastHeartbeatWrite: ContinuousClock.Instant?
     }
 
@@ -44,8 +48,13 @@ public actor AgentGateway {
     let configuration: Configuration
     let logger: Logger
     let planner = SlicePlanner()
+    /// Which slice each runner's agent holds, for the status of Routes, Actions and Assignments.
+    public nonisolated let syncIndex = RunnerSyncIndex()
     private var inputs = SlicePlanner.Inputs()
     private var runners: [String: RunnerState] = [:]
+    /// Every slice some runner holds or held last, by digest: runners with equal slices share one copy.
+    private var slices: [String: SlicePlanner.Slice] = [:]
+    private var slicesAfterLastSweep = 0
     /// Runners whose slice may have changed since the last recompute; `allDirty` when any may have.
     private var dirtyRunners: Set<String> = []
     private var allDirty = false
@@ -69,6 +78,7 @@ public actor AgentGateway {
                 group.addTask { try await self.followStore() }
                 group.addTask { try await self.recomputeLoop() }
                 group.addTask { try await self.livenessLoop() }
+                group.addTask { try await self.keepaliveLoop() }
                 try await group.next()
                 group.cancelAll()
             }
@@ -117,6 +127,7 @@ public actor AgentGateway {
                 if let state = runners.removeValue(forKey: event.object.name) {
                     for connection in state.connections.values { connection.finish() }
                 }
+                syncIndex.set(runner: event.object.name, holds: nil)
             }
         } else if let value = try? JSONValue.parse(event.object.value) {
             mattered = inputs.upsert(kind: kind, name: event.object.name, object: value)
@@ -169,9 +180,21 @@ public actor AgentGateway {
         allDirty = false
         dirtyRunners = []
         var changed: [String] = []
+        // Runners matched by the same Assignments get the same slice: plan it once per pass.
+        var planned: [[String]: SlicePlanner.Slice] = [:]
         for name in names {
-            let labels = inputs.runners[name] ?? [:]
-            let slice = inputs.runners[name] == nil ? .empty : planner.slice(runner: name, labels: labels, inputs: inputs)
+            let slice: SlicePlanner.Slice
+            if let labels = inputs.runners[name] {
+                let matching = planner.assignments(matching: name, labels: labels, inputs: inputs)
+                if let known = planned[matching] {
+                    slice = known
+                } else {
+                    slice = intern(planner.slice(ofAssignments: matching, inputs: inputs))
+                    planned[matching] = slice
+                }
+            } else {
+                slice = .empty
+            }
             var state = runners[name] ?? RunnerState()
             guard slice.digest != state.slice.digest || state.revision == 0 else { continue }
             let old = state.slice
@@ -198,7 +221,27 @@ public actor AgentGateway {
             runners[name] = state
             changed.append(name)
         }
+        sweepSlices()
         for name in changed { await writeStatus(runner: name) }
+    }
+
+    /// The shared copy of a slice equal to `slice`.
+    private func intern(_ slice: SlicePlanner.Slice) -> SlicePlanner.Slice {
+        if let known = slices[slice.digest] { return known }
+        slices[slice.digest] = slice
+        return slice
+    }
+
+    /// Forgets the slices no runner holds any more, whenever the table has doubled since the last sweep.
+    private func sweepSlices() {
+        guard slices.count > 2 * slicesAfterLastSweep + 16 else { return }
+        var live: Set<String> = []
+        for state in runners.values {
+            live.insert(state.slice.digest)
+            if let previous = state.previous { live.insert(previous.slice.digest) }
+        }
+        slices = slices.filter { live.contains($0.key) }
+        slicesAfterLastSweep = slices.count
     }
 
     // MARK: Agents
@@ -209,7 +252,7 @@ public actor AgentGateway {
             bufferingPolicy: .bufferingOldest(configuration.bufferLimit))
         var state = runners[runner] ?? RunnerState()
         if state.revision == 0 && inputs.runners[runner] != nil {
-            state.slice = planner.slice(runner: runner, labels: inputs.runners[runner] ?? [:], inputs: inputs)
+            state.slice = intern(planner.slice(runner: runner, labels: inputs.runners[runner] ?? [:], inputs: inputs))
             state.revision = max(inputRevision, 1)
         }
         let first: SliceMessage
@@ -295,10 +338,23 @@ public actor AgentGateway {
             try await Task.sleep(for: .seconds(1))
             for (name, state) in runners where state.report != nil {
                 let isStale = state.lastReport.map { clock.now - $0 >= configuration.heartbeatTimeout } ?? true
-                let wasConnected = state.writtenStatus?["conditions"]?.arrayValue?.contains {
-                    $0["type"] == "Connected" && $0["status"] == "True"
-                } ?? false
-                if isStale && wasConnected { await writeStatus(runner: name) }
+                if isStale && state.writtenConnected { await writeStatus(runner: name) }
+            }
+        }
+    }
+
+    /// Sends every open stream a keep-alive, from one loop rather than a timer per connection; a stream whose
+    /// agent went away is found and dropped here.
+    private func keepaliveLoop() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: configuration.keepaliveInterval)
+            for (name, state) in runners where !state.connections.isEmpty {
+                let keepalive = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
+                let open = state.connections.filter { _, connection in
+                    if case .terminated = connection.yield(keepalive) { return false }
+                    return true
+                }
+                if open.count != state.connections.count { runners[name]?.connections = open }
             }
         }
     }
@@ -308,9 +364,14 @@ public actor AgentGateway {
     /// Writes Connected, Synced and Ready with what the agent reported, only when something changed
     /// (and the heartbeat time at most once a minute, so heartbeats do not churn the store).
     private func writeStatus(runner: String) async {
-        guard let state = runners[runner], inputs.runners[runner] != nil else { return }
+        guard let state = runners[runner], inputs.runners[runner] != nil else {
+            syncIndex.set(runner: runner, holds: nil)
+            return
+        }
         let now = clock.now
         let isConnected = state.lastReport.map { now - $0 < configuration.heartbeatTimeout } ?? false
+        let holdsSlice = isConnected && state.report.map { $0.synced && $0.sliceDigest == state.slice.digest } == true
+        syncIndex.set(runner: runner, holds: holdsSlice ? state.slice : nil)
         var status: [String: JSONValue] = [:]
         var conditions: [JSONValue] = []
         func condition(_ type: String, _ value: Bool, _ reason: String, _ message: String) -> JSONValue {
@@ -348,8 +409,12 @@ public actor AgentGateway {
         var comparable = JSONValue.object(status)
         comparable["conditions"] = .array(conditions)
         let heartbeatDue = state.lastHeartbeatWrite.map { now - $0 >= .seconds(60) } ?? true
-        guard comparable != state.writtenStatus || (isConnected && heartbeatDue) else { return }
-        runners[runner]?.writtenStatus = comparable
+        // A hash, not the status itself: equal statuses hash equally, and a collision would only delay a write
+        // until the next change or heartbeat.
+        let hash = comparable.hashValue
+        guard hash != state.writtenStatusHash || (isConnected && heartbeatDue) else { return }
+        runners[runner]?.writtenStatusHash = hash
+        runners[runner]?.writtenConnected = isConnected
         runners[runner]?.lastHeartbeatWrite = now
         await patchStatus(runner: runner, status: comparable, isConnected: isConnected)
     }

@@ -22,12 +22,9 @@ struct AgentRoutes: Sendable {
                 let query = request.uri.queryParameters
                 let revision = query.get("revision").flatMap(Int64.init) ?? 0
                 let stream = await gateway.connect(runner: runner, revision: revision, digest: query.get("digest"))
-                let keepalive = gateway.configuration.keepaliveInterval
                 return Response(
                     status: .ok, headers: [.contentType: "application/json"],
-                    body: ResponseBody { writer in
-                        try await AgentRoutes.stream(stream, keepalive: keepalive, to: &writer)
-                    })
+                    body: ResponseBody { writer in try await AgentRoutes.stream(stream, to: &writer) })
             }
         }
         router.post(RouterPath(stringLiteral: ConvergenceRequest.path)) { request, context in
@@ -49,45 +46,14 @@ struct AgentRoutes: Sendable {
         }
     }
 
-    /// Copies slice messages to the response, with a keep-alive whenever the stream is quiet.
-    static func stream(
-        _ messages: AsyncStream<SliceMessage>, keepalive: Duration, to writer: inout any ResponseBodyWriter
-    ) async throws {
-        enum Item: Sendable {
-            case message(SliceMessage)
-            case tick
-            case end
+    /// Copies slice messages to the response, one JSON line each. Keep-alives come from the gateway, so a
+    /// connection costs no timer of its own; writing one to an agent that went away ends the stream.
+    static func stream(_ messages: AsyncStream<SliceMessage>, to writer: inout any ResponseBodyWriter) async throws {
+        for await message in messages {
+            var data = (try JSONValue(encoding: message)).jsonData()
+            data.append(0x0A)
+            try await writer.write(ByteBuffer(bytes: data))
         }
-        let (items, continuation) = AsyncStream<Item>.makeStream()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await message in messages { continuation.yield(.message(message)) }
-                continuation.yield(.end)
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: keepalive)
-                    continuation.yield(.tick)
-                }
-            }
-            defer { group.cancelAll() }
-            var last = SliceMessage(type: .keepalive, revision: 0)
-            loop: for await item in items {
-                let message: SliceMessage
-                switch item {
-                case .end: break loop
-                case .message(let next):
-                    message = next
-                    last = next
-                case .tick:
-                    message = SliceMessage(type: .keepalive, revision: last.revision, digest: last.digest)
-                }
-                var data = (try JSONValue(encoding: message)).jsonData()
-                data.append(0x0A)
-                try await writer.write(ByteBuffer(bytes: data))
-            }
-        }
-        continuation.finish()
         try await writer.finish(nil)
     }
 

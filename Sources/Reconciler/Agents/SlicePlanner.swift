@@ -16,7 +16,10 @@ public struct SlicePlanner: Sendable {
         public mutating func upsert(kind: String, name: String, object: JSONValue) -> Bool {
             switch kind {
             case RunnerSpec.kind:
-                runners[name] = (object["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+                // Only labels place slices: a Runner status write (one per agent report) changes nothing here.
+                let labels = (object["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+                if runners[name] == labels { return false }
+                runners[name] = labels
             case AssignmentSpec.kind:
                 assignments[name] = try? object["spec"]?.decode(as: AssignmentSpec.self)
             case _ where AgentProtocol.sliceKinds.contains(kind):
@@ -39,7 +42,8 @@ public struct SlicePlanner: Sendable {
         }
     }
 
-    /// One runner's slice: its objects and their digest.
+    /// One runner's slice: its objects and their digest. Runners with equal slices share one copy (the gateway
+    /// interns them by digest), so a slice costs its objects once, not once per runner.
     public struct Slice: Sendable, Equatable {
         public var objects: [SliceKey: JSONValue]
         public var digest: String
@@ -62,6 +66,12 @@ public struct SlicePlanner: Sendable {
             let upserts = objects.filter { old.objects[$0.key] != $0.value }
             let removed = old.objects.keys.filter { objects[$0] == nil }.sorted()
             return (Slice.sorted(upserts), removed)
+        }
+
+        /// The `metadata.generation` this slice holds of an object; nil when it does not hold it.
+        public func generation(of key: SliceKey) -> Int64? {
+            guard let object = objects[key] else { return nil }
+            return object["metadata"]?["generation"]?.intValue ?? 0
         }
 
         public var names: (routes: [String], actions: [String], templates: [String], secrets: [String]) {
@@ -88,9 +98,22 @@ public struct SlicePlanner: Sendable {
 
     /// The slice of one runner.
     public func slice(runner: String, labels: [String: String], inputs: Inputs) -> Slice {
+        slice(ofAssignments: assignments(matching: runner, labels: labels, inputs: inputs), inputs: inputs)
+    }
+
+    /// The sorted names of the Assignments that match a runner: runners matched by the same ones share a slice.
+    public func assignments(matching runner: String, labels: [String: String], inputs: Inputs) -> [String] {
+        inputs.assignments.compactMap { name, assignment in
+            assignment.matches(runnerName: runner, labels: labels) ? name : nil
+        }.sorted()
+    }
+
+    /// The slice of a runner that these Assignments match.
+    public func slice(ofAssignments names: [String], inputs: Inputs) -> Slice {
         var routes: Set<String> = []
         var actions: Set<String> = []
-        for (_, assignment) in inputs.assignments where assignment.matches(runnerName: runner, labels: labels) {
+        for name in names {
+            guard let assignment = inputs.assignments[name] else { continue }
             routes.formUnion(assignment.routes ?? [])
             actions.formUnion(assignment.actions ?? [])
         }

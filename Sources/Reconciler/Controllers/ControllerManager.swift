@@ -36,11 +36,13 @@ public struct ControllerManager: Service {
     ///   - logger: The logger; entries carry `steady.kind` and `steady.name`.
     ///   - workers: How many objects are reconciled concurrently.
     ///   - backoff: The per-key backoff after a failed reconcile.
+    ///   - syncIndex: What each runner's agent holds (the agent gateway's), to report how many runners hold each
+    ///     Route, Action and Assignment; nil leaves that out.
     public init(
         objects: ObjectService, registry: PrometheusCollectorRegistry, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff()
+        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
     ) {
-        let placements = PlacementResolver()
+        let placements = PlacementResolver(syncIndex: syncIndex)
         let reconcilers: [any StatusReconciler] = [
             RouteReconciler(placements: placements), ActionReconciler(placements: placements),
             TemplateReconciler(), AssignmentReconciler(placements: placements), RemoteRunReconciler(),
@@ -59,9 +61,11 @@ public struct ControllerManager: Service {
     /// Creates a manager whose metrics appear with the API's on `/metrics`.
     public init(
         objects: ObjectService, metrics: APIMetrics, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff()
+        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
     ) {
-        self.init(objects: objects, registry: metrics.registry, logger: logger, workers: workers, backoff: backoff)
+        self.init(
+            objects: objects, registry: metrics.registry, logger: logger, workers: workers, backoff: backoff,
+            syncIndex: syncIndex)
     }
 
     /// Lists, watches and reconciles until graceful shutdown or cancellation.
@@ -72,6 +76,9 @@ public struct ControllerManager: Service {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await informer.run(onChange: enqueue) }
                     group.addTask { await queue.run() }
+                    if let index = placements.syncIndex {
+                        group.addTask { await followSync(index) }
+                    }
                     for _ in 0..<workers {
                         group.addTask { await work() }
                     }
@@ -134,6 +141,26 @@ public struct ControllerManager: Service {
             queue.add(key)
         }
     }
+
+    /// Re-queues, in batches, what a change of the runners' held slices affects: the Routes and Actions whose
+    /// holders changed, the Routes using those Actions, and the Assignments naming either. Batching bounds the
+    /// status writes: a thousand runners syncing a route within one interval cost it one reconcile.
+    private func followSync(_ index: RunnerSyncIndex) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.syncBatchInterval)
+            var keys: Set<ObjectKey> = []
+            for changed in index.takeChangedKeys() {
+                let key = ObjectKey(kind: changed.kind, name: changed.name)
+                keys.insert(key)
+                keys.formUnion(
+                    cache.referrers(of: key).filter { $0.kind == AssignmentSpec.kind || $0.kind == RouteSpec.kind })
+            }
+            for key in keys { queue.add(key) }
+        }
+    }
+
+    /// How long changes of the runners' held slices are gathered before their objects are re-queued.
+    static let syncBatchInterval = Duration.milliseconds(200)
 
     private func work() async {
         let clock = ContinuousClock()

@@ -1,7 +1,8 @@
 import Resources
 import Synchronization
 
-/// Answers where routes and actions run: which Assignments name them and which Runners those Assignments match.
+/// Answers where routes and actions run: which Assignments name them and which Runners those Assignments match,
+/// and, with a ``RunnerSyncIndex``, how many of those Runners hold them.
 ///
 /// An Assignment matches the Runners it names (that exist) and those its `runnerSelector` selects. Matching a
 /// selector scans every Runner, so results are memoized per Assignment until the Assignment or any Runner
@@ -13,10 +14,50 @@ public final class PlacementResolver: Sendable {
         var runners: [String]
     }
 
-    private let memos = Mutex<[String: Memo]>([:])
+    /// Where some objects are placed and how many of those Runners hold them.
+    public struct Placement: Sendable, Equatable {
+        /// The Runners the placing Assignments match, sorted.
+        public var runners: [String]
+        /// How many of ``runners`` hold, in the slice their agent last reported, every placed object at its current
+        /// generation; nil when the controller tracks no agents.
+        public var syncedRunners: Int?
 
-    /// Creates a resolver with an empty memo.
-    public init() {}
+        /// The names a status lists: the first ``listedRunnerLimit`` of ``runners``. A status naming every runner
+        /// of a large fleet would be large, and costly to write each time one more runner syncs.
+        public var listedRunners: JSONValue {
+            StatusReport.array(Array(runners.prefix(PlacementResolver.listedRunnerLimit)))
+        }
+
+        /// Whether every Runner holds what is placed on it (true when sync is not tracked).
+        public var isSynced: Bool { syncedRunners.map { $0 >= runners.count } ?? true }
+
+        /// The `Synced` condition: True when every Runner holds the objects' current generations; nil when sync is
+        /// not tracked. `what` names the objects in the message, e.g. `the route and its runner actions`.
+        func syncedCondition(generation: Int64, what: String) -> Condition? {
+            guard let synced = syncedRunners else { return nil }
+            if runners.isEmpty {
+                return Condition(
+                    type: "Synced", status: .true, reason: "NoRunners", message: "no runner takes \(what)",
+                    observedGeneration: generation)
+            }
+            let held = "\(synced) of \(runners.count) runners hold \(what) at their current generation"
+            return Condition(
+                type: "Synced", status: isSynced ? .true : .false, reason: isSynced ? "Synced" : "SyncPending",
+                message: held, observedGeneration: generation)
+        }
+    }
+
+    /// How many runner names a status lists at most; a count gives the total.
+    public static let listedRunnerLimit = 100
+
+    private let memos = Mutex<[String: Memo]>([:])
+    /// What each runner's agent holds; nil when no agent gateway runs beside the reconcilers.
+    public let syncIndex: RunnerSyncIndex?
+
+    /// Creates a resolver with an empty memo, counting synced runners in `syncIndex` when given.
+    public init(syncIndex: RunnerSyncIndex? = nil) {
+        self.syncIndex = syncIndex
+    }
 
     /// The names of the Assignments that name `key` (a Route or an Action), sorted.
     public func assignments(naming key: ObjectKey, in cache: ObjectCache) -> [String] {
@@ -49,13 +90,28 @@ public final class PlacementResolver: Sendable {
         return runners
     }
 
-    /// The sorted union of the Runners matched by `assignments`.
-    public func runners(ofAssignments assignments: some Sequence<String>, in cache: ObjectCache) -> [String] {
-        var runners: Set<String> = []
+    /// Where `objects` (Routes and Actions) are placed by `assignments`, and how many of those Runners hold them.
+    ///
+    /// A Runner counts as synced when its agent holds, at their current generations, every one of `objects` that
+    /// an Assignment matching it names; objects that do not exist are not expected anywhere.
+    public func placement(
+        of objects: Set<ObjectKey>, by assignments: some Sequence<String>, in cache: ObjectCache
+    ) -> Placement {
+        var expected: [String: [SliceKey: Int64]] = [:]
         for assignment in assignments {
-            runners.formUnion(matchedRunners(ofAssignment: assignment, in: cache))
+            guard let spec = cache.get(kind: AssignmentSpec.kind, name: assignment)?["spec"] else { continue }
+            var placed: [SliceKey: Int64] = [:]
+            for (kind, field) in [(RouteSpec.kind, "routes"), (ActionSpec.kind, "actions")] {
+                for name in StatusReport.strings(spec[field]) where objects.contains(ObjectKey(kind: kind, name: name)) {
+                    guard let object = cache.get(kind: kind, name: name) else { continue }
+                    placed[SliceKey(kind: kind, name: name)] = StatusReport.generation(of: object)
+                }
+            }
+            for runner in matchedRunners(ofAssignment: assignment, in: cache) {
+                expected[runner, default: [:]].merge(placed) { current, _ in current }
+            }
         }
-        return runners.sorted()
+        return Placement(runners: expected.keys.sorted(), syncedRunners: syncIndex?.countHolding(expected))
     }
 
     /// Drops the memo of an Assignment that no longer exists.

@@ -66,6 +66,7 @@ public enum ReconcileTriggers {
         if isStatusOnly {
             if key.kind == AssignmentSpec.kind,
                 change.old?["status"]?["matchedRunners"] != change.new?["status"]?["matchedRunners"]
+                    || change.old?["status"]?["matchedRunnerCount"] != change.new?["status"]?["matchedRunnerCount"]
             {
                 keys.formUnion(placedBy(assignment: change, in: cache))
             }

@@ -5,8 +5,11 @@ import Routing
 /// actions run.
 ///
 /// `status.placement` lists the route's actions that some Assignment places on runners (`runnerActions`), the
-/// others, which run on the controller (`controllerActions`), and the Runners that take part (`runners`): those
-/// matched by Assignments naming the route or one of its runner actions.
+/// others, which run on the controller (`controllerActions`), the Runners that take part (`runners`, the first 100
+/// by name, and `runnerCount`): those
+/// matched by Assignments naming the route or one of its runner actions, and how many of them hold the route and
+/// their runner actions at their current generation (`syncedRunners`). The `Synced` condition is True once every
+/// one does.
 public struct RouteReconciler: StatusReconciler {
     /// Resolves which Assignments and Runners place the route's actions.
     public let placements: PlacementResolver
@@ -51,14 +54,19 @@ public struct RouteReconciler: StatusReconciler {
                 assignments.formUnion(placing)
             }
         }
-        let runners = placements.runners(ofAssignments: assignments, in: cache)
-        let placement: JSONValue = [
+        var placed = Set(runnerActions.map { ObjectKey(kind: ActionSpec.kind, name: $0) })
+        placed.insert(ObjectKey(kind: RouteSpec.kind, name: name))
+        let placement = placements.placement(of: placed, by: assignments, in: cache)
+        var fields: JSONValue = [
             "controllerActions": StatusReport.array(controllerActions),
             "runnerActions": StatusReport.array(runnerActions),
-            "runners": StatusReport.array(runners),
+            "runners": placement.listedRunners, "runnerCount": .int(Int64(placement.runners.count)),
         ]
+        fields["syncedRunners"] = placement.syncedRunners.map { .int(Int64($0)) }
+        let synced = placement.syncedCondition(
+            generation: StatusReport.generation(of: object), what: "the route and its runner actions")
         return try StatusReport.status(
             of: object, problems: problems, readyMessage: "all actions and the template exist",
-            fields: ["placement": placement])
+            fields: ["placement": fields], conditions: synced.map { [$0] } ?? [])
     }
 }

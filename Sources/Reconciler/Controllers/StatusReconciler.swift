@@ -47,13 +47,14 @@ enum StatusReport {
         object["metadata"]?["generation"]?.intValue ?? 0
     }
 
-    /// A status with `observedGeneration`, the object's conditions with `Ready` set from `problems`, and `fields`.
+    /// A status with `observedGeneration`, the object's conditions with `Ready` set from `problems` (and any of
+    /// `conditions`), and `fields`.
     ///
     /// Ready is True with reason `Ready` and `readyMessage` when there is no problem; otherwise False with the
     /// first problem's reason and every problem's message.
     static func status(
         of object: JSONValue, problems: [ReadinessProblem], readyMessage: String,
-        fields: [String: JSONValue] = [:]
+        fields: [String: JSONValue] = [:], conditions extra: [Condition] = []
     ) throws -> JSONValue {
         let generation = generation(of: object)
         let condition: Condition
@@ -66,6 +67,7 @@ enum StatusReport {
                 type: ready, status: .true, reason: "Ready", message: readyMessage, observedGeneration: generation)
         }
         var conditions = existingConditions(of: object)
+        for other in extra { conditions.set(other) }
         conditions.set(condition)
         var status = fields
         status["observedGeneration"] = .int(generation)

@@ -53,6 +53,8 @@ public struct ActionSpec: ResourceSpec, FieldDocumented {
     public struct Placement: Codable, Sendable, Equatable {
         public var controller: Bool?
         public var runners: [String]?
+        /// How many runners the action is placed on; `runners` lists at most the first 100 of them.
+        public var runnerCount: Int?
         public var syncedRunners: Int?
         public init() {}
     }

@@ -4,6 +4,8 @@ public struct AssignmentSpec: ResourceSpec, FieldDocumented {
         public var observedGeneration: Int64?
         public var conditions: [Condition]?
         public var matchedRunners: [String]?
+        /// How many runners match; `matchedRunners` lists at most the first 100 of them.
+        public var matchedRunnerCount: Int?
         public var syncedRunners: Int?
         public init() {}
     }

@@ -25,6 +25,8 @@ public struct RouteSpec: ResourceSpec, FieldDocumented {
         public var runners: [String]?
         public var controllerActions: [String]?
         public var runnerActions: [String]?
+        /// How many runners take part; `runners` lists at most the first 100 of them.
+        public var runnerCount: Int?
         public var syncedRunners: Int?
         public init() {}
     }
