@@ -1,4 +1,5 @@
 import Foundation
+import Resources
 
 #if canImport(Glibc)
     import Glibc
@@ -10,44 +11,12 @@ import Foundation
 
 /// Atomic writes of files that may hold secrets.
 enum PrivateFile {
-    /// Writes `bytes` to a temporary file beside `path` with `mode`, flushes it and renames it over `path`, so a
-    /// reader (or a restart after a crash) sees the old contents or the new, never a mixture.
+    /// Writes `bytes` atomically with exactly `mode` (see ``AtomicFile``).
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(AgentError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        func failure(_ action: String, _ code: Int32 = errno) -> AgentError {
-            AgentError(
-                code: .storage, message: "cannot \(action) \(path)",
-                underlying: POSIXErrorCode(rawValue: code).map { POSIXError($0) })
-        }
-        var generator = SystemRandomNumberGenerator()
-        let suffix = String(UInt64.random(in: 0...UInt64.max, using: &generator), radix: 16)
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).tmp-\(suffix)"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw failure("create a temporary file to write") }
-        var isOpen = true
-        defer {
-            if isOpen { _ = close(descriptor) }
-        }
-        do throws(AgentError) {
-            guard fchmod(descriptor, mode) == 0 else { throw failure("set the permissions of") }
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { buffer in
-                    systemWrite(descriptor, buffer.baseAddress, buffer.count)
-                }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("write")
-                }
-                offset += written
-            }
-            guard fsync(descriptor) == 0 else { throw failure("flush") }
-            isOpen = false
-            guard close(descriptor) == 0 else { throw failure("close") }
-            guard rename(temporary, path) == 0 else { throw failure("rename a temporary file to") }
+        do {
+            try AtomicFile.write(bytes, to: path, mode: mode)
         } catch {
-            _ = unlink(temporary)
-            throw error
+            throw AgentError(code: .storage, message: "cannot \(error.action) \(path)", underlying: error.underlying)
         }
     }
 
@@ -75,8 +44,4 @@ enum PrivateFile {
             throw AgentError(code: .storage, message: "cannot create the state directory \(path)", underlying: error)
         }
     }
-}
-
-private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
-    write(descriptor, buffer, count)
 }

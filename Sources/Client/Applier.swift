@@ -28,7 +28,7 @@ public struct Applier: Sendable {
         /// Creates options; the defaults write, as manager `steady`, 32 requests at a time.
         public init(
             dryRun: APIClient.DryRun = .none, fieldManager: String = "steady", force: Bool = false,
-            applySet: String? = nil, prune: Bool = false, concurrency: Int = 32
+            applySet: String? = nil, prune: Bool = false, concurrency: Int = 64
         ) {
             self.dryRun = dryRun
             self.fieldManager = fieldManager

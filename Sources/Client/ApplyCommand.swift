@@ -49,7 +49,7 @@ public struct ApplyCommand: AsyncParsableCommand {
     public var fieldManager = "steady"
 
     @Option(help: "Requests in flight at once.")
-    public var concurrency = 32
+    public var concurrency = 64
 
     @Flag(
         help: """

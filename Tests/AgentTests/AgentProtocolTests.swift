@@ -205,7 +205,7 @@ import Testing
                     configuration: configuration, sliceStorage: storage, identityStorage: storage, httpClient: http,
                     logger: logger)
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 for agent in agents { group.addTask { try await agent.run() } }
                 defer { group.cancelAll() }
                 #expect(await eventually { await fake.connectionCount == count })

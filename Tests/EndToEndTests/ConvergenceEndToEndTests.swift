@@ -88,6 +88,13 @@ import Testing
         #expect(applied.error.contains("runner/plain-1: ExecNotAllowed"), "\(applied)")
         #expect(applied.error.contains("restart-sensor"), "\(applied)")
 
+        // A runner no agent has joined as says so in its own status.
+        let ghost = try controller.run("steady", ["wait", "--for=condition=Ready=false", "runner/ghost-1", "--timeout", "10s"])
+        #expect(ghost.status == 0, "\(ghost)")
+        let described = try controller.run("steady", ["get", "runner", "ghost-1", "-o", "yaml"])
+        #expect(described.output.contains("reason: NeverConnected"), "\(described)")
+        #expect(described.output.contains("steady agent --name ghost-1"), "\(described)")
+
         let waited = try controller.run("steady", ["wait", "--for=converged", "action/restart-sensor", "--timeout", "1s"])
         #expect(waited.status == 1)
         #expect(waited.error.contains("runner/plain-1: ExecNotAllowed"), "\(waited)")

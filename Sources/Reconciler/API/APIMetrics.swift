@@ -9,10 +9,11 @@ public struct APIMetrics: Sendable {
     }
 
     func countRequest(verb: String, resource: String, code: Int) {
+        let name = MetricNameDescriptor(
+            namespace: "steady", subsystem: "api", metricName: "requests", unitName: "total",
+            helpText: "API requests by verb, resource and HTTP status code.")
         registry.makeCounter(
-            name: "steady_api_requests_total",
-            labels: [("verb", verb), ("resource", resource), ("code", String(code))],
-            help: "API requests by verb, resource and HTTP status code."
+            descriptor: name, labels: [("verb", verb), ("resource", resource), ("code", String(code))]
         ).increment()
     }
 

@@ -377,7 +377,20 @@ public actor AgentGateway {
         func condition(_ type: String, _ value: Bool, _ reason: String, _ message: String) -> JSONValue {
             ["type": .string(type), "status": value ? "True" : "False", "reason": .string(reason), "message": .string(message)]
         }
-        guard let report = state.report else { return }
+        guard let report = state.report else {
+            // Declared (in manifests, or by kubectl) before any agent joined as it: say so, rather than nothing.
+            let waiting = "no agent has reported as this runner; start one with `steady agent --name \(runner)`"
+            conditions = [
+                condition("Connected", false, "NeverConnected", waiting),
+                ["type": "Synced", "status": "Unknown", "reason": "NeverConnected", "message": .string(waiting)],
+                condition("Ready", false, "NeverConnected", waiting),
+            ]
+            let comparable: JSONValue = ["conditions": .array(conditions)]
+            guard comparable.hashValue != state.writtenStatusHash else { return }
+            runners[runner]?.writtenStatusHash = comparable.hashValue
+            await patchStatus(runner: runner, status: comparable, isConnected: false)
+            return
+        }
         conditions.append(
             isConnected
                 ? condition("Connected", true, "Heartbeat", "the agent reports every few seconds")
@@ -393,10 +406,15 @@ public actor AgentGateway {
         }
         conditions.append(synced)
         let isSynced = report.synced && isCurrent
+        // Ready repeats the reason of the condition that holds it back, so one line tells the whole story.
+        let notReady = isConnected ? synced : conditions[0]
         conditions.append(
             condition(
                 "Ready", isConnected && isSynced, isConnected ? (isSynced ? "Ready" : "NotSynced") : "Disconnected",
-                isConnected && isSynced ? "connected and synced" : "see the Connected and Synced conditions"))
+                isConnected && isSynced
+                    ? "connected and synced"
+                    : "\(notReady["type"]?.stringValue ?? "")=False (\(notReady["reason"]?.stringValue ?? "")): "
+                        + (notReady["message"]?.stringValue ?? "")))
         status["hostname"] = report.hostname.map(JSONValue.string)
         status["agentVersion"] = report.agentVersion.map(JSONValue.string)
         status["observedSliceRevision"] = report.observedSliceRevision.map(JSONValue.int)
