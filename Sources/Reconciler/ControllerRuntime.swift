@@ -60,6 +60,7 @@ public struct ControllerRuntime: Sendable {
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void) throws -> [any Service] {
         var services: [any Service] = [
             try server.makeApplication(onServerRunning: onServerRunning),
+            server.openWatches.closer,
             CompactionService(store: store, logger: logger),
             ControllerManager(objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex),
             agents,

@@ -14,7 +14,7 @@ import Testing
         process.arguments = ["up", "--listen", "127.0.0.1:0"]
         process.currentDirectoryURL = directory.url
         let log = directory.file("up.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle

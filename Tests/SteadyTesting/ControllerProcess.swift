@@ -24,7 +24,7 @@ public final class ControllerProcess: @unchecked Sendable {
         var arguments = ["controller", "--data-dir", dataDirectory.path, "--listen", "127.0.0.1:\(port)"]
         if let manifests { arguments += ["--manifests", manifests.path] }
         process.arguments = arguments + extraArguments
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: logFile)
         try log.seekToEnd()
         process.standardOutput = log
@@ -64,6 +64,15 @@ public final class ControllerProcess: @unchecked Sendable {
     }
 
     public var terminationStatus: Int32? { process?.isRunning == false ? process?.terminationStatus : nil }
+
+    /// Whether the process is still running.
+    public var isRunning: Bool { process?.isRunning ?? false }
+
+    /// Sends a signal without waiting for the process to end.
+    public func signal(_ signal: Int32) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+    }
 
     public func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 

@@ -32,6 +32,8 @@ public struct APIServer: Sendable {
     /// The agent protocol's endpoints, when the controller serves agents.
     public let agents: AgentGateway?
     public let caCertificatePEM: String
+    /// The watches being served; `openWatches.closer` ends them on graceful shutdown.
+    public let openWatches = OpenWatches()
     let logger: Logger
 
     public init(
@@ -66,7 +68,9 @@ public struct APIServer: Sendable {
         let openAPIHash = SHA256.hash(data: openAPI.jsonData()).prefix(8).map { String(format: "%02X", $0) }.joined()
         router.get("/openapi/v3") { _, _ in APIResponses.json(OpenAPI.indexDocument(hash: openAPIHash)) }
         router.get("/openapi/v3/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(openAPI) }
-        ObjectRoutes(objects: objects, metrics: metrics, watchLimits: configuration.watchLimits).register(on: router)
+        ObjectRoutes(
+            objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
+        ).register(on: router)
         if let agents {
             AgentRoutes(gateway: agents, objects: objects, caCertificatePEM: caCertificatePEM).register(on: router)
         }

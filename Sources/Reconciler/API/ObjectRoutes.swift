@@ -9,6 +9,7 @@ struct ObjectRoutes: Sendable {
     let objects: ObjectService
     let metrics: APIMetrics
     let watchLimits: WatchLimits
+    let openWatches: OpenWatches
 
     func register(on router: Router<APIRequestContext>) {
         let base = "/apis/\(API.group)/\(API.version)"
@@ -279,7 +280,7 @@ struct ObjectRoutes: Sendable {
             info: info, objects: objects, labels: selection.labels, name: selection.name, revealSecrets: revealSecrets,
             asTable: TableRendering.isRequested(accept: request.headers[.accept]),
             bookmarks: query.get("allowWatchBookmarks").map(isTrue) == true,
-            bookmarkInterval: watchLimits.bookmarkInterval, timeout: .seconds(timeout))
+            bookmarkInterval: watchLimits.bookmarkInterval, timeout: .seconds(timeout), openWatches: openWatches)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: ResponseBody { [initial, fromRevision] writer in

@@ -14,6 +14,8 @@ struct WatchSession: Sendable {
     let bookmarks: Bool
     let bookmarkInterval: Duration
     let timeout: Duration
+    /// Where the session registers so that a graceful shutdown ends it.
+    let openWatches: OpenWatches
 
     private enum Item: Sendable {
         case event(StoreEvent)
@@ -33,6 +35,8 @@ struct WatchSession: Sendable {
         // Objects currently inside the selection, so that leaving it is reported as DELETED.
         var selected = Set(initial.compactMap { $0["metadata"]?["name"]?.stringValue })
         let (items, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingOldest(4096))
+        let registration = openWatches.register { continuation.yield(.end) }
+        defer { openWatches.unregister(registration) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
