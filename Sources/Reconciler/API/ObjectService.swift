@@ -209,6 +209,10 @@ public struct ObjectService: Sendable {
                 return (object, current == nil)
             } catch let error where error.reason == .conflict && error.causes.isEmpty {
                 continue
+            } catch let error where error.reason == .alreadyExists && current == nil {
+                // Created by someone else since it was read (an agent enrolling as a Runner being applied):
+                // apply over what is there now.
+                continue
             }
         }
         throw conflict(info, name)
@@ -233,6 +237,61 @@ public struct ObjectService: Sendable {
             try await store.delete(kind: info.kind, name: name, expectedRevision: current.revision)
         }
         return try present(deleted, info: info, revealSecrets: options.revealSecrets)
+    }
+
+    /// Writes the status computed from the object as stored now, reading it once: the path of the status
+    /// reconcilers and the agent gateway. `compute` is given the current object (with its resourceVersion) and
+    /// returns the status to merge in. A concurrent write is retried with the newer object. Returns false when
+    /// the object does not exist.
+    @discardableResult
+    public func updateStatus(
+        _ info: KindInfo, name: String, options: WriteOptions, _ compute: (JSONValue) throws -> JSONValue
+    ) async throws(APIError) -> Bool {
+        for _ in 0..<conflictRetries {
+            guard let stored = try await storeCall({ try await store.get(kind: info.kind, name: name) }) else {
+                return false
+            }
+            let current = (object: try decodeStored(stored, info: info), revision: stored.modRevision)
+            let status: JSONValue
+            do {
+                status = try compute(current.object.settingRevision(current.revision))
+            } catch {
+                throw APIError(.internalError, "cannot compute the status of \(info.kind) \"\(name)\": \(error)")
+            }
+            let patched = MergePatch.apply(["status": status], to: current.object)
+            var updated = try merge(patched, over: current.object, subresource: "status", info: info)
+            var managed = ManagedFields(of: current.object)
+            managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: "status")
+            managed.write(into: &updated)
+            let outcome = await writeOutcome(info, name: name, object: updated, previous: current, options: options)
+            switch outcome {
+            case .written: return true
+            case .gone: return false
+            case .conflict: continue
+            case .failed(let error): throw error
+            }
+        }
+        throw conflict(info, name)
+    }
+
+    private enum WriteOutcome {
+        case written, gone, conflict
+        case failed(APIError)
+    }
+
+    /// `write`, with a lost compare-and-set and a vanished object told apart from real failures.
+    private func writeOutcome(
+        _ info: KindInfo, name: String, object: JSONValue, previous: (object: JSONValue, revision: Int64),
+        options: WriteOptions
+    ) async -> WriteOutcome {
+        do {
+            _ = try await write(info, name: name, object: object, previous: previous, options: options)
+            return .written
+        } catch {
+            if error.reason == .conflict && error.causes.isEmpty { return .conflict }
+            if error.reason == .notFound { return .gone }
+            return .failed(error)
+        }
     }
 
     // MARK: Helpers

@@ -441,23 +441,24 @@ public actor AgentGateway {
         var body = status
         if isConnected { body["lastHeartbeatTime"] = .string(Timestamp.now()) }
         do {
-            let current = try await objects.get(Kinds.runner, name: runner)
-            // Keep lastTransitionTime unless the status flipped; stamp observedGeneration.
-            var conditions = (try? current["status"]?["conditions"]?.decode(as: [Condition].self)) ?? []
-            for item in body["conditions"]?.arrayValue ?? [] {
-                guard let type = item["type"]?.stringValue, let value = item["status"]?.stringValue,
-                    let parsed = Condition.Status(rawValue: value)
-                else { continue }
-                conditions.set(
-                    Condition(
-                        type: type, status: parsed, reason: item["reason"]?.stringValue ?? "",
-                        message: item["message"]?.stringValue ?? "", observedGeneration: current["metadata"]?["generation"]?.intValue))
+            try await objects.updateStatus(Kinds.runner, name: runner, options: WriteOptions(fieldManager: "steady-agent-gateway")) { current in
+                // Keep lastTransitionTime unless the status flipped; stamp observedGeneration.
+                var conditions = (try? current["status"]?["conditions"]?.decode(as: [Condition].self)) ?? []
+                for item in body["conditions"]?.arrayValue ?? [] {
+                    guard let type = item["type"]?.stringValue, let value = item["status"]?.stringValue,
+                        let parsed = Condition.Status(rawValue: value)
+                    else { continue }
+                    conditions.set(
+                        Condition(
+                            type: type, status: parsed, reason: item["reason"]?.stringValue ?? "",
+                            message: item["message"]?.stringValue ?? "",
+                            observedGeneration: current["metadata"]?["generation"]?.intValue))
+                }
+                var status = body
+                status["conditions"] = try JSONValue(encoding: conditions)
+                status["observedGeneration"] = current["metadata"]?["generation"]
+                return status
             }
-            body["conditions"] = try JSONValue(encoding: conditions)
-            body["observedGeneration"] = current["metadata"]?["generation"]
-            _ = try await objects.patch(
-                Kinds.runner, name: runner, patch: .merge(["status": body]), subresource: "status",
-                options: WriteOptions(fieldManager: "steady-agent-gateway"))
         } catch {
             logger.debug("cannot write runner status", metadata: ["steady.runner": "\(runner)", "steady.error": "\(error)"])
         }

@@ -109,27 +109,23 @@ public struct ControllerManager: Service {
     private func reconcileOnce(
         _ key: ObjectKey, with reconciler: any StatusReconciler, isLastAttempt: Bool
     ) async throws -> Outcome {
-        let object: JSONValue
+        var isWritten = false
         do {
-            object = try await objects.get(reconciler.info, name: key.name)
+            // The status is computed from the object as read for the write, so nothing stale is written.
+            isWritten = try await objects.updateStatus(
+                reconciler.info, name: key.name, options: WriteOptions(fieldManager: ControllerManager.fieldManager)
+            ) { object in
+                try reconciler.status(of: object, in: cache)
+            }
         } catch {
-            guard error.reason == .notFound else { throw error }
-            if key.kind == AssignmentSpec.kind { placements.forget(assignment: key.name) }
-            return .gone
-        }
-        let status = try reconciler.status(of: object, in: cache)
-        let expectedVersion = object["metadata"]?["resourceVersion"] ?? .null
-        do {
-            _ = try await objects.patch(
-                reconciler.info, name: key.name,
-                patch: .merge(["metadata": ["resourceVersion": expectedVersion], "status": status]),
-                subresource: "status", options: WriteOptions(fieldManager: ControllerManager.fieldManager))
-            return .written
-        } catch {
-            if error.reason == .notFound { return .gone }
             if error.reason == .conflict && !isLastAttempt { return .conflict }
             throw error
         }
+        guard isWritten else {
+            if key.kind == AssignmentSpec.kind { placements.forget(assignment: key.name) }
+            return .gone
+        }
+        return .written
     }
 
     private var informer: Informer {
