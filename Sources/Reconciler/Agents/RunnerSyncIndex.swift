@@ -42,6 +42,17 @@ public final class RunnerSyncIndex: Sendable {
         }
     }
 
+    /// How many of `runners` hold every one of `placed` at that generation.
+    public func countHolding(_ placed: [SliceKey: Int64], among runners: [String]) -> Int {
+        state.withLock { state in
+            runners.reduce(0) { count, runner in
+                guard let slice = state.held[runner] else { return count }
+                let holds = placed.allSatisfy { key, generation in slice.generation(of: key) == generation }
+                return holds ? count + 1 : count
+            }
+        }
+    }
+
     /// How many of the runners (the keys of `expected`) hold every key of their expected set at the generation
     /// given.
     public func countHolding(_ expected: [String: [SliceKey: Int64]]) -> Int {

@@ -70,6 +70,13 @@ public final class ObjectCache: Sendable {
 
         /// Stores or removes one entry and keeps the reverse index in step.
         mutating func store(_ key: ObjectKey, entry: Entry?, references newReferences: [ObjectKey]) {
+            let old = objects[key.kind]?[key.name]
+            // Status writes (thousands of Runners reporting) must not invalidate what depends on names and labels.
+            if (old == nil) != (entry == nil)
+                || old?.value["metadata"]?["labels"] != entry?.value["metadata"]?["labels"]
+            {
+                versions[key.kind, default: 0] += 1
+            }
             for reference in references[key] ?? [] {
                 referrers[reference]?.remove(key)
                 if referrers[reference]?.isEmpty == true { referrers[reference] = nil }
@@ -82,7 +89,6 @@ public final class ObjectCache: Sendable {
                 objects[key.kind]?[key.name] = nil
                 references[key] = nil
             }
-            versions[key.kind, default: 0] += 1
         }
     }
 
@@ -145,7 +151,8 @@ public final class ObjectCache: Sendable {
         state.withLock { $0.references[key] ?? [] }
     }
 
-    /// A counter that changes whenever an object of `kind` is added, changed or deleted; for memoizing.
+    /// A counter that changes whenever an object of `kind` is added or deleted or its labels change; for memoizing
+    /// what depends on which objects exist and how they are labelled.
     public func version(of kind: String) -> Int {
         state.withLock { $0.versions[kind, default: 0] }
     }

@@ -97,7 +97,7 @@ public final class PlacementResolver: Sendable {
     public func placement(
         of objects: Set<ObjectKey>, by assignments: some Sequence<String>, in cache: ObjectCache
     ) -> Placement {
-        var expected: [String: [SliceKey: Int64]] = [:]
+        var groups: [(placed: [SliceKey: Int64], runners: [String])] = []
         for assignment in assignments {
             guard let spec = cache.get(kind: AssignmentSpec.kind, name: assignment)?["spec"] else { continue }
             var placed: [SliceKey: Int64] = [:]
@@ -107,8 +107,18 @@ public final class PlacementResolver: Sendable {
                     placed[SliceKey(kind: kind, name: name)] = StatusReport.generation(of: object)
                 }
             }
-            for runner in matchedRunners(ofAssignment: assignment, in: cache) {
-                expected[runner, default: [:]].merge(placed) { current, _ in current }
+            groups.append((placed, matchedRunners(ofAssignment: assignment, in: cache)))
+        }
+        // One Assignment (the usual case): its sorted, memoized runners and one expectation for all of them,
+        // instead of a map per runner, for every reconcile while a large fleet syncs.
+        if groups.count == 1, let group = groups.first {
+            return Placement(
+                runners: group.runners, syncedRunners: syncIndex?.countHolding(group.placed, among: group.runners))
+        }
+        var expected: [String: [SliceKey: Int64]] = [:]
+        for group in groups {
+            for runner in group.runners {
+                expected[runner, default: [:]].merge(group.placed) { current, _ in current }
             }
         }
         return Placement(runners: expected.keys.sorted(), syncedRunners: syncIndex?.countHolding(expected))
