@@ -5,11 +5,13 @@ import Synchronization
 /// and, with a ``RunnerSyncIndex``, how many of those Runners hold them.
 ///
 /// An Assignment matches the Runners it names (that exist) and those its `runnerSelector` selects. Matching a
-/// selector scans every Runner, so results are memoized per Assignment until the Assignment or any Runner
-/// changes; thousands of routes placed by the same Assignment cost one scan.
+/// selector scans every Runner, so results are memoized per Assignment until its spec changes or a Runner is
+/// added, removed or relabelled; thousands of routes placed by the same Assignment cost one scan, and status
+/// writes (of the Assignment, or of thousands of Runners syncing) cost none.
 public final class PlacementResolver: Sendable {
     private struct Memo {
-        var assignmentRevision: Int64
+        /// The Assignment's `spec`: its status changes as runners sync, and must not invalidate the memo.
+        var assignmentSpec: JSONValue?
         var runnersVersion: Int
         var runners: [String]
     }
@@ -74,7 +76,7 @@ public final class PlacementResolver: Sendable {
         }
         let runnersVersion = cache.version(of: RunnerSpec.kind)
         let memo = memos.withLock { $0[name] }
-        if let memo, memo.assignmentRevision == entry.revision, memo.runnersVersion == runnersVersion {
+        if let memo, memo.assignmentSpec == entry.value["spec"], memo.runnersVersion == runnersVersion {
             return memo.runners
         }
         guard let spec = try? entry.value["spec"]?.decode(as: AssignmentSpec.self) else { return [] }
@@ -85,7 +87,7 @@ public final class PlacementResolver: Sendable {
             }
         }.sorted()
         memos.withLock {
-            $0[name] = Memo(assignmentRevision: entry.revision, runnersVersion: runnersVersion, runners: runners)
+            $0[name] = Memo(assignmentSpec: entry.value["spec"], runnersVersion: runnersVersion, runners: runners)
         }
         return runners
     }
