@@ -153,13 +153,16 @@ extension ConvergenceWaiter {
     /// changes, until cancelled: how `steady up` shows convergence as it happens.
     public func follow(every interval: Duration, report: (Progress) -> Void) async throws {
         var lastSummary = ""
+        let clock = ContinuousClock()
         while !Task.isCancelled {
+            let started = clock.now
             let progress = try await wait(for: try await allObjects(), timeout: .zero)
             if progress.summary != lastSummary {
                 lastSummary = progress.summary
                 report(progress)
             }
-            try await Task.sleep(for: interval)
+            // With many objects a look is costly; keep following them at a fraction of the controller's time.
+            try await Task.sleep(for: max(interval, (clock.now - started) * 5))
         }
     }
 
