@@ -203,11 +203,7 @@ public struct Applier: Sendable {
             if options.dryRun != .client {
                 try await set.record(kinds: set.previousKinds.union(currentKinds), options: options, client: client)
             }
-            for index in objects.indices {
-                var labels = objects[index].value["metadata"]?["labels"]?.objectValue ?? [:]
-                labels[ApplySet.partOfLabel] = .string(set.id)
-                objects[index].value["metadata"]?["labels"] = .object(labels)
-            }
+            ApplySet.markMembers(&objects, id: set.id)
             applySet = set
         }
 
@@ -436,6 +432,15 @@ public struct ApplySet: Sendable {
             .replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
         return "applyset-\(encoded)-v1"
+    }
+
+    /// Labels every object as a member of the ApplySet `id`.
+    public static func markMembers(_ objects: inout [ManifestObject], id: String) {
+        for index in objects.indices {
+            var labels = objects[index].value["metadata"]?["labels"]?.objectValue ?? [:]
+            labels[partOfLabel] = .string(id)
+            objects[index].value["metadata"]?["labels"] = .object(labels)
+        }
     }
 
     /// `Action.steady.dev,Route.steady.dev` for kinds `Route` and `Action` (sorted).

@@ -90,12 +90,8 @@ public struct ApplyCommand: AsyncParsableCommand {
     /// Validates, applies and reports.
     public func run() async throws {
         try await CommandSupport.run {
-            let documents = try manifests.load()
-            let (objects, errors) = Applier.validate(documents)
-            guard errors.isEmpty else {
-                for error in errors { Console.error(error.description) }
-                Console.error("error: nothing was applied: \(Wording.count(errors.count, "error")) in the manifests")
-                throw ExitCode.failure
+            let objects = try manifests.validatedObjects {
+                "error: nothing was applied: \(Wording.count($0, "error")) in the manifests"
             }
             guard !objects.isEmpty else {
                 throw CommandError("no objects passed in to apply")

@@ -17,4 +17,16 @@ public struct ManifestFileOptions: ParsableArguments, Sendable {
     public func load() throws -> [ManifestDocument] {
         try ManifestDocuments.load(paths: files, recursive: recursive)
     }
+
+    /// The objects the manifests declare, validated as `apply` validates them. When any is invalid, every error
+    /// is printed, then `summary` given their count, and the command exits with `failureCode`.
+    func validatedObjects(failureCode: Int32 = 1, summary: ((Int) -> String)? = nil) throws -> [ManifestObject] {
+        let (objects, errors) = Applier.validate(try load())
+        guard errors.isEmpty else {
+            for error in errors { Console.error(error.description) }
+            if let summary { Console.error(summary(errors.count)) }
+            throw ExitCode(failureCode)
+        }
+        return objects
+    }
 }

@@ -71,7 +71,7 @@ enum ConvergenceBenchmark {
         guard let client = try? APIClient(configuration: .init(server: cluster.server, caPEM: cluster.caPEM, token: cluster.token))
         else { fail("cannot make an API client") }
         guard let listed = try? await client.list(Kinds.runner) else { fail("cannot list runners") }
-        let syncedWatch = Task { await waitUntilSynced(client: client, runners: count, from: listed.resourceVersion) }
+        async let syncedWatch = waitUntilSynced(client: client, runners: count, from: listed.resourceVersion)
 
         let manifestFile = directory.appendingPathComponent("bench.yaml")
         try? benchManifest.write(to: manifestFile, atomically: true, encoding: .utf8)
@@ -87,7 +87,7 @@ enum ConvergenceBenchmark {
             else { fail("agents did not converge") }
             held = max(held, instant)
         }
-        let synced = await syncedWatch.value
+        let synced = await syncedWatch
         let cpuAfter = (cpuSeconds(controller.processIdentifier), workers.map { cpuSeconds($0.pid) }.reduce(0, +))
         let converged = rssKilobytes(controller.processIdentifier)
         try? await client.shutdown()

@@ -38,7 +38,7 @@ struct TokenCommand: AsyncParsableCommand {
             try await APIClient.withClient(configuration) { client in
                 _ = try await client.create(Kinds.secret, token.object)
             }
-            print("\(try caHash(pem: caPEM))::\(token.id).\(token.secret)")
+            Console.out("\(try caHash(pem: caPEM))::\(token.id).\(token.secret)")
         }
     }
 
@@ -51,13 +51,13 @@ struct TokenCommand: AsyncParsableCommand {
             let secrets = try await connection.withClient { client in
                 try await client.list(Kinds.secret, labelSelector: "steady.dev/join-token=true").items
             }
-            print("ID       EXPIRES                 DESCRIPTION")
+            Console.out("ID       EXPIRES                 DESCRIPTION")
             for secret in secrets {
                 let name = secret["metadata"]?["name"]?.stringValue ?? ""
                 let id = name.replacingOccurrences(of: "join-token-", with: "")
                 let expires = secret["metadata"]?["annotations"]?["steady.dev/expires"]?.stringValue ?? "-"
                 let note = secret["metadata"]?["annotations"]?["steady.dev/description"]?.stringValue ?? ""
-                print("\(id.padding(toLength: 8, withPad: " ", startingAt: 0)) \(expires.padding(toLength: 23, withPad: " ", startingAt: 0)) \(note)")
+                Console.out("\(id.padding(toLength: 8, withPad: " ", startingAt: 0)) \(expires.padding(toLength: 23, withPad: " ", startingAt: 0)) \(note)")
             }
         }
     }
@@ -74,7 +74,7 @@ struct TokenCommand: AsyncParsableCommand {
             try await connection.withClient { client in
                 _ = try await client.delete(Kinds.secret, name: JoinToken.secretName(id: id))
             }
-            print("token \(id) revoked")
+            Console.out("token \(id) revoked")
         }
     }
 }

@@ -41,20 +41,8 @@ public struct DiffCommand: AsyncParsableCommand {
     /// Validates, dry-runs and prints the differences.
     public func run() async throws {
         try await CommandSupport.run(failureCode: 2) {
-            let documents = try manifests.load()
-            var (objects, errors) = Applier.validate(documents)
-            guard errors.isEmpty else {
-                for error in errors { Console.error(error.description) }
-                throw ExitCode(2)
-            }
-            if let applyset {
-                let id = ApplySet.id(forParent: applyset)
-                for index in objects.indices {
-                    var labels = objects[index].value["metadata"]?["labels"]?.objectValue ?? [:]
-                    labels[ApplySet.partOfLabel] = .string(id)
-                    objects[index].value["metadata"]?["labels"] = .object(labels)
-                }
-            }
+            var objects = try manifests.validatedObjects(failureCode: 2)
+            if let applyset { ApplySet.markMembers(&objects, id: ApplySet.id(forParent: applyset)) }
             let order = Dictionary(uniqueKeysWithValues: Kinds.all.enumerated().map { ($1.kind, $0) })
             let sorted = objects.enumerated().sorted { left, right in
                 let l = order[left.element.info.kind] ?? 0

@@ -52,13 +52,7 @@ public struct WaitCommand: AsyncParsableCommand {
             }
         }
         if !manifests.files.isEmpty {
-            let documents = try manifests.load()
-            let (declared, errors) = Applier.validate(documents)
-            guard errors.isEmpty else {
-                for error in errors { Console.error(error.description) }
-                throw ExitCode.failure
-            }
-            targets += declared.map { .init(info: $0.info, name: $0.name) }
+            targets += try manifests.validatedObjects().map { .init(info: $0.info, name: $0.name) }
         }
         return targets
     }

@@ -138,11 +138,8 @@ public struct ObjectService: Sendable {
         guard current.revision == revision else {
             throw conflict(info, name)
         }
-        let merged = try merge(body, over: current.object, subresource: subresource, info: info)
-        var updated = merged
-        var managed = ManagedFields(of: current.object)
-        managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: subresource)
-        managed.write(into: &updated)
+        let updated = try mergeRecordingUpdate(
+            body, over: current.object, subresource: subresource, info: info, manager: options.fieldManager)
         return try await write(info, name: name, object: updated, previous: current, options: options)
     }
 
@@ -165,13 +162,13 @@ public struct ObjectService: Sendable {
                 // A patch may carry new managed fields (kubectl migrates them this way); keep them if given.
                 let managedFields = patched["metadata"]?["managedFields"]
                 patched["metadata"]?["resourceVersion"] = nil
-                updated = try merge(patched, over: current.object, subresource: subresource, info: info)
                 if managedFields != current.object["metadata"]?["managedFields"] {
+                    updated = try merge(patched, over: current.object, subresource: subresource, info: info)
                     updated["metadata"]?["managedFields"] = managedFields
                 } else {
-                    var managed = ManagedFields(of: current.object)
-                    managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: subresource)
-                    managed.write(into: &updated)
+                    updated = try mergeRecordingUpdate(
+                        patched, over: current.object, subresource: subresource, info: info,
+                        manager: options.fieldManager)
                 }
             case .merge(let body):
                 guard let current else { throw APIError.notFound(info, name) }
@@ -180,11 +177,9 @@ public struct ObjectService: Sendable {
                 {
                     throw conflict(info, name)
                 }
-                let patched = MergePatch.apply(body, to: current.object)
-                updated = try merge(patched, over: current.object, subresource: subresource, info: info)
-                var managed = ManagedFields(of: current.object)
-                managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: subresource)
-                managed.write(into: &updated)
+                updated = try mergeRecordingUpdate(
+                    MergePatch.apply(body, to: current.object), over: current.object, subresource: subresource,
+                    info: info, manager: options.fieldManager)
             case .apply(let body):
                 try checkApplied(body, info: info, name: name)
                 if current == nil && subresource != nil { throw APIError.notFound(info, name) }
@@ -258,11 +253,9 @@ public struct ObjectService: Sendable {
             } catch {
                 throw APIError(.internalError, "cannot compute the status of \(info.kind) \"\(name)\": \(error)")
             }
-            let patched = MergePatch.apply(["status": status], to: current.object)
-            var updated = try merge(patched, over: current.object, subresource: "status", info: info)
-            var managed = ManagedFields(of: current.object)
-            managed.recordUpdate(by: options.fieldManager, old: current.object, new: updated, subresource: "status")
-            managed.write(into: &updated)
+            let updated = try mergeRecordingUpdate(
+                MergePatch.apply(["status": status], to: current.object), over: current.object, subresource: "status",
+                info: info, manager: options.fieldManager)
             let outcome = await writeOutcome(info, name: name, object: updated, previous: current, options: options)
             switch outcome {
             case .written: return true
@@ -326,6 +319,17 @@ public struct ObjectService: Sendable {
 
     /// Combines a submitted object with the current one: the main resource cannot change status, and the
     /// status subresource can change nothing else. Server-owned metadata is kept.
+    /// ``merge(_:over:subresource:info:)``, recording what `manager` changed as an Update in the managed fields.
+    private func mergeRecordingUpdate(
+        _ submitted: JSONValue, over current: JSONValue, subresource: String?, info: KindInfo, manager: String
+    ) throws(APIError) -> JSONValue {
+        var updated = try merge(submitted, over: current, subresource: subresource, info: info)
+        var managed = ManagedFields(of: current)
+        managed.recordUpdate(by: manager, old: current, new: updated, subresource: subresource)
+        managed.write(into: &updated)
+        return updated
+    }
+
     private func merge(
         _ submitted: JSONValue, over current: JSONValue, subresource: String?, info: KindInfo
     ) throws(APIError) -> JSONValue {

@@ -17,7 +17,7 @@ public struct SlicePlanner: Sendable {
             switch kind {
             case RunnerSpec.kind:
                 // Only labels place slices: a Runner status write (one per agent report) changes nothing here.
-                let labels = (object["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+                let labels = ObjectService.labels(of: object)
                 if runners[name] == labels { return false }
                 runners[name] = labels
             case AssignmentSpec.kind:

@@ -82,8 +82,7 @@ public final class PlacementResolver: Sendable {
         guard let spec = try? entry.value["spec"]?.decode(as: AssignmentSpec.self) else { return [] }
         let runners = cache.withEntries(kind: RunnerSpec.kind) { entries in
             entries.compactMap { runnerName, runner -> String? in
-                let labels = (runner.value["metadata"]?["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-                return spec.matches(runnerName: runnerName, labels: labels) ? runnerName : nil
+                spec.matches(runnerName: runnerName, labels: ObjectService.labels(of: runner.value)) ? runnerName : nil
             }
         }.sorted()
         memos.withLock {

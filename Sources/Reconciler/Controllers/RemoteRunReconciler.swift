@@ -23,8 +23,7 @@ public struct RemoteRunReconciler: StatusReconciler {
             } else {
                 targeted = cache.withEntries(kind: RunnerSpec.kind) { entries in
                     entries.compactMap { name, runner -> String? in
-                        let labels = (runner.value["metadata"]?["labels"]?.objectValue ?? [:])
-                            .compactMapValues(\.stringValue)
+                        let labels = ObjectService.labels(of: runner.value)
                         return target.all == true || target.runnerSelector?.matches(labels) == true ? name : nil
                     }
                 }
