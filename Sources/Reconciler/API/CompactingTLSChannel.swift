@@ -5,7 +5,8 @@ import NIOCore
 import NIOSSL
 
 /// The server's TLS channel (HTTP/2 or HTTP/1.1 by ALPN) with a ``TLSReadCompactor`` behind the TLS handler, so
-/// that an idle connection holds one TLS read buffer rather than two.
+/// that an idle connection holds one TLS read buffer rather than two, and ``SparseBufferAllocator`` as its
+/// allocator, so that the pages of that buffer a connection never writes cost no memory.
 struct CompactingTLSChannel: ServerChildChannel {
     let upgrade: HTTP2UpgradeChannel
 
@@ -16,6 +17,12 @@ struct CompactingTLSChannel: ServerChildChannel {
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP2UpgradeChannel.Value> {
+        // The allocator must be in place before the TLS handler allocates its buffers.
+        do {
+            try channel.syncOptions?.setOption(.allocator, value: SparseBufferAllocator.allocator)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
         // The upgrade channel adds its TLS handler synchronously, first; the compactor goes right after it.
         let value = upgrade.setup(channel: channel, logger: logger)
         do {
