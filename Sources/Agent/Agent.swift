@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 import Resources
 import ServiceLifecycle
 import Synchronization
@@ -84,35 +85,45 @@ public final class Agent: Service {
                 "the saved slice is not allowed any more; serving nothing until the controller sends a new one",
                 metadata: ["steady.reason": "\(dropped.reason)", "steady.message": "\(dropped.message)"])
         }
-        let http = sharedClient ?? Self.makeHTTPClient()
+        try configuration.validate()
         do {
-            try await cancelWhenGracefulShutdown {
-                try await self.run(http: http)
-            }
+            try await cancelWhenGracefulShutdown { try await self.enrolAndFollow() }
         } catch is CancellationError {
+        }
+        logger.trace("agent loops ended")
+    }
+
+    /// HTTP is needed only to enrol; the stream has a connection of its own, so an agent's own HTTP client is shut
+    /// down before it follows the slice rather than left holding an idle connection to the controller.
+    private func enrolAndFollow() async throws {
+        let http = sharedClient ?? Self.makeHTTPClient()
+        let client: AgentControllerClient
+        let identity: AgentIdentity
+        do {
+            guard let resolved = try await resolveIdentity(http: http) else {
+                if sharedClient == nil { try? await http.shutdown() }
+                return
+            }
+            identity = resolved
+            client = try AgentControllerClient(
+                controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
+                requestTimeout: configuration.requestTimeout)
         } catch {
             if sharedClient == nil { try? await http.shutdown() }
             throw error
         }
-        logger.trace("agent loops ended")
         if sharedClient == nil { try await http.shutdown() }
-        logger.trace("agent http client shut down")
+        try await run(client: client, identity: identity)
     }
 
-    private func run(http: HTTPClient) async throws {
-        try configuration.validate()
-        guard let identity = try await resolveIdentity(http: http) else { return }
-        let client = try AgentControllerClient(
-            controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
-            requestTimeout: configuration.requestTimeout)
-        let (reports, trigger) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private func run(client: AgentControllerClient, identity: AgentIdentity) async throws {
+        let reportTrigger = ReportTrigger()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.followSlice(client: client, identity: identity, reportTrigger: trigger) }
-            group.addTask { try await self.sendReports(client: client, identity: identity, triggers: reports) }
+            group.addTask { try await self.followSlice(client: client, identity: identity, reportTrigger: reportTrigger) }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: self.configuration.heartbeatInterval)
-                    trigger.yield()
+                    reportTrigger.pull()
                 }
             }
             defer { group.cancelAll() }
@@ -196,9 +207,10 @@ public final class Agent: Service {
 
     // MARK: Slice stream
 
-    /// Connects, applies messages, and reconnects with backoff, until cancelled or the credential is refused.
+    /// Connects, applies messages, sends reports, and reconnects with backoff, until cancelled or the credential
+    /// is refused.
     private func followSlice(
-        client: AgentControllerClient, identity: AgentIdentity, reportTrigger: AsyncStream<Void>.Continuation
+        client: AgentControllerClient, identity: AgentIdentity, reportTrigger: ReportTrigger
     ) async throws {
         var backoff = configuration.backoff
         var failures = 0
@@ -206,16 +218,12 @@ public final class Agent: Service {
             let resume = await state.startConnection()
             var outcome = StreamOutcome()
             do {
-                let body = try await client.openSlice(
+                outcome = try await client.withStream(
                     runner: identity.runner, credential: identity.credential, revision: resume.revision,
-                    digest: resume.digest)
-                await state.setConnected(true)
-                if failures > 0 {
-                    logger.info("slice stream connected again", metadata: ["steady.failures": "\(failures)"])
-                } else {
-                    logger.debug("slice stream connected", metadata: ["steady.revision": "\(resume.revision)"])
+                    digest: resume.digest
+                ) { incoming, reports in
+                    try await serve(incoming, reports: reports, runner: identity.runner, reportTrigger: reportTrigger)
                 }
-                outcome = try await read(body, reportTrigger: reportTrigger)
                 await state.setConnected(false)
             } catch let error as AgentError where error.isCredentialRefused {
                 await state.setConnected(false)
@@ -252,23 +260,30 @@ public final class Agent: Service {
         var failure: (any Error)?
     }
 
-    /// Reads one connection's messages until it ends, goes silent for too long, or needs a resync.
-    private func read(_ body: HTTPClientResponse.Body, reportTrigger: AsyncStream<Void>.Continuation) async throws
-        -> StreamOutcome
-    {
+    /// Serves one connection until it ends, goes silent for too long, or needs a resync: applies the messages
+    /// that arrive, and sends a report after each one that changed something and on every heartbeat.
+    private func serve(
+        _ incoming: NIOAsyncChannelInboundStream<ByteBuffer>, reports: AgentControllerClient.ReportWriter,
+        runner: String, reportTrigger: ReportTrigger
+    ) async throws -> StreamOutcome {
         let lastActivity = LastActivity()
         let idleTimeout = configuration.streamIdleTimeout
+        let triggers = reportTrigger.open()
         return try await withThrowingTaskGroup(of: StreamOutcome?.self) { group in
             group.addTask {
                 var outcome = StreamOutcome()
-                var decoder = SliceStreamDecoder()
-                for try await chunk in body {
+                var decoder = SliceStreamDecoder(runner: runner)
+                for try await chunk in incoming {
                     lastActivity.touch()
                     for message in try decoder.feed(chunk.readableBytesView) {
                         let isFirst = !outcome.deliveredMessages
                         outcome.deliveredMessages = true
+                        if isFirst {
+                            await self.state.setConnected(true)
+                            self.logger.debug("slice stream connected", metadata: ["steady.revision": "\(message.revision)"])
+                        }
                         let directive = await self.handle(message)
-                        if directive != .none || isFirst { reportTrigger.yield() }
+                        if directive != .none || isFirst { reportTrigger.pull() }
                         if directive == .resync {
                             outcome.isResync = true
                             return outcome
@@ -276,6 +291,15 @@ public final class Agent: Service {
                     }
                 }
                 return outcome
+            }
+            group.addTask {
+                for await _ in triggers {
+                    guard let report = await self.state.makeReport(
+                        hostname: self.configuration.hostname, agentVersion: self.configuration.agentVersion)
+                    else { continue }
+                    try await reports.send(report)
+                }
+                return nil
             }
             group.addTask {
                 // The watchdog: the controller sends keep-alives, so silence means a dead connection.
@@ -288,7 +312,10 @@ public final class Agent: Service {
                     try await Task.sleep(until: deadline, clock: .continuous)
                 }
             }
-            defer { group.cancelAll() }
+            defer {
+                group.cancelAll()
+                reportTrigger.close()
+            }
             while let result = try await group.next() {
                 if let result { return result }
             }
@@ -337,30 +364,28 @@ public final class Agent: Service {
         return directive
     }
 
-    // MARK: Reports
+}
 
-    /// Sends a report whenever triggered (after slice messages and on every heartbeat tick).
-    private func sendReports(client: AgentControllerClient, identity: AgentIdentity, triggers: AsyncStream<Void>)
-        async throws
-    {
-        var failures = 0
-        for await _ in triggers {
-            guard let report = await state.makeReport(
-                hostname: configuration.hostname, agentVersion: configuration.agentVersion)
-            else { continue }
-            do {
-                try await client.report(runner: identity.runner, credential: identity.credential, report)
-                if failures > 0 { logger.info("reports delivered again", metadata: ["steady.failures": "\(failures)"]) }
-                failures = 0
-            } catch let error where error.isCredentialRefused {
-                throw error
-            } catch {
-                if Task.isCancelled { return }
-                failures += 1
-                let level: Logger.Level = failures == 1 || failures % 10 == 0 ? .warning : .debug
-                logger.log(level: level, "cannot report", metadata: ["steady.error": "\(error)"])
-            }
-        }
+/// Asks the connected stream for a report; the heartbeat and the message handler pull it, and each connection opens
+/// its own stream of pulls (an `AsyncStream` ends for good when its reader is cancelled).
+final class ReportTrigger: Sendable {
+    private let current = Mutex<AsyncStream<Void>.Continuation?>(nil)
+
+    /// Starts a new stream of pulls for a new connection.
+    func open() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        current.withLock { $0?.finish(); $0 = continuation }
+        return stream
+    }
+
+    /// Ends the current stream of pulls: its connection is gone.
+    func close() {
+        current.withLock { $0?.finish(); $0 = nil }
+    }
+
+    /// Asks for a report; nothing happens while no connection is open.
+    func pull() {
+        current.withLock { _ = $0?.yield() }
     }
 }
 

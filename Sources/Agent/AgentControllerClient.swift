@@ -4,16 +4,19 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Resources
 
-/// The agent's requests to the controller, over a shared `HTTPClient`: CA discovery, enrolment, the slice stream
-/// and reports. Every request but CA discovery verifies the controller against the pinned CA only.
+/// The agent's requests to the controller: CA discovery and enrolment over a shared `HTTPClient`, and the agent
+/// stream (slices down, reports up) on a connection of its own. Every request but CA discovery verifies the controller against the pinned CA only.
 public struct AgentControllerClient: Sendable {
     /// The controller's base URL, `https://HOST:PORT`, without a trailing slash.
     public let controllerURL: String
     let http: HTTPClient
     let tlsConfiguration: TLSConfiguration
+    /// TLS for the agent stream: the same trust, offering only the stream's ALPN protocol.
+    let streamTLSContext: NIOSSLContext
     static let tlsShutdownTimeout = TimeAmount.milliseconds(500)
     /// Agents in one process trusting the same CA share one configuration (and so one connection pool).
     static let tlsConfigurations = TLSConfigurationCache()
@@ -30,6 +33,7 @@ public struct AgentControllerClient: Sendable {
         self.requestTimeout = requestTimeout
         do {
             tlsConfiguration = try Self.tlsConfigurations.configuration(trusting: caPEM)
+            streamTLSContext = try Self.tlsConfigurations.streamContext(trusting: caPEM)
         } catch {
             throw AgentError(
                 code: .invalidConfiguration, message: "the controller's CA certificate is not usable",
@@ -130,40 +134,82 @@ public struct AgentControllerClient: Sendable {
         }
     }
 
-    // MARK: Slice stream and reports
+    // MARK: The agent stream
 
-    /// Opens the slice stream of `runner` from a revision and digest; returns its body once the controller
-    /// answered 200.
-    ///
-    /// - Throws: ``AgentError`` with code ``AgentError/Code/credentialRevoked`` (401),
-    ///   ``AgentError/Code/forbidden`` (403), or a transient error.
-    public func openSlice(runner: String, credential: String, revision: Int64, digest: String?)
-        async throws(AgentError) -> HTTPClientResponse.Body
-    {
-        var path = AgentProtocol.slicePath(runner: runner) + "?revision=\(revision)"
-        if let digest { path += "&digest=\(Self.queryEscaped(digest))" }
-        let request = makeRequest(path, method: .GET, bearer: credential)
-        let response: HTTPClientResponse
+    /// Sends reports up an open agent stream.
+    public struct ReportWriter: Sendable {
+        let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+
+        /// Sends one report (heartbeat and sync status).
+        public func send(_ report: AgentReport) async throws(AgentError) {
+            do {
+                var line = try JSONEncoder().encode(report)
+                line.append(0x0A)
+                try await outbound.write(ByteBuffer(bytes: line))
+            } catch {
+                throw AgentError(code: .unreachable, message: "cannot send a report", underlying: error)
+            }
+        }
+    }
+
+    /// Opens the agent stream of `runner` from a revision and digest (see ``AgentProtocol``), runs `body` with the
+    /// bytes the controller sends (newline-delimited slice messages, for a ``SliceStreamDecoder``) and a writer for
+    /// reports, and closes the stream when `body` returns.
+    public func withStream<Result: Sendable>(
+        runner: String, credential: String, revision: Int64, digest: String?,
+        _ body: (_ incoming: NIOAsyncChannelInboundStream<ByteBuffer>, _ reports: ReportWriter) async throws -> Result
+    ) async throws -> Result {
+        let channel = try await connectStream()
+        let hello = AgentHello(runner: runner, credential: credential, revision: revision, digest: digest)
+        return try await channel.executeThenClose { incoming, outbound in
+            var line = try encode(hello)
+            line.append(0x0A)
+            try await outbound.write(ByteBuffer(bytes: line))
+            return try await body(incoming, ReportWriter(outbound: outbound))
+        }
+    }
+
+    private func connectStream() async throws(AgentError) -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        guard let url = URL(string: controllerURL), let host = url.host, !host.isEmpty else {
+            throw AgentError(code: .invalidConfiguration, message: "--controller \(controllerURL) is not an https URL")
+        }
+        // NIOSSL checks the certificate against this name, or against the address when the host is one.
+        let serverHostname = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        let context = streamTLSContext
         do {
-            response = try await http.execute(request, timeout: TimeAmount(requestTimeout))
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(TimeAmount(requestTimeout))
+                .connect(host: host, port: url.port ?? 443) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
         } catch {
             throw Self.unreachable(error)
         }
-        guard response.status == .ok else {
-            let body = try await Self.collect(response.body, limit: 64 * 1024)
-            throw Self.credentialError(response.status, body, runner: runner) ?? Self.unexpected(
-                response.status, body, "opening the slice stream")
-        }
-        return response.body
     }
 
-    /// Sends a report (heartbeat and sync status) for `runner`.
-    public func report(runner: String, credential: String, _ report: AgentReport) async throws(AgentError) {
-        var request = makeRequest(AgentProtocol.reportPath(runner: runner), method: .POST, bearer: credential)
-        request.body = .bytes(ByteBuffer(bytes: try encode(report)))
-        let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
-        guard (200..<300).contains(status.code) else {
-            throw Self.credentialError(status, body, runner: runner) ?? Self.unexpected(status, body, "reporting")
+    /// The error for a controller's refusal of a stream.
+    static func refusalError(_ refusal: AgentStreamRefusal, runner: String) -> AgentError {
+        switch refusal.refused {
+        case 401:
+            return AgentError(
+                code: .credentialRevoked,
+                message: "the controller no longer accepts this agent's credential for runner \(runner) "
+                    + "(\(refusal.message)): it was revoked or the Runner deleted; "
+                    + "remove the credential from the state directory and enrol again with a new join token",
+                httpStatus: 401)
+        case 403:
+            return AgentError(
+                code: .forbidden,
+                message: "the controller forbids this credential to act as runner \(runner) (\(refusal.message))",
+                httpStatus: 403)
+        default:
+            return AgentError(
+                code: .unexpectedResponse, message: "the controller closed the stream: \(refusal.message)",
+                httpStatus: refusal.refused)
         }
     }
 
@@ -213,27 +259,6 @@ public struct AgentControllerClient: Sendable {
     private static func unreachable(_ error: any Error) -> AgentError {
         if let error = error as? AgentError { return error }
         return AgentError(code: .unreachable, message: "cannot reach the controller", underlying: error)
-    }
-
-    /// 401 and 403 on the credential's endpoints: the credential was revoked or belongs to another runner.
-    private static func credentialError(_ status: HTTPResponseStatus, _ body: Data, runner: String) -> AgentError? {
-        switch status {
-        case .unauthorized:
-            return AgentError(
-                code: .credentialRevoked,
-                message: "the controller no longer accepts this agent's credential for runner \(runner) "
-                    + "(\(statusMessage(body) ?? "401 Unauthorized")): it was revoked or the Runner deleted; "
-                    + "remove the credential from the state directory and enrol again with a new join token",
-                httpStatus: 401)
-        case .forbidden:
-            return AgentError(
-                code: .forbidden,
-                message: "the controller forbids this credential to act as runner \(runner) "
-                    + "(\(statusMessage(body) ?? "403 Forbidden"))",
-                httpStatus: 403)
-        default:
-            return nil
-        }
     }
 
     private static func unexpected(_ status: HTTPResponseStatus, _ body: Data, _ doing: String) -> AgentError {

@@ -1,21 +1,25 @@
 import Foundation
 import Resources
 
-/// Splits the bytes of a slice stream into newline-delimited `SliceMessage`s. A value: no I/O.
+/// Splits the bytes of an agent stream into newline-delimited `SliceMessage`s. A value: no I/O.
 public struct SliceStreamDecoder: Sendable {
     /// The longest line accepted; a longer one means the stream is broken or hostile.
     public var maximumLineLength: Int
+    /// The runner whose stream this is, for error messages.
+    public var runner: String
     private var pending: [UInt8] = []
 
     /// Creates a decoder (lines up to 64 MiB by default: a slice may hold many secrets).
-    public init(maximumLineLength: Int = 64 * 1024 * 1024) {
+    public init(runner: String = "", maximumLineLength: Int = 64 * 1024 * 1024) {
+        self.runner = runner
         self.maximumLineLength = maximumLineLength
     }
 
     /// Adds bytes and returns the messages completed by them, in order. Empty lines are skipped.
     ///
     /// - Throws: ``AgentError`` with code ``AgentError/Code/unexpectedResponse`` when a line is too long or not a
-    ///   slice message.
+    ///   slice message, and the controller's refusal (``AgentError/Code/credentialRevoked``,
+    ///   ``AgentError/Code/forbidden``) when it sent one.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws(AgentError) -> [SliceMessage] {
         var messages: [SliceMessage] = []
         for byte in bytes {
@@ -42,6 +46,9 @@ public struct SliceStreamDecoder: Sendable {
         do {
             return try JSONDecoder().decode(SliceMessage.self, from: Data(pending))
         } catch {
+            if let refusal = try? JSONDecoder().decode(AgentStreamRefusal.self, from: Data(pending)) {
+                throw AgentControllerClient.refusalError(refusal, runner: runner)
+            }
             throw AgentError(
                 code: .unexpectedResponse, message: "the slice stream sent a line that is not a slice message",
                 underlying: error)

@@ -1,10 +1,13 @@
 import Client
+import Resources
 import NIOSSL
 import Synchronization
 
-/// Client TLS configurations by the CA they trust, so that thousands of agents in one process parse the CA once.
+/// Client TLS configurations and stream contexts by the CA they trust, so that thousands of agents in one process
+/// parse the CA once.
 final class TLSConfigurationCache: Sendable {
     private let configurations = Mutex<[String: TLSConfiguration]>([:])
+    private let streamContexts = Mutex<[String: NIOSSLContext]>([:])
 
     func configuration(trusting caPEM: String) throws -> TLSConfiguration {
         if let cached = configurations.withLock({ $0[caPEM] }) { return cached }
@@ -16,6 +19,19 @@ final class TLSConfigurationCache: Sendable {
             if cache.count >= 16 { cache.removeAll() }
             cache[caPEM] = configuration
             return configuration
+        }
+    }
+
+    /// A TLS context for the agent stream: trusts only `caPEM` and offers only the stream's ALPN protocol.
+    func streamContext(trusting caPEM: String) throws -> NIOSSLContext {
+        if let cached = streamContexts.withLock({ $0[caPEM] }) { return cached }
+        var configuration = try self.configuration(trusting: caPEM)
+        configuration.applicationProtocols = [AgentProtocol.streamProtocol]
+        let context = try NIOSSLContext(configuration: configuration)
+        return streamContexts.withLock { cache in
+            if cache.count >= 16 { cache.removeAll() }
+            cache[caPEM] = context
+            return context
         }
     }
 }

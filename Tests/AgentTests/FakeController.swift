@@ -5,12 +5,12 @@ import Logging
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
-import Reconciler
+@testable import Reconciler
 import Resources
 import ServiceLifecycle
 import SteadyTesting
 
-/// A controller that speaks the agent protocol over TLS and records what agents ask; the test drives its slice
+/// A controller that speaks the agent protocol over TLS and records what agents ask; the test drives its agent
 /// streams by hand.
 actor FakeController {
     struct SliceRequest: Sendable {
@@ -71,6 +71,21 @@ actor FakeController {
 
     fileprivate func record(_ report: AgentReport) { reports.append(report) }
 
+    /// Serves an agent stream with the controller's own framing; the test writes what goes down.
+    nonisolated func serveStream(_ connection: AgentStreamServer.Connection, logger: Logger) async {
+        await AgentStreamServer.pump(
+            connection, helloTimeout: .seconds(10), logger: logger,
+            open: { hello in
+                await self.connect(
+                    SliceRequest(
+                        revision: String(hello.revision), digest: hello.digest,
+                        authorization: "Bearer \(hello.credential)")
+                ).mapError { AgentStreamRefusal(refused: Int($0.status.code), message: $0.message) }
+            },
+            encode: { ByteBuffer(bytes: $0) },
+            receive: { _, report in await self.record(report) })
+    }
+
     static func json(_ value: some Encodable) -> Response {
         let data = (try? JSONValue(encoding: value))?.jsonData() ?? Data()
         return Response(
@@ -104,32 +119,12 @@ actor FakeController {
             let enrollment = try await request.decode(as: EnrollmentRequest.self, context: context)
             return try await fake.enroll(enrollment, authorization: request.headers[.authorization] ?? "")
         }
-        router.get("/steady/v1/agents/:name/slice") { request, _ in
-            let query = request.uri.queryParameters
-            let sliceRequest = SliceRequest(
-                revision: query.get("revision"), digest: query.get("digest"),
-                authorization: request.headers[.authorization])
-            switch await fake.connect(sliceRequest) {
-            case .failure(let failure):
-                return status(failure.status, failure.message)
-            case .success(let stream):
-                return Response(
-                    status: .ok, headers: [.contentType: "application/json"],
-                    body: ResponseBody { writer in
-                        for await bytes in stream {
-                            try await writer.write(ByteBuffer(bytes: bytes))
-                        }
-                        try await writer.finish(nil)
-                    })
-            }
-        }
-        router.post("/steady/v1/agents/:name/report") { request, context in
-            await fake.record(try await request.decode(as: AgentReport.self, context: context))
-            return status(.ok, "recorded")
-        }
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let application = Application(
-            router: router, server: try .tls(.http1(), tlsConfiguration: identity.tlsConfiguration),
+            router: router,
+            server: try ControllerChannel.builder(
+                tlsConfiguration: identity.tlsConfiguration,
+                agentStreams: { connection, logger in await fake.serveStream(connection, logger: logger) }),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
             logger: {

@@ -207,7 +207,7 @@ import Testing
                     (HTTPRequest.Method.get, "/apis/steady.dev/v1/runners/web-1"),
                     (.get, "/apis/steady.dev/v1/secrets"), (.get, "/apis/steady.dev/v1/secrets/web-creds"),
                     (.get, "/apis/steady.dev/v1/routes"), (.delete, "/apis/steady.dev/v1/runners/edge-1"),
-                    (.get, "/steady/v1/agents/web-1/slice"), (.post, "/steady/v1/agents/web-1/report"),
+                    (.post, ConvergenceRequest.path),
                 ] {
                     let denied = try await call(client, method, uri, token: credential, body: method == .post ? ["synced": true] : nil)
                     #expect(denied.status == 403, "\(method) \(uri): \(denied.body)")
@@ -217,9 +217,8 @@ import Testing
                     body: ["metadata": ["labels": ["role": "web"]]], contentType: "application/merge-patch+json")
                 #expect(patchSpec.status == 403)
 
-                // Reports become Runner status.
-                let report = try JSONValue(encoding: AgentReport(hostname: "edge-host", agentVersion: "test", synced: true))
-                #expect(try await call(client, .post, "/steady/v1/agents/edge-1/report", token: credential, body: report).status == 200)
+                // Reports become Runner status (they come up the agent stream: AgentStreamTests).
+                await harness.gateway.report(runner: "edge-1", AgentReport(hostname: "edge-host", agentVersion: "test", synced: true))
                 let connected = try await harness.objects.get(Kinds.runner, name: "edge-1")
                 let conditions = connected["status"]?["conditions"]?.arrayValue ?? []
                 #expect(conditions.contains { $0["type"] == "Connected" && $0["status"] == "True" })

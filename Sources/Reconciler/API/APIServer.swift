@@ -83,9 +83,9 @@ public struct APIServer: Sendable {
     {
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
-            // HTTP/2 when the client offers it (ALPN), HTTP/1.1 otherwise: an agent's slice stream and its reports
-            // then share one connection, which halves the descriptors and TLS state a runner costs.
-            server = CompactingTLSChannel.builder(tlsConfiguration: tls)
+            // By ALPN: HTTP/2 or HTTP/1.1 for the API, and the agent stream for agents.
+            let streams = agents.map { AgentStreamServer(gateway: $0, authenticator: authenticator) }
+            server = try ControllerChannel.builder(tlsConfiguration: tls, agentStreams: streams?.serve)
         } else {
             server = .http1()
         }

@@ -3,7 +3,8 @@ import Hummingbird
 import NIOCore
 import Resources
 
-/// The HTTP side of the agent protocol: CA discovery, enrolment, the slice stream and reports.
+/// The HTTP side of the agent protocol: CA discovery and enrolment (the stream is ``AgentStreamServer``'s), and
+/// the convergence query behind `apply --wait`.
 struct AgentRoutes: Sendable {
     let gateway: AgentGateway
     let objects: ObjectService
@@ -16,17 +17,6 @@ struct AgentRoutes: Sendable {
         router.post(RouterPath(stringLiteral: AgentProtocol.enrollPath)) { request, context in
             await respond { try await enroll(request, context: context) }
         }
-        router.get("/steady/v1/agents/:name/slice") { request, context in
-            await respond {
-                let runner = try ownRunner(context)
-                let query = request.uri.queryParameters
-                let revision = query.get("revision").flatMap(Int64.init) ?? 0
-                let stream = await gateway.connect(runner: runner, revision: revision, digest: query.get("digest"))
-                return Response(
-                    status: .ok, headers: [.contentType: "application/json"],
-                    body: ResponseBody { writer in try await AgentRoutes.stream(stream, to: &writer) })
-            }
-        }
         router.post(RouterPath(stringLiteral: ConvergenceRequest.path)) { request, context in
             await respond {
                 guard context.identity == .admin else {
@@ -36,25 +26,6 @@ struct AgentRoutes: Sendable {
                 return APIResponses.json(try JSONValue(encoding: await gateway.convergence(query)))
             }
         }
-        router.post("/steady/v1/agents/:name/report") { request, context in
-            await respond {
-                let runner = try ownRunner(context)
-                let report: AgentReport = try await decodeBody(request, context: context)
-                await gateway.report(runner: runner, report)
-                return APIResponses.json(["kind": "Status", "apiVersion": "v1", "status": "Success"])
-            }
-        }
-    }
-
-    /// Copies slice messages to the response, one JSON line each. Keep-alives come from the gateway, so a
-    /// connection costs no timer of its own; writing one to an agent that went away ends the stream.
-    static func stream(_ messages: AsyncStream<SliceMessage>, to writer: inout any ResponseBodyWriter) async throws {
-        for await message in messages {
-            var data = (try JSONValue(encoding: message)).jsonData()
-            data.append(0x0A)
-            try await writer.write(ByteBuffer(bytes: data))
-        }
-        try await writer.finish(nil)
     }
 
     private func respond(_ body: () async throws -> Response) async -> Response {
@@ -65,15 +36,6 @@ struct AgentRoutes: Sendable {
         } catch {
             return APIResponses.error(APIError(.internalError, "\(error)"))
         }
-    }
-
-    /// The runner named in the path, which must be the caller's own.
-    private func ownRunner(_ context: APIRequestContext) throws -> String {
-        let name = context.parameters.get("name") ?? ""
-        guard context.identity == .runner(name) else {
-            throw APIError(.forbidden, "an agent may only use its own runner's endpoints (runner \"\(name)\")")
-        }
-        return name
     }
 
     private func decodeBody<T: Decodable>(

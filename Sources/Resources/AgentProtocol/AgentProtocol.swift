@@ -1,21 +1,60 @@
-/// The wire protocol between the controller and runner agents (JSON over HTTPS).
+/// The wire protocol between the controller and runner agents.
 ///
-/// Agents dial the controller; no port is opened on a host for control traffic.
+/// Agents dial the controller; no port is opened on a host for control traffic. Over HTTPS:
 /// - `GET  /steady/v1/ca` (no auth): the CA certificate, which an agent pins by the hash in its join token.
 /// - `POST /steady/v1/enroll` (join token as bearer): trades the token for a per-agent credential.
-/// - `GET  /steady/v1/agents/{name}/slice?revision=R&digest=D` (agent credential): a long-lived stream of
-///   newline-delimited `SliceMessage`s — a snapshot or a diff since R, then diffs, then keep-alives.
-/// - `POST /steady/v1/agents/{name}/report` (agent credential): heartbeat and sync status.
+///
+/// Then each agent holds one TLS connection on the same port, with the ALPN protocol ``streamProtocol``
+/// instead of HTTP, carrying newline-delimited JSON both ways:
+/// - the agent first sends an ``AgentHello`` with its credential and the slice revision and digest it holds;
+/// - the controller answers with ``SliceMessage``s (a snapshot or a diff since that revision, then diffs and
+///   keep-alives), or with one ``AgentStreamRefusal`` and closes;
+/// - the agent sends ``AgentReport``s (heartbeat and sync status) whenever it has something to say.
+///
+/// A connection costs the controller a TLS session and a few small buffers: no HTTP/2 state and no request per
+/// report, which is what lets one controller hold tens of thousands of runners.
 public enum AgentProtocol {
     public static let basePath = "/steady/v1"
     public static let caPath = "/steady/v1/ca"
     public static let enrollPath = "/steady/v1/enroll"
 
-    public static func slicePath(runner: String) -> String { "/steady/v1/agents/\(runner)/slice" }
-    public static func reportPath(runner: String) -> String { "/steady/v1/agents/\(runner)/report" }
+    /// The ALPN protocol name of the agent stream.
+    public static let streamProtocol = "steady-agent/1"
+    /// The longest line the controller accepts from an agent (a hello or a report).
+    public static let maximumAgentLineLength = 64 * 1024
 
     /// Kinds a slice may hold.
     public static let sliceKinds = [Secret.kind, TemplateSpec.kind, ActionSpec.kind, RouteSpec.kind]
+}
+
+/// The first line an agent sends on its stream: who it is and what it holds.
+public struct AgentHello: Codable, Sendable, Equatable {
+    public var runner: String
+    /// The agent's credential, from enrolment.
+    public var credential: String
+    /// The slice revision the agent holds (0 for none); the controller sends a diff from it when it can.
+    public var revision: Int64
+    public var digest: String?
+
+    public init(runner: String, credential: String, revision: Int64, digest: String?) {
+        self.runner = runner
+        self.credential = credential
+        self.revision = revision
+        self.digest = digest
+    }
+}
+
+/// The controller's answer when it will not serve a stream: an HTTP status code and why. The connection closes
+/// after it.
+public struct AgentStreamRefusal: Codable, Sendable, Equatable, Error {
+    /// 401 (unknown or revoked credential), 403 (another runner's credential) or 400 (a malformed line).
+    public var refused: Int
+    public var message: String
+
+    public init(refused: Int, message: String) {
+        self.refused = refused
+        self.message = message
+    }
 }
 
 /// What an agent sends to enrol.
