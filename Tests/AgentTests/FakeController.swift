@@ -8,6 +8,7 @@ import NIOSSL
 @testable import Reconciler
 import Resources
 import ServiceLifecycle
+import Synchronization
 import SteadyTesting
 
 /// A controller that speaks the agent protocol over TLS and records what agents ask; the test drives its agent
@@ -22,8 +23,10 @@ actor FakeController {
     private(set) var enrollments: [EnrollmentRequest] = []
     private(set) var enrollAuthorizations: [String] = []
     private(set) var sliceRequests: [SliceRequest] = []
-    private(set) var reports: [AgentReport] = []
-    private var streams: [AsyncStream<[UInt8]>.Continuation] = []
+    /// Reports arrive on the event loop, so they are kept outside the actor.
+    private nonisolated let receivedReports = Mutex<[AgentReport]>([])
+    var reports: [AgentReport] { receivedReports.withLock { $0 } }
+    private var streams: [any Channel] = []
     /// Answers to give instead of the normal ones.
     var enrollFailure: (HTTPResponse.Status, String)?
     var sliceFailure: (HTTPResponse.Status, String)?
@@ -34,20 +37,23 @@ actor FakeController {
 
     /// Sends a message on the newest slice stream.
     func send(_ message: SliceMessage) {
-        streams.last?.yield(Array((try? JSONValue(encoding: message))?.jsonData() ?? Data()) + [0x0A])
+        streams.last?.writeAndFlush(Self.line(message), promise: nil)
     }
 
     /// Sends a message on every open slice stream.
     func broadcast(_ message: SliceMessage) {
-        let line = Array((try? JSONValue(encoding: message))?.jsonData() ?? Data()) + [0x0A]
-        for stream in streams { stream.yield(line) }
+        for stream in streams { stream.writeAndFlush(Self.line(message), promise: nil) }
     }
 
     /// Sends raw bytes on the newest slice stream.
-    func sendRaw(_ text: String) { streams.last?.yield(Array(text.utf8)) }
+    func sendRaw(_ text: String) { streams.last?.writeAndFlush(ByteBuffer(string: text), promise: nil) }
 
     /// Ends the newest slice stream, as a restarting controller does.
-    func disconnect() { streams.last?.finish() }
+    func disconnect() { streams.last?.close(promise: nil) }
+
+    static func line(_ message: SliceMessage) -> ByteBuffer {
+        ByteBuffer(bytes: Array((try? JSONValue(encoding: message))?.jsonData() ?? Data()) + [0x0A])
+    }
 
     var connectionCount: Int { streams.count }
 
@@ -58,32 +64,29 @@ actor FakeController {
         return FakeController.json(EnrollmentResponse(runner: request.name, credential: credential))
     }
 
-    fileprivate func connect(_ request: SliceRequest) -> Result<AsyncStream<[UInt8]>, FakeFailure> {
+    fileprivate func authorize(_ request: SliceRequest) -> AgentStreamRefusal? {
         sliceRequests.append(request)
-        if let (status, message) = sliceFailure { return .failure(FakeFailure(status: status, message: message)) }
+        if let (status, message) = sliceFailure { return AgentStreamRefusal(refused: Int(status.code), message: message) }
         guard request.authorization == "Bearer \(credential)" else {
-            return .failure(FakeFailure(status: .unauthorized, message: "unknown credential"))
+            return AgentStreamRefusal(refused: 401, message: "unknown credential")
         }
-        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
-        streams.append(continuation)
-        return .success(stream)
+        return nil
     }
 
-    fileprivate func record(_ report: AgentReport) { reports.append(report) }
+    fileprivate func register(_ stream: any Channel) { streams.append(stream) }
 
     /// Serves an agent stream with the controller's own framing; the test writes what goes down.
     nonisolated func serveStream(_ connection: AgentStreamServer.Connection, logger: Logger) async {
-        await AgentStreamServer.pump(
+        await AgentStreamServer.accept(
             connection, helloTimeout: .seconds(10), logger: logger,
-            open: { hello in
-                await self.connect(
+            authorize: { hello in
+                await self.authorize(
                     SliceRequest(
                         revision: String(hello.revision), digest: hello.digest,
-                        authorization: "Bearer \(hello.credential)")
-                ).mapError { AgentStreamRefusal(refused: Int($0.status.code), message: $0.message) }
+                        authorization: "Bearer \(hello.credential)"))
             },
-            encode: { ByteBuffer(bytes: $0) },
-            receive: { _, report in await self.record(report) })
+            receive: { _, report in self.receivedReports.withLock { $0.append(report) } },
+            start: { _ in await self.register(connection.channel) })
     }
 
     static func json(_ value: some Encodable) -> Response {

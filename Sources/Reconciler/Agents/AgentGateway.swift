@@ -33,7 +33,7 @@ public actor AgentGateway {
         var revision: Int64 = 0
         /// The previous slice, so an agent one step behind gets a diff rather than a snapshot.
         var previous: (revision: Int64, slice: SlicePlanner.Slice)?
-        var connections: [UUID: AsyncStream<SliceMessage>.Continuation] = [:]
+        var connections: [UUID: any SliceConnection] = [:]
         var lastReport: ContinuousClock.Instant?
         var report: AgentReport?
         /// A hash of the status last written, to write only on change.
@@ -45,7 +45,7 @@ public actor AgentGateway {
 
     let objects: ObjectService
     public let credentials: AgentCredentials
-    let configuration: Configuration
+    nonisolated let configuration: Configuration
     let logger: Logger
     let planner = SlicePlanner()
     /// Which slice each runner's agent holds, for the status of Routes, Actions and Assignments.
@@ -79,11 +79,58 @@ public actor AgentGateway {
                 group.addTask { try await self.recomputeLoop() }
                 group.addTask { try await self.livenessLoop() }
                 group.addTask { try await self.keepaliveLoop() }
+                group.addTask { await self.takeReports() }
                 try await group.next()
                 group.cancelAll()
             }
         }
         closeAllConnections()
+    }
+
+    /// Reports from agent streams, handed over on the event loops and taken here one at a time.
+    private nonisolated let reportInbox = AsyncStream<(runner: String, report: AgentReport)>.makeStream()
+
+    /// Hands over a report from an agent stream; the gateway records it soon after.
+    public nonisolated func receive(runner: String, report: AgentReport) {
+        reportInbox.continuation.yield((runner, report))
+    }
+
+    /// Records each report at once and writes status concurrently across runners, so that the writes share the
+    /// store's transactions, but one at a time per runner, so that a runner's newest report is what stays written
+    /// (which also bounds the writers to one per runner).
+    private func takeReports() async {
+        await withDiscardingTaskGroup { group in
+            for await (runner, received) in reportInbox.stream {
+                guard record(runner: runner, received) else { continue }
+                group.addTask { await self.writeStatusUntilCurrent(runner: runner) }
+            }
+        }
+    }
+
+    /// Runners whose status is being written, and those of them that reported again meanwhile.
+    private var writingStatus: Set<String> = []
+    private var reportedWhileWriting: Set<String> = []
+
+    /// Keeps a report; true when the runner's status needs a writer (none is running for it).
+    private func record(runner: String, _ report: AgentReport) -> Bool {
+        var state = runners[runner] ?? RunnerState()
+        state.report = report
+        state.lastReport = clock.now
+        runners[runner] = state
+        guard !writingStatus.contains(runner) else {
+            reportedWhileWriting.insert(runner)
+            return false
+        }
+        writingStatus.insert(runner)
+        return true
+    }
+
+    private func writeStatusUntilCurrent(runner: String) async {
+        repeat {
+            reportedWhileWriting.remove(runner)
+            await writeStatus(runner: runner)
+        } while reportedWhileWriting.contains(runner)
+        writingStatus.remove(runner)
     }
 
     private func followStore() async throws {
@@ -125,7 +172,7 @@ public actor AgentGateway {
                 // Deleting a Runner revokes its agent's credential and closes its stream.
                 await credentials.revoke(runner: event.object.name)
                 if let state = runners.removeValue(forKey: event.object.name) {
-                    for connection in state.connections.values { connection.finish() }
+                    for connection in state.connections.values { connection.close() }
                 }
                 syncIndex.set(runner: event.object.name, holds: nil)
             }
@@ -207,14 +254,14 @@ public actor AgentGateway {
                 type: .diff, revision: state.revision, baseRevision: oldRevision, objects: changes.upserts,
                 removed: changes.removed, digest: slice.digest)
             for (id, connection) in state.connections {
-                switch connection.yield(message) {
-                case .dropped:
-                    connection.finish()
+                switch connection.send(message) {
+                case .overflowed:
+                    connection.close()
                     state.connections[id] = nil
                     logger.notice("agent too slow; disconnected to resync", metadata: ["steady.runner": "\(name)"])
-                case .terminated:
+                case .closed:
                     state.connections[id] = nil
-                default:
+                case .queued:
                     break
                 }
             }
@@ -250,6 +297,13 @@ public actor AgentGateway {
     public func connect(runner: String, revision: Int64, digest: String?) -> AsyncStream<SliceMessage> {
         let (stream, continuation) = AsyncStream<SliceMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(configuration.bufferLimit))
+        attach(runner: runner, revision: revision, digest: digest, connection: StreamSliceConnection(continuation))
+        return stream
+    }
+
+    /// Serves `runner`'s slice on `connection`, starting from what the agent holds: nothing new when `digest` is
+    /// the current slice's, a diff when it is the previous one's at `revision`, a snapshot otherwise.
+    public func attach(runner: String, revision: Int64, digest: String?, connection: any SliceConnection) {
         var state = runners[runner] ?? RunnerState()
         if state.revision == 0 && inputs.runners[runner] != nil {
             state.slice = intern(planner.slice(runner: runner, labels: inputs.runners[runner] ?? [:], inputs: inputs))
@@ -267,33 +321,26 @@ public actor AgentGateway {
             first = SliceMessage(
                 type: .snapshot, revision: state.revision, objects: state.slice.sliceObjects, digest: state.slice.digest)
         }
-        continuation.yield(first)
-        let id = UUID()
-        // Streams whose agent went away are dropped here and when a yield finds them terminated.
+        _ = connection.send(first)
+        // Connections whose agent went away are dropped here and when a send finds them closed.
+        let keepalive = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
         state.connections = state.connections.filter { _, connection in
-            if case .terminated = connection.yield(SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)) {
-                return false
-            }
+            if case .closed = connection.send(keepalive) { return false }
             return true
         }
-        state.connections[id] = continuation
+        state.connections[UUID()] = connection
         runners[runner] = state
-        return stream
     }
 
     private func closeAllConnections() {
         for state in runners.values {
-            for connection in state.connections.values { connection.finish() }
+            for connection in state.connections.values { connection.close() }
         }
     }
 
     /// Records a report (heartbeat and sync status) and updates the Runner's status when it changed.
     public func report(runner: String, _ report: AgentReport) async {
-        var state = runners[runner] ?? RunnerState()
-        state.report = report
-        state.lastReport = clock.now
-        runners[runner] = state
-        await writeStatus(runner: runner)
+        if record(runner: runner, report) { await writeStatusUntilCurrent(runner: runner) }
     }
 
     /// Whether an agent reported recently: a name held by a live agent cannot be enrolled again.
@@ -351,7 +398,7 @@ public actor AgentGateway {
             for (name, state) in runners where !state.connections.isEmpty {
                 let keepalive = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
                 let open = state.connections.filter { _, connection in
-                    if case .terminated = connection.yield(keepalive) { return false }
+                    if case .closed = connection.send(keepalive) { return false }
                     return true
                 }
                 if open.count != state.connections.count { runners[name]?.connections = open }

@@ -4,105 +4,97 @@ import NIOCore
 import Resources
 
 /// Serves agent streams: one TLS connection per agent carrying newline-delimited JSON both ways (see
-/// ``AgentProtocol``). The agent's hello is authenticated like an API request; after it, slice messages from the
-/// ``AgentGateway`` go down and the agent's reports come up.
+/// ``AgentProtocol``). The hello is authenticated like an API request; after it the ``AgentGateway`` writes slice
+/// messages straight to the channel, and the agent's reports are decoded on the event loop and handed to the
+/// gateway. A served connection holds no task of its own.
 public struct AgentStreamServer: Sendable {
-    typealias Connection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    /// A connection that negotiated the agent protocol: its channel, its line handler, and its first line.
+    struct Connection: Sendable {
+        let channel: any Channel
+        let handler: NIOLoopBound<AgentStreamHandler>
+        let hello: EventLoopFuture<ByteBuffer>
+    }
 
     let gateway: AgentGateway
     let authenticator: any Authenticating
     /// How long a new connection may take to send its hello.
     var helloTimeout: TimeAmount = .seconds(10)
 
-    /// Adds the line framing and the async wrapper to a connection that negotiated the agent protocol.
+    /// Adds the line framing and the stream handler to a connection that negotiated the agent protocol.
     static func setup(channel: any Channel) throws -> Connection {
+        let handler = AgentStreamHandler(eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(LineDecoder(maximumLength: AgentProtocol.maximumAgentLineLength)))
-        return try Connection(wrappingChannelSynchronously: channel)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        return Connection(
+            channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
+            hello: handler.hello.futureResult)
     }
 
     func serve(_ connection: Connection, logger: Logger) async {
-        await Self.pump(
+        let gateway = gateway
+        await Self.accept(
             connection, helloTimeout: helloTimeout, logger: logger,
-            open: { hello -> Result<AsyncStream<SliceMessage>, AgentStreamRefusal> in
-                switch await authenticate(hello) {
-                case .failure(let refusal): return .failure(refusal)
-                case .success(let runner):
-                    return .success(
-                        await gateway.connect(runner: runner, revision: hello.revision, digest: hello.digest))
-                }
-            },
-            encode: { try Self.line($0) },
-            receive: { hello, report in await gateway.report(runner: hello.runner, report) })
+            authorize: { hello in await authorize(hello) },
+            receive: { hello, report in gateway.receive(runner: hello.runner, report: report) },
+            start: { hello in
+                await gateway.attach(
+                    runner: hello.runner, revision: hello.revision, digest: hello.digest,
+                    connection: ChannelSliceConnection(channel: connection.channel, limit: gateway.configuration.bufferLimit))
+            })
     }
 
-    /// Runs one agent stream: reads the hello, asks `open` for the messages to send, then sends them (each made a
-    /// line by `encode`) while passing
-    /// each report that arrives to `receive`. The connection closes when either side ends, when the hello does not
-    /// come within `helloTimeout`, or after a refusal or a malformed line (answered with an ``AgentStreamRefusal``).
-    static func pump<Messages: AsyncSequence & Sendable>(
+    /// Takes an agent stream's hello (closing the connection when none comes within `helloTimeout`), and either
+    /// refuses it with the ``AgentStreamRefusal`` `authorize` returns, or passes every report that arrives from then
+    /// on to `receive` (on the event loop) and calls `start`, which begins sending.
+    static func accept(
         _ connection: Connection, helloTimeout: TimeAmount, logger: Logger,
-        open: (AgentHello) async -> Result<Messages, AgentStreamRefusal>,
-        encode: @escaping @Sendable (Messages.Element) throws -> ByteBuffer,
-        receive: @escaping @Sendable (AgentHello, AgentReport) async -> Void
+        authorize: (AgentHello) async -> AgentStreamRefusal?,
+        receive: @escaping @Sendable (AgentHello, AgentReport) -> Void,
+        start: (AgentHello) async -> Void
     ) async {
         let channel = connection.channel
         let helloDeadline = channel.eventLoop.scheduleTask(in: helloTimeout) { channel.close(promise: nil) }
         defer { helloDeadline.cancel() }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var lines = inbound.makeAsyncIterator()
-                guard let first = try await lines.next() else { return }
-                helloDeadline.cancel()
-                guard let hello: AgentHello = decode(first) else {
-                    try await outbound.write(
-                        line(AgentStreamRefusal(refused: 400, message: "the first line must be an agent hello")))
-                    return
-                }
-                let toSend: Messages
-                switch await open(hello) {
-                case .failure(let refusal):
-                    try await outbound.write(line(refusal))
-                    return
-                case .success(let opened):
-                    toSend = opened
-                }
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for try await message in toSend { try await outbound.write(try encode(message)) }
-                        // The controller ended the stream (shutdown, or an agent too far behind): hang up.
-                        channel.close(promise: nil)
-                    }
-                    defer { group.cancelAll() }
-                    while let line = try await lines.next() {
-                        if line.readableBytes == 0 { continue }
-                        guard let report: AgentReport = decode(line) else {
-                            try await outbound.write(
-                                Self.line(AgentStreamRefusal(refused: 400, message: "a line is not an agent report")))
-                            return
-                        }
-                        await receive(hello, report)
-                    }
-                }
-            }
-        } catch {
-            logger.debug("agent stream ended", metadata: ["steady.error": "\(error)"])
+        guard let first = try? await connection.hello.get() else { return }
+        helloDeadline.cancel()
+        guard let hello: AgentHello = decode(first) else {
+            refuse(channel, AgentStreamRefusal(refused: 400, message: "the first line must be an agent hello"))
+            return
         }
+        if let refusal = await authorize(hello) {
+            logger.debug(
+                "agent stream refused",
+                metadata: ["steady.runner": "\(hello.runner)", "steady.status": "\(refusal.refused)"])
+            refuse(channel, refusal)
+            return
+        }
+        // Reports are taken before the first message goes out, so that none is missed.
+        let handler = connection.handler
+        try? await channel.eventLoop.submit { handler.value.serve { receive(hello, $0) } }.get()
+        await start(hello)
     }
 
     /// The runner a hello may act as, or why not.
-    private func authenticate(_ hello: AgentHello) async -> Result<String, AgentStreamRefusal> {
+    private func authorize(_ hello: AgentHello) async -> AgentStreamRefusal? {
         switch await authenticator.identity(forToken: hello.credential) {
         case nil:
-            return .failure(AgentStreamRefusal(refused: 401, message: "Unauthorized: unknown or revoked credential"))
+            return AgentStreamRefusal(refused: 401, message: "Unauthorized: unknown or revoked credential")
         case .runner(let name) where name == hello.runner:
-            return .success(name)
+            return nil
         default:
-            return .failure(
-                AgentStreamRefusal(
-                    refused: 403,
-                    message: "an agent may only use its own runner's stream (runner \"\(hello.runner)\")"))
+            return AgentStreamRefusal(
+                refused: 403, message: "an agent may only use its own runner's stream (runner \"\(hello.runner)\")")
         }
+    }
+
+    /// Sends a refusal and hangs up.
+    static func refuse(_ channel: any Channel, _ refusal: AgentStreamRefusal) {
+        guard let line = try? line(refusal) else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
     }
 
     static func decode<T: Decodable>(_ line: ByteBuffer) -> T? {
@@ -113,6 +105,85 @@ public struct AgentStreamServer: Sendable {
         var data = try JSONValue(encoding: value).jsonData()
         data.append(0x0A)
         return ByteBuffer(bytes: data)
+    }
+}
+
+/// The agent stream's last handler: completes `hello` with the first line, then decodes reports for whoever
+/// serves the stream. A line that is not a report, or is too long, is answered with a refusal and ends the stream.
+final class AgentStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let hello: EventLoopPromise<ByteBuffer>
+    private var hasHello = false
+    private var receive: ((AgentReport) -> Void)?
+    /// Lines that came while the hello was being checked; they are read once the stream is served.
+    private var early: [ByteBuffer] = []
+    private var context: ChannelHandlerContext?
+
+    init(eventLoop: any EventLoop) {
+        hello = eventLoop.makePromise()
+    }
+
+    /// From now on, reports go to `receive`, starting with any that came while the hello was being checked.
+    func serve(_ receive: @escaping (AgentReport) -> Void) {
+        self.receive = receive
+        guard let context else { return }
+        let lines = early
+        early = []
+        for line in lines { read(line, context: context) }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        guard hasHello else {
+            hasHello = true
+            hello.succeed(line)
+            return
+        }
+        guard receive != nil else {
+            // Bounded: an agent has no reason to send more than a report or two before it is answered.
+            if early.count < 16 { early.append(line) }
+            return
+        }
+        read(line, context: context)
+    }
+
+    private func read(_ line: ByteBuffer, context: ChannelHandlerContext) {
+        guard line.readableBytes > 0, let receive else { return }
+        guard let report: AgentReport = AgentStreamServer.decode(line) else {
+            AgentStreamServer.refuse(
+                context.channel, AgentStreamRefusal(refused: 400, message: "a line is not an agent report"))
+            return
+        }
+        receive(report)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tooLong = error as? LineDecoder.LineTooLong {
+            AgentStreamServer.refuse(context.channel, AgentStreamRefusal(refused: 400, message: "\(tooLong)"))
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !hasHello {
+            hasHello = true
+            hello.fail(ChannelError.ioOnClosedChannel)
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        if !hasHello {
+            hasHello = true
+            hello.fail(ChannelError.ioOnClosedChannel)
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+import NIOCore
+import Resources
+import Synchronization
+
+/// Where the gateway sends a runner's slice messages: an agent's connection, or a stream (tests, in-process use).
+public protocol SliceConnection: Sendable {
+    /// Queues a message for the agent.
+    func send(_ message: SliceMessage) -> SliceSendResult
+    /// Hangs up.
+    func close()
+}
+
+/// What became of a message handed to a ``SliceConnection``.
+public enum SliceSendResult: Sendable {
+    case queued
+    /// The agent fell more than the buffer limit behind; it should be disconnected and resync.
+    case overflowed
+    /// The agent went away.
+    case closed
+}
+
+/// A slice connection read as an `AsyncStream` (buffering at most the gateway's limit).
+struct StreamSliceConnection: SliceConnection {
+    let continuation: AsyncStream<SliceMessage>.Continuation
+
+    init(_ continuation: AsyncStream<SliceMessage>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func send(_ message: SliceMessage) -> SliceSendResult {
+        switch continuation.yield(message) {
+        case .enqueued: return .queued
+        case .dropped: return .overflowed
+        case .terminated: return .closed
+        @unknown default: return .closed
+        }
+    }
+
+    func close() { continuation.finish() }
+}
+
+/// An agent's stream connection: messages are written to the channel as JSON lines, at most `limit` unsent.
+///
+/// Writing straight to the channel, rather than through a task per connection, is what keeps a connected runner
+/// cheap: the connection holds no task, no async stream and no buffer of its own.
+final class ChannelSliceConnection: SliceConnection {
+    let channel: any Channel
+    let limit: Int
+    private let unsent = Atomic<Int>(0)
+
+    init(channel: any Channel, limit: Int) {
+        self.channel = channel
+        self.limit = limit
+    }
+
+    func send(_ message: SliceMessage) -> SliceSendResult {
+        guard channel.isActive else { return .closed }
+        guard unsent.load(ordering: .relaxed) < limit else { return .overflowed }
+        unsent.add(1, ordering: .relaxed)
+        // Encoded on the channel's event loop, so that the gateway's one thread does not encode for every runner.
+        channel.eventLoop.execute {
+            guard let line = try? AgentStreamServer.line(message) else {
+                self.unsent.subtract(1, ordering: .relaxed)
+                self.channel.close(promise: nil)
+                return
+            }
+            self.channel.writeAndFlush(line).whenComplete { _ in self.unsent.subtract(1, ordering: .relaxed) }
+        }
+        return .queued
+    }
+
+    func close() { channel.close(promise: nil) }
+}
