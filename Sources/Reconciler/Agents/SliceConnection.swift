@@ -11,7 +11,7 @@ public protocol SliceConnection: Sendable {
 }
 
 /// What became of a message handed to a ``SliceConnection``.
-public enum SliceSendResult: Sendable {
+public enum SliceSendResult: Sendable, Equatable {
     case queued
     /// The agent fell more than the buffer limit behind; it should be disconnected and resync.
     case overflowed
