@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Resources
 import ServiceLifecycle
+import Synchronization
 
 /// The controller's side of the agent protocol: computes each runner's slice, streams it as diffs to the
 /// connected agent, and turns agent reports into Runner status.
@@ -87,22 +88,34 @@ public actor AgentGateway {
         closeAllConnections()
     }
 
-    /// Reports from agent streams, handed over on the event loops and taken here one at a time.
-    private nonisolated let reportInbox = AsyncStream<(runner: String, report: AgentReport)>.makeStream()
+    /// Reports from agent streams, handed over on the event loops: the newest per runner, so that an agent
+    /// sending faster than they are recorded costs one entry rather than a growing queue.
+    private nonisolated let pendingReports = Mutex<[String: AgentReport]>([:])
+    private nonisolated let reportsArrived = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     /// Hands over a report from an agent stream; the gateway records it soon after.
     public nonisolated func receive(runner: String, report: AgentReport) {
-        reportInbox.continuation.yield((runner, report))
+        let wasEmpty = pendingReports.withLock { pending in
+            defer { pending[runner] = report }
+            return pending.isEmpty
+        }
+        if wasEmpty { reportsArrived.continuation.yield() }
     }
 
-    /// Records each report at once and writes status concurrently across runners, so that the writes share the
-    /// store's transactions, but one at a time per runner, so that a runner's newest report is what stays written
-    /// (which also bounds the writers to one per runner).
+    /// Records reports as they arrive and writes status concurrently across runners, so that the writes share
+    /// the store's transactions, but one at a time per runner, so that a runner's newest report is what stays
+    /// written (which also bounds the writers to one per runner).
     private func takeReports() async {
         await withDiscardingTaskGroup { group in
-            for await (runner, received) in reportInbox.stream {
-                guard record(runner: runner, received) else { continue }
-                group.addTask { await self.writeStatusUntilCurrent(runner: runner) }
+            for await _ in reportsArrived.stream {
+                let arrived = pendingReports.withLock { pending in
+                    defer { pending = [:] }
+                    return pending
+                }
+                for (runner, received) in arrived {
+                    guard record(runner: runner, received) else { continue }
+                    group.addTask { await self.writeStatusUntilCurrent(runner: runner) }
+                }
             }
         }
     }

@@ -63,7 +63,7 @@ public struct AgentStreamServer: Sendable {
             return
         }
         if let refusal = await authorize(hello) {
-            logger.debug(
+            logger.notice(
                 "agent stream refused",
                 metadata: ["steady.runner": "\(hello.runner)", "steady.status": "\(refusal.refused)"])
             refuse(channel, refusal)
