@@ -8,8 +8,9 @@ import Synchronization
 
 /// A runner agent: enrols (unless it has an identity), then follows its slice stream and reports until shut down.
 ///
-/// Many agents can share one process and one `HTTPClient` (an agent simulator runs thousands): per agent there
-/// are three tasks (the stream, reports, the heartbeat tick), one ``AgentState`` and the slice itself.
+/// Many agents can share one process (an agent simulator runs thousands): per agent there is one stream
+/// connection, a few tasks (the stream's reader, reporter and watchdog, and the heartbeat tick), one ``AgentState``
+/// and the slice itself. HTTP is used only to enrol.
 ///
 /// `run()` ends with an ``AgentError`` when going on is pointless: a join token the controller refuses, a CA that
 /// does not match the token, a revoked credential. Unreachable controllers are retried with backoff forever.
@@ -29,8 +30,8 @@ public final class Agent: Service {
     ///   - configuration: Where the controller is and who the agent is.
     ///   - sliceStorage: Where the last good slice is kept (``AgentStateDirectory`` or ``InMemoryAgentStorage``).
     ///   - identityStorage: Where the identity is kept after enrolment.
-    ///   - httpClient: A client to share with other agents; when nil the agent makes one and shuts it down.
-    ///     See ``makeHTTPClient(maximumConnections:)`` for how many connections agents sharing it need.
+    ///   - httpClient: A client for enrolment to share with other agents; when nil the agent makes one and shuts
+    ///     it down once enrolled.
     ///   - logger: Where the agent logs; it never logs the token, the credential or secret values.
     public init(
         configuration: AgentConfiguration, sliceStorage: any SliceStorage, identityStorage: any IdentityStorage,
@@ -63,9 +64,7 @@ public final class Agent: Service {
             httpClient: httpClient, logger: logger)
     }
 
-    /// A client for one agent, or many sharing it. Against a controller speaking HTTP/2 an agent needs one
-    /// connection (its stream and reports share it); over HTTP/1.1 it needs two, so `maximumConnections` should
-    /// then be at least twice the number of agents sharing the client.
+    /// A client for enrolment, for one agent or many sharing it (the stream does not use it).
     public static func makeHTTPClient(maximumConnections: Int = 8) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
