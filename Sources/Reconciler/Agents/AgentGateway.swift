@@ -113,36 +113,47 @@ public actor AgentGateway {
                     return pending
                 }
                 for (runner, received) in arrived {
-                    guard record(runner: runner, received) else { continue }
+                    record(runner: runner, received)
+                    guard claimStatusWriter(runner) else { continue }
                     group.addTask { await self.writeStatusUntilCurrent(runner: runner) }
                 }
             }
         }
     }
 
-    /// Runners whose status is being written, and those of them that reported again meanwhile.
+    /// Runners whose status is being written, and those of them whose state changed again meanwhile.
     private var writingStatus: Set<String> = []
-    private var reportedWhileWriting: Set<String> = []
+    private var changedWhileWriting: Set<String> = []
 
-    /// Keeps a report; true when the runner's status needs a writer (none is running for it).
-    private func record(runner: String, _ report: AgentReport) -> Bool {
+    private func record(runner: String, _ report: AgentReport) {
         var state = runners[runner] ?? RunnerState()
         state.report = report
         state.lastReport = clock.now
         runners[runner] = state
+    }
+
+    /// Writes a runner's status, one write at a time per runner: asked while a write runs, it has that writer
+    /// write again once done, so that the newest state is what stays written, whichever write finishes last.
+    private func updateStatus(runner: String) async {
+        if claimStatusWriter(runner) { await writeStatusUntilCurrent(runner: runner) }
+    }
+
+    /// True when the caller is now the runner's status writer; false when one runs (and will write again).
+    private func claimStatusWriter(_ runner: String) -> Bool {
         guard !writingStatus.contains(runner) else {
-            reportedWhileWriting.insert(runner)
+            changedWhileWriting.insert(runner)
             return false
         }
         writingStatus.insert(runner)
         return true
     }
 
+    /// Writes until the state written is the newest; the caller holds the writer's claim.
     private func writeStatusUntilCurrent(runner: String) async {
         repeat {
-            reportedWhileWriting.remove(runner)
+            changedWhileWriting.remove(runner)
             await writeStatus(runner: runner)
-        } while reportedWhileWriting.contains(runner)
+        } while changedWhileWriting.contains(runner)
         writingStatus.remove(runner)
     }
 
@@ -282,7 +293,7 @@ public actor AgentGateway {
             changed.append(name)
         }
         sweepSlices()
-        for name in changed { await writeStatus(runner: name) }
+        for name in changed { await updateStatus(runner: name) }
     }
 
     /// The shared copy of a slice equal to `slice`.
@@ -353,7 +364,8 @@ public actor AgentGateway {
 
     /// Records a report (heartbeat and sync status) and updates the Runner's status when it changed.
     public func report(runner: String, _ report: AgentReport) async {
-        if record(runner: runner, report) { await writeStatusUntilCurrent(runner: runner) }
+        record(runner: runner, report)
+        await updateStatus(runner: runner)
     }
 
     /// Whether an agent reported recently: a name held by a live agent cannot be enrolled again.
@@ -398,7 +410,7 @@ public actor AgentGateway {
             try await Task.sleep(for: .seconds(1))
             for (name, state) in runners where state.report != nil {
                 let isStale = state.lastReport.map { clock.now - $0 >= configuration.heartbeatTimeout } ?? true
-                if isStale && state.writtenConnected { await writeStatus(runner: name) }
+                if isStale && state.writtenConnected { await updateStatus(runner: name) }
             }
         }
     }
