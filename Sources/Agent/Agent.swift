@@ -96,22 +96,19 @@ public final class Agent: Service {
     /// down before it follows the slice rather than left holding an idle connection to the controller.
     private func enrolAndFollow() async throws {
         let http = sharedClient ?? Self.makeHTTPClient()
-        let client: AgentControllerClient
-        let identity: AgentIdentity
+        let identity: AgentIdentity?
         do {
-            guard let resolved = try await resolveIdentity(http: http) else {
-                if sharedClient == nil { try? await http.shutdown() }
-                return
-            }
-            identity = resolved
-            client = try AgentControllerClient(
-                controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
-                requestTimeout: configuration.requestTimeout)
+            identity = try await resolveIdentity(http: http)
         } catch {
             if sharedClient == nil { try? await http.shutdown() }
             throw error
         }
         if sharedClient == nil { try await http.shutdown() }
+        guard let identity else { return }
+        // The client's HTTP side is not used again: the stream makes its own connection.
+        let client = try AgentControllerClient(
+            controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
+            requestTimeout: configuration.requestTimeout)
         try await run(client: client, identity: identity)
     }
 

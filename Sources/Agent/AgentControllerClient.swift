@@ -9,7 +9,8 @@ import NIOSSL
 import Resources
 
 /// The agent's requests to the controller: CA discovery and enrolment over a shared `HTTPClient`, and the agent
-/// stream (slices down, reports up) on a connection of its own. Every request but CA discovery verifies the controller against the pinned CA only.
+/// stream (slices down, reports up) on a connection of its own. Everything but CA discovery verifies the controller
+/// against the pinned CA only.
 public struct AgentControllerClient: Sendable {
     /// The controller's base URL, `https://HOST:PORT`, without a trailing slash.
     public let controllerURL: String
@@ -142,12 +143,17 @@ public struct AgentControllerClient: Sendable {
 
         /// Sends one report (heartbeat and sync status).
         public func send(_ report: AgentReport) async throws(AgentError) {
+            try await writeLine(report, "a report")
+        }
+
+        /// Writes `value` as one JSON line.
+        func writeLine(_ value: some Encodable, _ what: String) async throws(AgentError) {
             do {
-                var line = try JSONEncoder().encode(report)
+                var line = try JSONEncoder().encode(value)
                 line.append(0x0A)
                 try await outbound.write(ByteBuffer(bytes: line))
             } catch {
-                throw AgentError(code: .unreachable, message: "cannot send a report", underlying: error)
+                throw AgentError(code: .unreachable, message: "cannot send \(what)", underlying: error)
             }
         }
     }
@@ -162,10 +168,9 @@ public struct AgentControllerClient: Sendable {
         let channel = try await connectStream()
         let hello = AgentHello(runner: runner, credential: credential, revision: revision, digest: digest)
         return try await channel.executeThenClose { incoming, outbound in
-            var line = try encode(hello)
-            line.append(0x0A)
-            try await outbound.write(ByteBuffer(bytes: line))
-            return try await body(incoming, ReportWriter(outbound: outbound))
+            let writer = ReportWriter(outbound: outbound)
+            try await writer.writeLine(hello, "the hello")
+            return try await body(incoming, writer)
         }
     }
 
@@ -281,12 +286,6 @@ public struct AgentControllerClient: Sendable {
         var url = url
         while url.hasSuffix("/") { url.removeLast() }
         return url
-    }
-
-    static func queryEscaped(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }
 

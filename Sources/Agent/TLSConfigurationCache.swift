@@ -15,11 +15,7 @@ final class TLSConfigurationCache: Sendable {
         // Closing a connection waits this long for the controller's close_notify; a stream the agent gives up on
         // (at shutdown, or when silent) should not hold the agent for NIOSSL's default of 5 s.
         configuration.shutdownTimeout = AgentControllerClient.tlsShutdownTimeout
-        return configurations.withLock { cache in
-            if cache.count >= 16 { cache.removeAll() }
-            cache[caPEM] = configuration
-            return configuration
-        }
+        return Self.keep(configuration, for: caPEM, in: configurations)
     }
 
     /// A TLS context for the agent stream: trusts only `caPEM` and offers only the stream's ALPN protocol.
@@ -27,11 +23,17 @@ final class TLSConfigurationCache: Sendable {
         if let cached = streamContexts.withLock({ $0[caPEM] }) { return cached }
         var configuration = try self.configuration(trusting: caPEM)
         configuration.applicationProtocols = [AgentProtocol.streamProtocol]
-        let context = try NIOSSLContext(configuration: configuration)
-        return streamContexts.withLock { cache in
-            if cache.count >= 16 { cache.removeAll() }
-            cache[caPEM] = context
-            return context
+        return Self.keep(try NIOSSLContext(configuration: configuration), for: caPEM, in: streamContexts)
+    }
+
+    /// Stores `value` and returns it; a cache is cleared when it holds 16 (a process trusts one CA or a few).
+    private static func keep<Value: Sendable>(
+        _ value: Value, for caPEM: String, in cache: borrowing Mutex<[String: Value]>
+    ) -> Value {
+        cache.withLock { cached in
+            if cached.count >= 16 { cached.removeAll() }
+            cached[caPEM] = value
         }
+        return value
     }
 }

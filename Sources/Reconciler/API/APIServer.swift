@@ -72,7 +72,7 @@ public struct APIServer: Sendable {
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)
         if let agents {
-            AgentRoutes(gateway: agents, objects: objects, caCertificatePEM: caCertificatePEM).register(on: router)
+            AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)
         }
         return router
     }

@@ -15,9 +15,9 @@ import Darwin
 /// Every block starts with a 16-byte header that holds its mapped length (0 for a `malloc` block), so
 /// `deallocate`, which is not told the size, knows how to give it back. The pointer handed out stays 16-byte
 /// aligned, as `malloc`'s is.
-public enum SparseBufferAllocator {
+enum SparseBufferAllocator {
     /// The allocator; set it as a channel's `ChannelOptions.allocator` before its handlers are added.
-    public static let allocator = ByteBufferAllocator(
+    static let allocator = ByteBufferAllocator(
         allocate: { size in sparseAllocate(size) },
         reallocate: { pointer, oldSize, newSize in sparseReallocate(pointer, oldSize, newSize) },
         deallocate: { pointer in sparseDeallocate(pointer) },
@@ -25,10 +25,10 @@ public enum SparseBufferAllocator {
     )
 
     /// Buffers at least this large get pages of their own.
-    public static let mappingThreshold = 16 * 1024
+    static let mappingThreshold = 16 * 1024
 
     /// Whether a block handed out by ``allocator`` has pages of its own (for tests).
-    public static func isMapped(_ pointer: UnsafeMutableRawPointer) -> Bool {
+    static func isMapped(_ pointer: UnsafeMutableRawPointer) -> Bool {
         mappedLength(of: pointer) > 0
     }
 }

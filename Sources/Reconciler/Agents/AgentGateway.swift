@@ -42,6 +42,17 @@ public actor AgentGateway {
         /// Whether the status last written said Connected=True, so that a silent runner is marked once.
         var writtenConnected = false
         var lastHeartbeatWrite: ContinuousClock.Instant?
+
+        /// Sends every connection a keep-alive and drops those whose agent went away; true when any was dropped.
+        mutating func sendKeepalive() -> Bool {
+            let keepalive = SliceMessage(type: .keepalive, revision: revision, digest: slice.digest)
+            let open = connections.filter { _, connection in
+                if case .closed = connection.send(keepalive) { return false }
+                return true
+            }
+            defer { connections = open }
+            return open.count != connections.count
+        }
     }
 
     let objects: ObjectService
@@ -347,11 +358,7 @@ public actor AgentGateway {
         }
         _ = connection.send(first)
         // Connections whose agent went away are dropped here and when a send finds them closed.
-        let keepalive = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
-        state.connections = state.connections.filter { _, connection in
-            if case .closed = connection.send(keepalive) { return false }
-            return true
-        }
+        _ = state.sendKeepalive()
         state.connections[UUID()] = connection
         runners[runner] = state
     }
@@ -421,12 +428,8 @@ public actor AgentGateway {
         while !Task.isCancelled {
             try await Task.sleep(for: configuration.keepaliveInterval)
             for (name, state) in runners where !state.connections.isEmpty {
-                let keepalive = SliceMessage(type: .keepalive, revision: state.revision, digest: state.slice.digest)
-                let open = state.connections.filter { _, connection in
-                    if case .closed = connection.send(keepalive) { return false }
-                    return true
-                }
-                if open.count != state.connections.count { runners[name]?.connections = open }
+                var state = state
+                if state.sendKeepalive() { runners[name]?.connections = state.connections }
             }
         }
     }

@@ -7,7 +7,6 @@ import Resources
 /// the convergence query behind `apply --wait`.
 struct AgentRoutes: Sendable {
     let gateway: AgentGateway
-    let objects: ObjectService
     let caCertificatePEM: String
 
     func register(on router: Router<APIRequestContext>) {

@@ -171,19 +171,20 @@ final class AgentStreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !hasHello {
-            hasHello = true
-            hello.fail(ChannelError.ioOnClosedChannel)
-        }
+        failHelloIfAwaited()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        if !hasHello {
-            hasHello = true
-            hello.fail(ChannelError.ioOnClosedChannel)
-        }
+        failHelloIfAwaited()
+    }
+
+    /// The connection ended before its hello: nobody should wait for it any longer.
+    private func failHelloIfAwaited() {
+        guard !hasHello else { return }
+        hasHello = true
+        hello.fail(ChannelError.ioOnClosedChannel)
     }
 }
 

@@ -14,7 +14,6 @@
 /// A connection costs the controller a TLS session and a few small buffers: no HTTP/2 state and no request per
 /// report, which is what lets one controller hold tens of thousands of runners.
 public enum AgentProtocol {
-    public static let basePath = "/steady/v1"
     public static let caPath = "/steady/v1/ca"
     public static let enrollPath = "/steady/v1/enroll"
 
