@@ -68,48 +68,78 @@ public struct ConvergenceWaiter: Sendable {
     }
 
     let client: APIClient
-    /// How long to wait between looks.
-    let interval: Duration
 
-    public init(client: APIClient, interval: Duration = .milliseconds(100)) {
+    public init(client: APIClient) {
         self.client = client
-        self.interval = interval
     }
 
     /// Looks until everything converged or `timeout` passed (zero: looks once); calls `report` whenever the
     /// summary changes, and returns the last look.
+    ///
+    /// It looks again when a watched object changes (the targets' kinds, and Runners, whose status says what
+    /// their agents hold), never on a timer; only while the controller has not yet caught up with the applied
+    /// revision, which no object change announces, does it look again after a short delay.
     /// - Parameter revision: the store revision that must reach the runners; the newest resourceVersion of the
     ///   targets when nil.
     public func wait(
         for targets: [Target], revision: Int64? = nil, timeout: Duration, report: (Progress) -> Void = { _ in }
     ) async throws -> Progress {
+        var look = Look(targets: targets, revision: revision ?? 0)
+        guard timeout > .zero else { return try await look.next(client) }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        let kinds = Kinds.all.filter { info in
+            info.kind == RunnerSpec.kind || targets.contains { $0.info.kind == info.kind }
+        }
+        return try await ObjectChangeSignal.watching(client, kinds: kinds, until: deadline) { nextChange in
+            var lastSummary = ""
+            var catchUpDelay = Duration.milliseconds(20)
+            while true {
+                let progress = try await look.next(client)
+                if progress.summary != lastSummary {
+                    lastSummary = progress.summary
+                    report(progress)
+                }
+                if progress.isConverged || clock.now >= deadline { return progress }
+                if progress.isCaughtUp {
+                    await nextChange()
+                } else {
+                    try await Task.sleep(for: min(catchUpDelay, deadline - clock.now))
+                    catchUpDelay = min(catchUpDelay * 2, .seconds(1))
+                }
+            }
+        }
+    }
+
+    /// Successive looks at the same targets: objects once Ready stay counted, and the revision only grows.
+    struct Look {
+        let targets: [Target]
+        var revision: Int64
         var ready: Set<String> = []
-        var revision = revision ?? 0
         var isFirst = true
-        var lastSummary = ""
-        while true {
+
+        init(targets: [Target], revision: Int64) {
+            self.targets = targets
+            self.revision = revision
+        }
+
+        mutating func next(_ client: APIClient) async throws -> Progress {
             var progress = Progress()
             progress.objectCount = targets.count
-            revision = max(revision, try await lookAtObjects(targets, ready: &ready, into: &progress, all: isFirst))
+            let waiter = ConvergenceWaiter(client: client)
+            revision = max(revision, try await waiter.lookAtObjects(targets, ready: &ready, into: &progress, all: isFirst))
             isFirst = false
             let keys = targets.map { SliceKey(kind: $0.info.kind, name: $0.name) }
             let convergence = try await client.convergence(revision: revision, objects: keys)
             progress.runners = convergence.runners
             progress.isCaughtUp = convergence.isCaughtUp
-            if progress.summary != lastSummary {
-                lastSummary = progress.summary
-                report(progress)
-            }
-            if progress.isConverged || clock.now >= deadline { return progress }
-            try await Task.sleep(for: min(interval, deadline - clock.now))
+            return progress
         }
     }
 
     /// Lists the kinds that still have objects to look at, records which are Ready (once Ready, an object stays
     /// counted), and returns the newest resourceVersion seen. Kinds without status (Secret) only need to exist.
-    private func lookAtObjects(
+    func lookAtObjects(
         _ targets: [Target], ready: inout Set<String>, into progress: inout Progress, all: Bool
     ) async throws -> Int64 {
         let isReady = WaitCondition.condition(type: "Ready", status: "True")
@@ -149,20 +179,26 @@ extension ConvergenceWaiter {
         return targets
     }
 
-    /// Looks at every object and the runners they affect every `interval`, calling `report` whenever the summary
-    /// changes, until cancelled: how `steady up` shows convergence as it happens.
-    public func follow(every interval: Duration, report: (Progress) -> Void) async throws {
-        var lastSummary = ""
-        let clock = ContinuousClock()
-        while !Task.isCancelled {
-            let started = clock.now
-            let progress = try await wait(for: try await allObjects(), timeout: .zero)
-            if progress.summary != lastSummary {
-                lastSummary = progress.summary
-                report(progress)
+    /// Looks at every object and the runners they affect whenever an object changes, calling `report` whenever
+    /// the summary changes, until cancelled: how `steady up` shows convergence as it happens.
+    ///
+    /// With many objects a look is costly, so after a change it waits five times as long as the last look took
+    /// (at least `minimumSpacing`) to gather the changes that follow.
+    public func follow(minimumSpacing: Duration = .milliseconds(100), report: (Progress) -> Void) async throws {
+        try await ObjectChangeSignal.watching(client, kinds: Kinds.all) { nextChange in
+            var lastSummary = ""
+            let clock = ContinuousClock()
+            while !Task.isCancelled {
+                let started = clock.now
+                let progress = try await wait(for: try await allObjects(), timeout: .zero)
+                if progress.summary != lastSummary {
+                    lastSummary = progress.summary
+                    report(progress)
+                }
+                let spacing = max(minimumSpacing, (clock.now - started) * 5)
+                if progress.isCaughtUp { await nextChange() }
+                try await Task.sleep(for: spacing)
             }
-            // With many objects a look is costly; keep following them at a fraction of the controller's time.
-            try await Task.sleep(for: max(interval, (clock.now - started) * 5))
         }
     }
 

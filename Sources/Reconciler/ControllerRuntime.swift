@@ -33,6 +33,8 @@ public struct ControllerRuntime: Sendable {
     public let metrics: APIMetrics
     public let server: APIServer
     public let agents: AgentGateway
+    /// The one list and watch of the store that the reconcilers and the agent gateway share.
+    public let informer: SharedInformer
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -49,7 +51,8 @@ public struct ControllerRuntime: Sendable {
         objects = ObjectService(store: store)
         metrics = APIMetrics()
         let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
-        agents = AgentGateway(objects: objects, credentials: credentials, logger: logger)
+        informer = SharedInformer(store: store, logger: logger)
+        agents = AgentGateway(objects: objects, credentials: credentials, informer: informer, logger: logger)
         server = APIServer(
             objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
@@ -62,7 +65,9 @@ public struct ControllerRuntime: Sendable {
             try server.makeApplication(onServerRunning: onServerRunning),
             server.openWatches.closer,
             CompactionService(store: store, logger: logger),
-            ControllerManager(objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex),
+            informer,
+            ControllerManager(
+                objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer),
             agents,
         ]
         if let directory = configuration.manifestsDirectory {

@@ -5,10 +5,14 @@ import Foundation
 //
 //   swift build -c release && .build/release/steady-bench apply [--objects 10000]
 //   .build/release/steady-bench converge [--agents 1000] [--processes P] [--malloc-arena-max N]
+//   .build/release/steady-bench reconcile [--objects 10000] [--workers 4]
+//   .build/release/steady-bench idle [--seconds 10]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
 // `converge` runs N agents in P child processes (`converge-worker`, one share each) against one controller.
+// `reconcile` brings N routes and N actions to Ready in one process. `idle` measures the CPU an idle controller
+// and one connected agent use when nothing changes.
 
 let arguments = CommandLine.arguments.dropFirst()
 let benchmark = arguments.first ?? "apply"
@@ -148,10 +152,14 @@ case "converge":
         agents: intOption("--agents") ?? 100, processes: intOption("--processes") ?? 0,
         mallocArenaMax: intOption("--malloc-arena-max"))
     await ConvergenceBenchmark.run(options, binaries: binaries)
+case "reconcile":
+    await ReconcileBenchmark.run(count: intOption("--objects") ?? 10_000, workers: intOption("--workers") ?? 4)
+case "idle":
+    await IdleBenchmark.run(seconds: intOption("--seconds") ?? 10, binaries: binaries)
 case "converge-worker":
     await AgentSimulator.run(
         AgentSimulator.Options(
             controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
             first: intOption("--first") ?? 0, count: intOption("--count") ?? 0))
-default: fail("unknown benchmark \(benchmark): use apply or converge")
+default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile or idle")
 }

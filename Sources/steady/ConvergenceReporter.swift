@@ -21,7 +21,7 @@ struct ConvergenceReporter: Service {
             try await APIClient.withClient(configuration) { client in
                 while !Task.isCancelled {
                     do {
-                        try await ConvergenceWaiter(client: client).follow(every: .seconds(1)) { progress in
+                        try await ConvergenceWaiter(client: client).follow { progress in
                             Console.out("\(progress.isConverged ? "converged" : "converging"): \(progress.summary)")
                         }
                     } catch is CancellationError {

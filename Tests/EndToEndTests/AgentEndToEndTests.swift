@@ -109,7 +109,8 @@ import Testing
         // (same address), and converge on what changed.
         let port = controller.port
         controller.stop(signal: SIGKILL)
-        Thread.sleep(forTimeInterval: 2)
+        // The agent notices the controller is gone (its first failure is logged as a warning) and keeps running.
+        #expect(eventually(timeout: .seconds(20)) { web2.log().contains("slice stream ended") }, "\(web2.log())")
         #expect(web2.isRunning)
         #expect(web2.sliceKeys() == ["Route/mixed"])
         try controller.start(port: port)

@@ -15,8 +15,13 @@ import Testing
         watcher.standardOutput = FileHandle.nullDevice
         watcher.standardError = FileHandle.nullDevice
         try watcher.run()
-        // Time for the watch to open: it prints the (empty) list first, then waits for events.
-        Thread.sleep(forTimeInterval: 2)
+        // Wait until the controller serves the watch, as its metrics tell (read with kubectl; where kubectl is not
+        // installed, give the watch two seconds to open).
+        if controller.metric("steady_api_open_watches") != nil {
+            #expect(eventually(timeout: .seconds(20)) { (controller.metric("steady_api_open_watches") ?? 0) >= 1 })
+        } else {
+            Thread.sleep(forTimeInterval: 2)
+        }
         #expect(watcher.isRunning)
         kill(watcher.processIdentifier, SIGKILL)
         watcher.waitUntilExit()

@@ -435,7 +435,7 @@ import Testing
                 capacity: 16
             )
             #expect(hub.activate(subscription, cursor: 3) == .behind)
-            try subscription.start()
+            try await subscription.start()
             #expect(hub.subscriberCount == 0)
             // Once revision 4 is in the log, catching up reads it and then goes live.
             _ = try await store.create(kind: "Route", name: "r4", value: json("4"))
@@ -465,7 +465,7 @@ import Testing
                 fromRevision: 0,
                 capacity: 16
             )
-            try subscription.start()
+            try await subscription.start()
             #expect(hub.subscriberCount == 1)
             let later = StoredObject(kind: "Route", name: "r4", value: json("4"), createRevision: 4, modRevision: 4)
             hub.publish([events[2], StoreEvent(type: .added, object: later, revision: 4)])

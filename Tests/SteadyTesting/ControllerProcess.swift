@@ -87,6 +87,14 @@ public final class ControllerProcess: @unchecked Sendable {
         return try CommandResult.run(kubectl, ["--kubeconfig", kubeconfig] + arguments, input: input)
     }
 
+    /// The value of an unlabelled metric on `/metrics`, read with `kubectl get --raw`; nil when kubectl is not
+    /// installed or the metric is absent.
+    public func metric(_ name: String) -> Double? {
+        guard let result = try? kubectl(["get", "--raw", "/metrics"]), result.status == 0 else { return nil }
+        let line = result.output.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
     /// Runs a steady executable (`steady` or `apply`) against this controller.
     public func run(_ binary: String, _ arguments: [String], input: String? = nil) throws -> CommandResult {
         try CommandResult.run(

@@ -33,7 +33,7 @@ public struct APIServer: Sendable {
     public let agents: AgentGateway?
     public let caCertificatePEM: String
     /// The watches being served; `openWatches.closer` ends them on graceful shutdown.
-    public let openWatches = OpenWatches()
+    public let openWatches: OpenWatches
     let logger: Logger
 
     public init(
@@ -45,6 +45,7 @@ public struct APIServer: Sendable {
         self.objects = objects
         self.authenticator = authenticator
         self.metrics = metrics
+        self.openWatches = OpenWatches(registry: metrics.registry)
         self.configuration = configuration
         self.logger = logger
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -12,16 +13,24 @@ public final class OpenWatches: Sendable {
     }
 
     private let state = Mutex(State())
+    private let gauge: Gauge?
 
-    public init() {}
+    /// Creates the set; with a registry, its size is the gauge `steady_api_open_watches`.
+    public init(registry: PrometheusCollectorRegistry? = nil) {
+        gauge = registry?.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "steady", subsystem: "api", metricName: "open_watches", unitName: "",
+                helpText: "Watch requests being served."))
+    }
 
     /// Registers how to end one watch; after `endAll()` the watch is ended at once and nil returned.
     func register(_ end: @escaping @Sendable () -> Void) -> UUID? {
         let id = UUID()
-        let isClosed = state.withLock { state in
+        let (isClosed, count) = state.withLock { state in
             if !state.isClosed { state.ends[id] = end }
-            return state.isClosed
+            return (state.isClosed, state.ends.count)
         }
+        gauge?.set(Double(count))
         if isClosed {
             end()
             return nil
@@ -31,7 +40,11 @@ public final class OpenWatches: Sendable {
 
     func unregister(_ id: UUID?) {
         guard let id else { return }
-        _ = state.withLock { $0.ends.removeValue(forKey: id) }
+        let count = state.withLock { state in
+            state.ends.removeValue(forKey: id)
+            return state.ends.count
+        }
+        gauge?.set(Double(count))
     }
 
     /// Ends every open watch and every one opened from now on.

@@ -27,19 +27,26 @@ public final class RunnerSyncIndex: Sendable {
     }
 
     private let state = Mutex(State())
+    private let changed = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    /// Yields when the held slices changed since ``takeChangedKeys()`` was last called (several changes may be
+    /// told as one); for the one consumer that takes the changed keys.
+    public var changes: AsyncStream<Void> { changed.stream }
 
     /// Creates an empty index.
     public init() {}
 
     /// Records that `runner`'s agent holds `slice` (nil: nothing the controller can vouch for).
     public func set(runner: String, holds slice: SlicePlanner.Slice?) {
-        state.withLock { state in
+        let isChange = state.withLock { state in
             let old = state.held[runner]
-            guard old?.digest != slice?.digest else { return }
+            guard old?.digest != slice?.digest else { return false }
             state.held[runner] = slice
             state.noteChange(old)
             state.noteChange(slice)
+            return true
         }
+        if isChange { changed.continuation.yield() }
     }
 
     /// How many of `runners` hold every one of `placed` at that generation.

@@ -17,7 +17,10 @@ public struct ControllerManager: Service {
     public static let fieldManager = "steady-controller"
 
     /// The informer's cache: read access for other controller components.
-    public let cache: ObjectCache
+    public var cache: ObjectCache { informer.cache }
+    /// The desired state; run by this manager only when it was not given the controller's shared one.
+    let informer: SharedInformer
+    private let runsInformer: Bool
     /// The API operations statuses are written through.
     public let objects: ObjectService
     /// The number of concurrent workers.
@@ -38,9 +41,11 @@ public struct ControllerManager: Service {
     ///   - backoff: The per-key backoff after a failed reconcile.
     ///   - syncIndex: What each runner's agent holds (the agent gateway's), to report how many runners hold each
     ///     Route, Action and Assignment; nil leaves that out.
+    ///   - informer: The controller's shared informer; without one the manager lists and watches the store itself.
     public init(
         objects: ObjectService, registry: PrometheusCollectorRegistry, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
+        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil,
+        informer: SharedInformer? = nil
     ) {
         let placements = PlacementResolver(syncIndex: syncIndex)
         let reconcilers: [any StatusReconciler] = [
@@ -54,18 +59,20 @@ public struct ControllerManager: Service {
         self.metrics = metrics
         self.placements = placements
         self.reconcilers = Dictionary(uniqueKeysWithValues: reconcilers.map { ($0.info.kind, $0) })
-        self.cache = ObjectCache(kinds: ReconcileTriggers.watchedKinds, references: ReconcileTriggers.references)
+        self.informer = informer ?? SharedInformer(store: objects.store, logger: logger)
+        self.runsInformer = informer == nil
         self.queue = WorkQueue(backoff: backoff, depthObserver: { metrics.setQueueDepth($0) })
     }
 
     /// Creates a manager whose metrics appear with the API's on `/metrics`.
     public init(
         objects: ObjectService, metrics: APIMetrics, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
+        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil,
+        informer: SharedInformer? = nil
     ) {
         self.init(
             objects: objects, registry: metrics.registry, logger: logger, workers: workers, backoff: backoff,
-            syncIndex: syncIndex)
+            syncIndex: syncIndex, informer: informer)
     }
 
     /// Lists, watches and reconciles until graceful shutdown or cancellation.
@@ -74,7 +81,10 @@ public struct ControllerManager: Service {
         await cancelWhenGracefulShutdown {
             await withTaskCancellationHandler {
                 await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await informer.run(onChange: enqueue) }
+                    informer.subscribe { update in
+                        for change in update.changes { enqueue(change) }
+                    }
+                    if runsInformer { group.addTask { try? await informer.run() } }
                     group.addTask { await queue.run() }
                     if let index = placements.syncIndex {
                         group.addTask { await followSync(index) }
@@ -128,10 +138,6 @@ public struct ControllerManager: Service {
         return .written
     }
 
-    private var informer: Informer {
-        Informer(store: objects.store, cache: cache, logger: logger)
-    }
-
     private func enqueue(_ change: ObjectChange) {
         for key in ReconcileTriggers.keys(for: change, in: cache) {
             queue.add(key)
@@ -139,10 +145,11 @@ public struct ControllerManager: Service {
     }
 
     /// Re-queues, in batches, what a change of the runners' held slices affects: the Routes and Actions whose
-    /// holders changed, the Routes using those Actions, and the Assignments naming either. Batching bounds the
-    /// status writes: a thousand runners syncing a route within one interval cost it one reconcile.
+    /// holders changed, the Routes using those Actions, and the Assignments naming either. It wakes when the index
+    /// changes, then gathers for a moment: a thousand runners syncing a route within one interval cost it one
+    /// reconcile.
     private func followSync(_ index: RunnerSyncIndex) async {
-        while !Task.isCancelled {
+        for await _ in index.changes {
             try? await Task.sleep(for: Self.syncBatchInterval)
             var keys: Set<ObjectKey> = []
             for changed in index.takeChangedKeys() {

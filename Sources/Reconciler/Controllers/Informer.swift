@@ -32,11 +32,19 @@ public struct Informer: Sendable {
 
     /// Lists and watches until the task is cancelled, calling `onChange` for each change applied to the cache.
     public func run(onChange: @Sendable (ObjectChange) -> Void) async {
+        await run(onUpdate: { update in
+            for change in update.changes { onChange(change) }
+        })
+    }
+
+    /// Lists and watches until the task is cancelled, calling `onUpdate` after each list and each watch event, with
+    /// what it changed in the cache and the revision the cache then reflects.
+    public func run(onUpdate: @Sendable (InformerUpdate) -> Void) async {
         var delay = retryDelay
         while !Task.isCancelled {
             let revision: Int64
             do {
-                revision = try await relist(onChange: onChange)
+                revision = try await relist(onUpdate: onUpdate)
                 delay = retryDelay
             } catch {
                 if Task.isCancelled { return }
@@ -49,7 +57,7 @@ public struct Informer: Sendable {
             }
             var delivered = 0
             do {
-                try await watch(from: revision, delivered: &delivered, onChange: onChange)
+                try await watch(from: revision, delivered: &delivered, onUpdate: onUpdate)
                 if Task.isCancelled { return }
                 logger.info("watch ended; re-listing", metadata: ["steady.revision": "\(cache.revision)"])
             } catch {
@@ -66,7 +74,7 @@ public struct Informer: Sendable {
     }
 
     /// Lists every watched kind at one revision and reconciles the cache with it; returns that revision.
-    private func relist(onChange: @Sendable (ObjectChange) -> Void) async throws -> Int64 {
+    private func relist(onUpdate: @Sendable (InformerUpdate) -> Void) async throws -> Int64 {
         let (objects, revision) = try await store.list(kind: nil)
         let (changes, unreadable) = cache.replace(with: objects, revision: revision)
         for key in unreadable {
@@ -79,19 +87,20 @@ public struct Informer: Sendable {
                 "steady.revision": "\(revision)", "steady.objects": "\(objects.count)",
                 "steady.changes": "\(changes.count)",
             ])
-        for change in changes { onChange(change) }
+        onUpdate(InformerUpdate(changes: changes, revision: revision))
         return revision
     }
 
     /// Applies watch events until the stream ends, counting them in `delivered`.
     private func watch(
-        from revision: Int64, delivered: inout Int, onChange: @Sendable (ObjectChange) -> Void
+        from revision: Int64, delivered: inout Int, onUpdate: @Sendable (InformerUpdate) -> Void
     ) async throws {
         let events = try await store.watch(kind: nil, fromRevision: revision)
         for try await event in events {
             delivered += 1
             do {
-                if let change = try cache.apply(event) { onChange(change) }
+                let change = try cache.apply(event)
+                onUpdate(InformerUpdate(changes: change.map { [$0] } ?? [], revision: event.revision))
             } catch {
                 logger.info(
                     "skipping an unreadable object",
@@ -99,6 +108,7 @@ public struct Informer: Sendable {
                         "steady.kind": "\(event.object.kind)", "steady.name": "\(event.object.name)",
                         "steady.error": "\(error)",
                     ])
+                onUpdate(InformerUpdate(changes: [], revision: event.revision))
             }
         }
     }

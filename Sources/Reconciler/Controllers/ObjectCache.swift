@@ -42,8 +42,9 @@ public struct ObjectChange: Sendable, Equatable {
 
 /// The informer's in-memory copy of the watched kinds, with a reverse index of references.
 ///
-/// Reads are cheap and never touch the store; the cache lags the store by the watch's latency. Secret values
-/// never enter the cache: only their keys are kept, so that reconcilers can check presence.
+/// Reads are cheap and never touch the store; the cache lags the store by the watch's latency. It holds Secrets
+/// whole, since the agent gateway puts their values in the slices of the runners that need them; it lives in the
+/// controller's memory only and is never served.
 ///
 /// Each object may refer to others (a Route to its Actions and Template, an Action to its Secrets); the cache
 /// keeps, for every referenced key, the set of objects referring to it, whether or not the referenced object
@@ -181,7 +182,7 @@ public final class ObjectCache: Sendable {
         var new: Entry?
         var newReferences: [ObjectKey] = []
         if event.type != .deleted {
-            let value = ObjectCache.sanitized(try JSONValue.parse(event.object.value), kind: kind)
+            let value = try JSONValue.parse(event.object.value)
             new = Entry(value: value, revision: event.object.modRevision)
             newReferences = referencesOf(kind, value)
         }
@@ -217,7 +218,7 @@ public final class ObjectCache: Sendable {
                 unreadable.append(key)
                 continue
             }
-            let value = ObjectCache.sanitized(parsed, kind: object.kind)
+            let value = parsed
             listed[key] = (Entry(value: value, revision: object.modRevision), referencesOf(object.kind, value))
         }
         return state.withLock { state in
@@ -245,15 +246,16 @@ public final class ObjectCache: Sendable {
         }
     }
 
-    /// Secrets keep their keys but never their values.
-    static func sanitized(_ value: JSONValue, kind: String) -> JSONValue {
-        guard kind == Secret.kind else { return value }
-        var copy = value
-        for field in ["data", "stringData"] {
-            if let values = value[field]?.objectValue {
-                copy[field] = .object(values.mapValues { _ in .string("") })
+    /// The whole content as one update of additions, for a subscriber that joins after the first list.
+    func contentAsUpdate() -> InformerUpdate {
+        state.withLock { state in
+            var changes: [ObjectChange] = []
+            for (kind, entries) in state.objects {
+                for (name, entry) in entries {
+                    changes.append(ObjectChange(key: ObjectKey(kind: kind, name: name), old: nil, new: entry.value))
+                }
             }
+            return InformerUpdate(changes: changes, revision: state.revision)
         }
-        return copy
     }
 }

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import NIOPosix
 import Synchronization
 
 /// Serves reads from a pool of query-only connections, so reads never wait for the writer.
@@ -24,13 +25,31 @@ final class SQLiteReader: Sendable {
     private static let maxIdle = 8
     private let path: String
     private let pool = Mutex(Pool())
+    /// The threads reads block on: SQLite calls block, and must not hold Swift's cooperative threads.
+    private let threads: NIOThreadPool
 
-    init(path: String) {
+    init(path: String, threadCount: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)) {
         self.path = path
+        threads = NIOThreadPool(numberOfThreads: threadCount)
+        threads.start()
+    }
+
+    /// Runs `read` on one of the reader's threads.
+    func run<Result: Sendable>(_ read: @escaping @Sendable (SQLiteReader) throws -> Result) async throws -> Result {
+        let closed = StoreError(code: .unavailable, message: "store is closed")
+        guard !pool.withLock({ $0.closed }) else { throw closed }
+        do {
+            return try await threads.runIfActive { try read(self) }
+        } catch is CancellationError where !Task.isCancelled {
+            // The thread pool was shut down by `close()` while the read waited.
+            throw closed
+        }
     }
 
     /// Closes idle connections now and busy ones when they are returned; later reads fail with `unavailable`.
     func close() {
+        let wasOpen = pool.withLock { !$0.closed }
+        if wasOpen { threads.shutdownGracefully { _ in } }
         let idle = pool.withLock { pool in
             pool.closed = true
             defer { pool.idle.removeAll() }

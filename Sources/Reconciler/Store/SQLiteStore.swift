@@ -2,8 +2,9 @@ import Foundation
 
 /// An `ObjectStore` kept in one SQLite database in WAL mode, in the manner of k3s's kine.
 ///
-/// Writes go through a single group-committing writer (`SQLiteWriter`); reads use a pool of separate
-/// connections (`SQLiteReader`) that see the last committed snapshot and never wait for the writer; watches are
+/// Writes go through a single group-committing writer (`SQLiteWriter`, on a thread of its own); reads use a pool
+/// of separate connections (`SQLiteReader`, on threads of their own, never Swift's cooperative pool, so a slow
+/// disk stalls no task) that see the last committed snapshot and never wait for the writer; watches are
 /// served from the event log and then from an in-memory fan-out (`StoreWatchHub`). A write's call returns only
 /// after its transaction has committed. The database file belongs to one process at a time.
 public final class SQLiteStore: ObjectStore {
@@ -46,17 +47,17 @@ public final class SQLiteStore: ObjectStore {
 
     /// The revision of the newest committed write, read from the database.
     public func currentRevision() async throws -> Int64 {
-        try reader.revisions().current
+        try await reader.run { try $0.revisions().current }
     }
 
     /// The live object with that kind and name, or nil; reads the last committed snapshot.
     public func get(kind: String, name: String) async throws -> StoredObject? {
-        try reader.get(kind: kind, name: name)
+        try await reader.run { try $0.get(kind: kind, name: name) }
     }
 
     /// All live objects of one kind (or every kind), sorted by name, with the revision of the snapshot they came from.
     public func list(kind: String?) async throws -> (objects: [StoredObject], revision: Int64) {
-        try reader.list(kind: kind)
+        try await reader.run { try $0.list(kind: kind) }
     }
 
     /// Creates an object at the next revision; fails with `alreadyExists` when the name is taken.
@@ -87,7 +88,7 @@ public final class SQLiteStore: ObjectStore {
             fromRevision: fromRevision,
             capacity: watchBufferSize
         )
-        try subscription.start()
+        try await subscription.start()
         // The lease lives as long as the stream; when the stream goes away it unregisters the subscription.
         let lease = StoreWatchLease(subscription)
         return AsyncThrowingStream(unfolding: { try await lease.subscription.next() })
@@ -103,7 +104,7 @@ public final class SQLiteStore: ObjectStore {
 
     /// The revision up to which history has been dropped.
     public func compactedRevision() async throws -> Int64 {
-        try reader.revisions().compacted
+        try await reader.run { try $0.revisions().compacted }
     }
 
     /// Live watch subscriptions, for tests and metrics.

@@ -45,7 +45,7 @@ final class StoreWatchSubscription: Sendable {
 
     private enum Step {
         case event(StoreEvent)
-        case again
+        case replay
         case wait
         case end
     }
@@ -72,8 +72,8 @@ final class StoreWatchSubscription: Sendable {
     }
 
     /// Reads the first page of the log, so that a compacted start revision fails before the stream is returned.
-    func start() throws {
-        try state.withLock { try replay(&$0) }
+    func start() async throws {
+        try await replay()
     }
 
     /// The next event, nil when the stream has ended normally; throws when it ended with an error.
@@ -89,8 +89,7 @@ final class StoreWatchSubscription: Sendable {
                 }
                 switch state.phase {
                 case .replaying:
-                    try replay(&state)
-                    return .again
+                    return .replay
                 case .live:
                     return .wait
                 case .failed(let error):
@@ -103,8 +102,8 @@ final class StoreWatchSubscription: Sendable {
             switch step {
             case .event(let event):
                 return event
-            case .again:
-                continue
+            case .replay:
+                try await replay()
             case .wait:
                 await waitForEvents()
             case .end:
@@ -172,27 +171,34 @@ final class StoreWatchSubscription: Sendable {
         hub.remove(id)
     }
 
-    /// Reads the next page of the log; goes live once the log has been read up to the last published event.
-    private func replay(_ state: inout State) throws {
+    /// Reads the next page of the log, on the store's read threads; goes live once the log has been read up to the
+    /// last published event. Only the consumer's task replays, and live events are not taken before then, so the
+    /// read needs no lock.
+    private func replay() async throws {
+        let cursor = state.withLock { $0.cursor }
         let page: SQLiteReader.EventPage
         do {
-            page = try reader.events(after: state.cursor, kind: kind, limit: pageSize)
+            page = try await reader.run { [kind, pageSize] in try $0.events(after: cursor, kind: kind, limit: pageSize) }
         } catch {
-            state.phase = .finished
+            state.withLock { $0.phase = .finished }
             throw error
         }
-        state.buffer.append(contentsOf: page.events)
-        state.cursor = page.cursor
-        guard page.events.count < pageSize else {
-            return
-        }
-        switch hub.activate(self, cursor: state.cursor) {
-        case .live:
-            state.phase = .live
-        case .behind:
-            break
-        case .closed:
-            state.phase = .failed(StoreError(code: .unavailable, message: "store is closed"))
+        state.withLock { state in
+            // Cancelled while reading: stay finished, and out of the hub.
+            guard case .replaying = state.phase else { return }
+            state.buffer.append(contentsOf: page.events)
+            state.cursor = page.cursor
+            guard page.events.count < pageSize else {
+                return
+            }
+            switch hub.activate(self, cursor: state.cursor) {
+            case .live:
+                state.phase = .live
+            case .behind:
+                break
+            case .closed:
+                state.phase = .failed(StoreError(code: .unavailable, message: "store is closed"))
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A `metav1.Condition`: one aspect of an object's observed state.
-public struct Condition: Codable, Sendable, Equatable {
+public struct Condition: Codable, Sendable, Hashable {
     public enum Status: String, SchemaEnum {
         case `true` = "True"
         case `false` = "False"
