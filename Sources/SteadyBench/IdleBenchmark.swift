@@ -2,14 +2,19 @@ import Client
 import Foundation
 
 /// `steady-bench idle [--seconds N]`: the CPU an idle controller and one connected agent use while nothing
-/// changes. It starts a controller and a real `steady agent`, applies a small slice for that runner and waits
-/// until it is synced, lets things settle, then counts the CPU both processes use over N seconds.
+/// changes. It starts a controller watching a manifests directory that holds a small slice for one runner, and a
+/// real `steady agent` as that runner; waits until it is synced, lets things settle, then counts the CPU both
+/// processes use over N seconds.
 enum IdleBenchmark {
     static func run(seconds: Int, binaries: URL) async {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-idle-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (controller, kubeconfig) = startController(in: directory, logLevel: "warning")
+        let manifests = directory.appendingPathComponent("manifests")
+        try? FileManager.default.createDirectory(at: manifests, withIntermediateDirectories: true)
+        let manifest = manifests.appendingPathComponent("idle.yaml")
+        let (controller, kubeconfig) = startController(
+            in: directory, logLevel: "warning", extraArguments: ["--manifests", manifests.path])
         defer { stopController(controller) }
         let environment = ["STEADY_KUBECONFIG": kubeconfig]
         let steady = binaries.appendingPathComponent("steady").path
@@ -29,7 +34,6 @@ enum IdleBenchmark {
             agent.terminate()
             agent.waitUntilExit()
         }
-        let manifest = directory.appendingPathComponent("idle.yaml")
         let slice = """
             apiVersion: steady.dev/v1
             kind: Action
@@ -52,10 +56,9 @@ enum IdleBenchmark {
             spec: {runners: [idle-1], routes: [idle-route], actions: [idle-log]}
             """
         try? slice.write(to: manifest, atomically: true, encoding: .utf8)
-        let applied = runTimed(
-            binaries.appendingPathComponent("apply").path, ["-f", manifest.path, "--wait", "--timeout", "60s"],
-            environment: environment)
-        if applied.status != 0 { fail("apply --wait failed with status \(applied.status)") }
+        let waited = runTimed(
+            steady, ["wait", "--for=converged", "-f", manifest.path, "--timeout", "60s"], environment: environment)
+        if waited.status != 0 { fail("steady wait --for=converged failed with status \(waited.status)") }
         // Let start-up work (first heartbeat writes, compaction's first pass) finish before counting.
         try? await Task.sleep(for: .seconds(3))
         let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -74,7 +77,7 @@ enum IdleBenchmark {
                 format: "  %@: %.0f clock ticks in %d s, %.2f %% of a core, RSS %d KB", name, used * ticksPerSecond,
                 seconds, share, ConvergenceBenchmark.rssKilobytes(pid))
         }
-        say("idle benchmark: one agent holding a 3-object slice, nothing changing, \(seconds) s")
+        say("idle benchmark: a watched manifests directory, one agent holding a 3-object slice, nothing changing, \(seconds) s")
         say(line("controller", after.0 - before.0, pid: controller.processIdentifier))
         say(line("agent", after.1 - before.1, pid: agent.processIdentifier))
     }

@@ -98,12 +98,13 @@ func say(_ line: String) {
 
 /// Starts `steady controller` on a free loopback port and waits for its kubeconfig.
 func startController(
-    in directory: URL, logLevel: String, environment: [String: String] = [:]
+    in directory: URL, logLevel: String, environment: [String: String] = [:], extraArguments: [String] = []
 ) -> (process: Process, kubeconfig: String) {
     let controller = Process()
     controller.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     controller.executableURL = binaries.appendingPathComponent("steady")
-    controller.arguments = ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel]
+    controller.arguments =
+        ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel] + extraArguments
     do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
     let kubeconfig = directory.appendingPathComponent("admin.kubeconfig").path
     let deadline = Date().addingTimeInterval(30)

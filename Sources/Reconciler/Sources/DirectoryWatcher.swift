@@ -75,8 +75,9 @@ public struct DirectoryWatcher: Sendable {
     /// are watched too), and every `rescanInterval` even without an event. Returns when the calling task is
     /// cancelled; throws `DirectoryWatcherError` when the directory is missing at start or disappears.
     ///
-    /// Events are read from a non-blocking descriptor between short sleeps, so no thread is ever blocked; the
-    /// directory walk for a snapshot runs on the caller's executor.
+    /// It sleeps until inotify has events or a deadline (the end of a burst, the next rescan) comes, waiting on a
+    /// thread of its own so that no task is blocked; the directory walk for a snapshot runs on the caller's
+    /// executor.
     public func run(
         isolation: isolated (any Actor)? = #isolation,
         yielding: (DirectorySnapshot) async -> Void
@@ -86,7 +87,7 @@ public struct DirectoryWatcher: Sendable {
         var source = try ChangeSource(root: root)
         // A burst that never goes quiet (a file appended to constantly) still reports at this pace.
         let longestWait = max(debounce * 2, .seconds(1))
-        let pollInterval = min(.milliseconds(100), max(debounce / 3, .milliseconds(10)))
+        let waiter = try DescriptorWaiter()
         let clock = ContinuousClock()
 
         await yielding(try Self.snapshot(of: root))
@@ -96,11 +97,12 @@ public struct DirectoryWatcher: Sendable {
         var needsRebuild = false
 
         while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: pollInterval)
-            } catch {
-                return  // Cancelled while sleeping.
-            }
+            var wakeAt = lastReport + rescanInterval
+            if let lastEvent { wakeAt = min(wakeAt, lastEvent + debounce) }
+            if let burstStart { wakeAt = min(wakeAt, burstStart + longestWait) }
+            // A descriptor about to be rebuilt is not waited on: a broken one could be readable forever.
+            await waiter.wait(for: needsRebuild ? nil : source.descriptor, timeout: wakeAt - clock.now)
+            if Task.isCancelled { return }
             let outcome = source.poll()
             let now = clock.now
             if outcome.changed {
@@ -237,7 +239,8 @@ private struct PollOutcome {
 /// inotify watches on every directory of the tree, read through a non-blocking descriptor.
 private struct ChangeSource: ~Copyable {
     private let root: String
-    private var descriptor: Int32
+    /// The inotify descriptor: readable when events are pending.
+    private(set) var descriptor: Int32
     /// Watch descriptor → directory path relative to the root ("" for the root).
     private var directories: [Int32: String] = [:]
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
