@@ -40,7 +40,7 @@ public struct ControllerManager: Service {
     ///     Route, Action and Assignment; nil leaves that out.
     public init(
         objects: ObjectService, registry: PrometheusCollectorRegistry, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
+        backoff: Backoff = .perKeyRetry, syncIndex: RunnerSyncIndex? = nil
     ) {
         let placements = PlacementResolver(syncIndex: syncIndex)
         let reconcilers: [any StatusReconciler] = [
@@ -61,7 +61,7 @@ public struct ControllerManager: Service {
     /// Creates a manager whose metrics appear with the API's on `/metrics`.
     public init(
         objects: ObjectService, metrics: APIMetrics, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil
+        backoff: Backoff = .perKeyRetry, syncIndex: RunnerSyncIndex? = nil
     ) {
         self.init(
             objects: objects, registry: metrics.registry, logger: logger, workers: workers, backoff: backoff,
