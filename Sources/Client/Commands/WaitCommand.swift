@@ -161,12 +161,20 @@ actor WaitProgress {
     }
 
     private var states: [String: State] = [:]
+    private var lookouts: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     func record(_ key: String, _ object: JSONValue?) {
         states[key] = State(object: object)
+        for lookout in lookouts.removeValue(forKey: key) ?? [] { lookout.resume() }
     }
 
     func state(of key: String) -> State? {
         states[key]
+    }
+
+    /// Returns once the object `key` has been looked at (listed or seen in a watch) at least once.
+    func waitUntilSeen(_ key: String) async {
+        if states[key] != nil { return }
+        await withCheckedContinuation { lookouts[key, default: []].append($0) }
     }
 }
