@@ -1,3 +1,5 @@
+import Resources
+
 /// Jittered exponential backoff between reconnection attempts. A value: the caller sleeps.
 ///
 /// The base delay starts at ``initial`` and doubles after every failed attempt up to ``maximum``; each delay is
@@ -23,12 +25,9 @@ public struct ReconnectBackoff: Sendable, Equatable {
 
     /// The delay before the next attempt, using `random` for the jitter; the base doubles for the one after.
     public mutating func nextDelay(using random: inout some RandomNumberGenerator) -> Duration {
-        let base = current
-        current = min(current * 2, maximum)
-        guard jitter > 0 else { return base }
-        // One draw mapped onto [1 - jitter, 1 + jitter]: no rejection loop, so any generator terminates.
-        let unit = Double(random.next() >> 11) / Double(UInt64(1) << 53)
-        return base * ((1 - jitter) + 2 * jitter * unit)
+        let policy = Backoff(base: current, cap: maximum, jitter: jitter)
+        current = policy.delay(attempt: 1)
+        return policy.delay(attempt: 0, using: &random)
     }
 
     /// The delay before the next attempt, with the system's random numbers.

@@ -168,6 +168,18 @@ public struct APIClient: Sendable {
             resourceVersion: value["metadata"]?["resourceVersion"]?.stringValue ?? "")
     }
 
+    /// The media type asking for a `meta.k8s.io/v1 Table` (falling back to JSON), as kubectl asks for it.
+    public static let tableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+    /// The objects of a kind (or the one named) as the server's Table: the columns `get` prints.
+    public func table(_ info: KindInfo, name: String? = nil, labelSelector: String? = nil) async throws -> ServerTable {
+        var query: [(String, String)] = []
+        if let labelSelector, !labelSelector.isEmpty { query.append(("labelSelector", labelSelector)) }
+        let path = name.map { itemPath(info, $0) } ?? collectionPath(info)
+        let response = try await send(.GET, path: path, query: query, accept: Self.tableAccept)
+        return try ServerTable(try decode(response.body), server: server)
+    }
+
     /// Which runners hold `objects` in their slice (or are them), and whether each agent has applied a slice
     /// computed from at least `revision` (admins only).
     public func convergence(revision: Int64, objects: [SliceKey]) async throws -> ConvergenceReport {
@@ -260,16 +272,19 @@ public struct APIClient: Sendable {
     /// The sequence ends when the server closes the watch (it does after a while): watch again from the last
     /// seen resourceVersion. A `410 Gone` (too old a resourceVersion) is thrown as ``APIClientError`` with
     /// ``APIClientError/isGone``: list again, then watch.
+    /// - Parameter asTable: asks for each event's object as a one-row Table (read it with ``ServerTable``).
     public func watch(
         _ info: KindInfo, name: String? = nil, labelSelector: String? = nil, resourceVersion: String? = nil,
-        timeoutSeconds: Int? = nil
+        timeoutSeconds: Int? = nil, asTable: Bool = false
     ) -> WatchEvents {
         var query: [(String, String)] = [("watch", "true")]
         if let resourceVersion, !resourceVersion.isEmpty { query.append(("resourceVersion", resourceVersion)) }
         if let labelSelector, !labelSelector.isEmpty { query.append(("labelSelector", labelSelector)) }
         if let name { query.append(("fieldSelector", "metadata.name=\(name)")) }
         if let timeoutSeconds { query.append(("timeoutSeconds", String(timeoutSeconds))) }
-        return WatchEvents(client: self, path: collectionPath(info), query: query)
+        return WatchEvents(
+            client: self, path: collectionPath(info), query: query,
+            accept: asTable ? Self.tableAccept : "application/json")
     }
 
     /// One event of a watch.
@@ -293,10 +308,11 @@ public struct APIClient: Sendable {
         let client: APIClient
         let path: String
         let query: [(String, String)]
+        let accept: String
 
         /// Starts reading.
         public func makeAsyncIterator() -> Iterator {
-            Iterator(client: client, path: path, query: query)
+            Iterator(client: client, path: path, query: query, accept: accept)
         }
 
         /// Sends the request on the first `next()`, then splits the streamed body into lines.
@@ -304,14 +320,16 @@ public struct APIClient: Sendable {
             let client: APIClient
             let path: String
             let query: [(String, String)]
+            let accept: String
             private var body: HTTPClientResponse.Body.AsyncIterator?
             private var buffer: [UInt8] = []
             private var isFinished = false
 
-            init(client: APIClient, path: String, query: [(String, String)]) {
+            init(client: APIClient, path: String, query: [(String, String)], accept: String) {
                 self.client = client
                 self.path = path
                 self.query = query
+                self.accept = accept
             }
 
             /// The next event, or nil when the server ended the watch.
@@ -319,7 +337,8 @@ public struct APIClient: Sendable {
                 if isFinished { return nil }
                 if body == nil {
                     let response = try await client.execute(
-                        .GET, path: path, query: query, body: nil, contentType: nil, deadline: .distantFuture)
+                        .GET, path: path, query: query, body: nil, contentType: nil, accept: accept,
+                        deadline: .distantFuture)
                     guard response.status == .ok else {
                         let data = try await client.collect(response)
                         throw APIClientError.decoding(
@@ -425,11 +444,12 @@ public struct APIClient: Sendable {
 
     /// Sends a request and reads the whole answer; a non-2xx answer is thrown as ``APIClientError``.
     private func send(
-        _ method: HTTPMethod, path: String, query: [(String, String)], body: Data? = nil, contentType: String? = nil
+        _ method: HTTPMethod, path: String, query: [(String, String)], body: Data? = nil, contentType: String? = nil,
+        accept: String = "application/json"
     ) async throws -> Response {
         let deadline = NIODeadline.now() + .nanoseconds(Int64(requestTimeout.nanoseconds))
         let response = try await execute(
-            method, path: path, query: query, body: body, contentType: contentType, deadline: deadline)
+            method, path: path, query: query, body: body, contentType: contentType, accept: accept, deadline: deadline)
         let data = try await collect(response)
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
@@ -440,7 +460,7 @@ public struct APIClient: Sendable {
 
     fileprivate func execute(
         _ method: HTTPMethod, path: String, query: [(String, String)], body: Data?, contentType: String?,
-        deadline: NIODeadline
+        accept: String = "application/json", deadline: NIODeadline
     ) async throws -> HTTPClientResponse {
         var url = server + path
         if !query.isEmpty {
@@ -449,7 +469,7 @@ public struct APIClient: Sendable {
         }
         var request = HTTPClientRequest(url: url)
         request.method = method
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
         request.headers.add(name: "User-Agent", value: userAgent)
         if let token, !token.isEmpty {
             request.headers.add(name: "Authorization", value: "Bearer \(token)")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Resources
 import ServiceLifecycle
 
 /// Everything one controller process runs: identity, store, API server, manifests source, compaction.
@@ -35,6 +36,8 @@ public struct ControllerRuntime: Sendable {
     public let agents: AgentGateway
     /// The one list and watch of the store that the reconcilers and the agent gateway share.
     public let informer: SharedInformer
+    /// The reconcilers; `/readyz` fails until the informer has synced.
+    public let controllers: ControllerManager
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -52,11 +55,36 @@ public struct ControllerRuntime: Sendable {
         metrics = APIMetrics()
         let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
         informer = SharedInformer(store: store, logger: logger)
-        agents = AgentGateway(objects: objects, credentials: credentials, informer: informer, logger: logger)
+        agents = AgentGateway(
+            objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)
+        controllers = ControllerManager(
+            objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
         server = APIServer(
             objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
-            agents: agents, caCertificatePEM: identity.caCertificatePEM, logger: logger)
+            agents: agents, caCertificatePEM: identity.caCertificatePEM,
+            readiness: Self.readiness(store: store, controllers: controllers),
+            liveness: Self.liveness(store: store), logger: logger)
+        let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
+        metrics.addCollector { controllers.collectQueueDepths() }
+        metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
+    }
+
+    /// Ready when the store answers and the informer has listed everything once.
+    static func readiness(store: any ObjectStore, controllers: ControllerManager) -> HealthChecks {
+        var checks = liveness(store: store)
+        let cache = controllers.cache
+        checks.add("informers") {
+            guard cache.hasSynced else { throw HealthChecks.Failure("the informer has not listed the store yet") }
+        }
+        return checks
+    }
+
+    /// Alive while the store answers.
+    static func liveness(store: any ObjectStore) -> HealthChecks {
+        var checks = HealthChecks()
+        checks.add("store") { _ = try await store.currentRevision() }
+        return checks
     }
 
     /// The services to run in one ServiceGroup; `onServerRunning` receives the bound port.
@@ -66,8 +94,7 @@ public struct ControllerRuntime: Sendable {
             server.openWatches.closer,
             CompactionService(store: store, logger: logger),
             informer,
-            ControllerManager(
-                objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer),
+            controllers,
             agents,
         ]
         if let directory = configuration.manifestsDirectory {

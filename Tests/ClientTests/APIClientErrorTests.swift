@@ -4,7 +4,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct APIClientErrorTests {
+@Suite(.timeLimit(.minutes(2))) struct APIClientErrorTests {
     @Test func notFoundReadsLikeKubectl() {
         let body = Data(
             #"{"apiVersion":"v1","kind":"Status","status":"Failure","message":"routes.steady.dev \"x\" not found","reason":"NotFound","code":404,"details":{"name":"x","kind":"routes","group":"steady.dev"}}"#

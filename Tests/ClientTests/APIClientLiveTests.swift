@@ -5,7 +5,7 @@ import Testing
 @testable import Client
 
 /// APIClient against the real API server over a loopback socket.
-@Suite struct APIClientLiveTests {
+@Suite(.timeLimit(.minutes(2))) struct APIClientLiveTests {
     static func route(_ name: String, actions: [JSONValue] = ["a"], labels: JSONValue = ["tier": "a"]) -> JSONValue {
         [
             "apiVersion": "steady.dev/v1", "kind": "Route",
@@ -41,7 +41,7 @@ import Testing
                 Kinds.route, name: "one",
                 patch: ["status": ["conditions": [["type": "Ready", "status": "True", "reason": "Ok", "message": "", "lastTransitionTime": "2030-01-01T00:00:00Z"]]]],
                 subresource: "status")
-            #expect(ResourceColumns.ready(status) == "True")
+            #expect(status.conditionStatus("Ready") == "True")
 
             _ = try await client.delete(Kinds.route, name: "one")
             do {
@@ -146,20 +146,51 @@ import Testing
         }
     }
 
-    @Test func cancellingTheWatchingTaskEndsTheWatchPromptly() async throws {
+    /// `steady get` prints the server's tables, as kubectl does.
+    @Test func tablesComeFromTheServer() async throws {
         try await LiveServer.with { context in
             let client = context.client
-            let start = ContinuousClock.now
-            await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await _ in client.watch(Kinds.route) {}
-                }
-                group.addTask { try await Task.sleep(for: .milliseconds(300)) }
-                _ = try? await group.next()
-                group.cancelAll()
+            _ = try await client.create(Kinds.route, Self.route("tabled"))
+            let table = try await client.table(Kinds.route)
+            #expect(table.headers(wide: false) == ["NAME", "READY", "ACTIONS", "INPUT", "AGE"])
+            #expect(table.headers(wide: true).suffix(3) == ["TEMPLATE", "RUNNERS", "MATCHED"])
+            #expect(table.rows.map(\.name) == ["tabled"])
+            #expect(table.rows.first.map { table.cells(of: $0, wide: false) }?.prefix(4) == ["tabled", "", "a", "<all>"])
+            #expect(!table.resourceVersion.isEmpty)
+            let none = try await client.table(Kinds.route, labelSelector: "tier=none")
+            #expect(none.rows.isEmpty)
+            let one = try await client.table(Kinds.route, name: "tabled")
+            #expect(one.rows.map(\.name) == ["tabled"])
+            // A watch asked as a table carries one-row tables.
+            var names: [String] = []
+            for try await event in client.watch(Kinds.route, timeoutSeconds: 1, asTable: true) {
+                names += try ServerTable(event.object).rows.map(\.name)
             }
-            // The server would keep the watch open for 30 s.
-            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(names == ["tabled"])
+        }
+    }
+
+    @Test func cancellingTheWatchingTaskEndsTheWatch() async throws {
+        try await LiveServer.with { context in
+            let client = context.client
+            _ = try await client.create(Kinds.route, Self.route("watched"))
+            let (opened, signal) = AsyncStream<Void>.makeStream()
+            let outcome = await withTaskGroup(of: String.self) { group in
+                group.addTask {
+                    do {
+                        for try await _ in client.watch(Kinds.route) { signal.yield() }
+                        return "ended by the server"
+                    } catch {
+                        return "ended by cancellation"
+                    }
+                }
+                // The first event (the existing route) shows the watch is open; then cancel it.
+                for await _ in opened { break }
+                group.cancelAll()
+                return await group.next() ?? ""
+            }
+            // Without cancellation the watch would go on until the server ends it (a hang the time limit catches).
+            #expect(outcome == "ended by cancellation")
         }
     }
 }

@@ -4,7 +4,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct ApplierUnitTests {
+@Suite(.timeLimit(.minutes(2))) struct ApplierUnitTests {
     @Test func applySetIDIsTheURLSafeHashOfNameKindAndGroup() {
         // printf 'fleet.Secret.steady.dev' | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '='
         #expect(ApplySet.id(forParent: "fleet") == "applyset-2FZZWydUE__6mgpKnLJSbDYhYvQ6R9-jSedp_71gCyI-v1")

@@ -6,7 +6,7 @@ import Testing
 @testable import Client
 
 /// `apply` and the Applier against the real API server.
-@Suite struct ApplyLiveTests {
+@Suite(.timeLimit(.minutes(2))) struct ApplyLiveTests {
     func objects(_ text: String) throws -> [ManifestObject] {
         let (objects, errors) = Applier.validate(try ManifestDocuments.parse(text, file: "test.yaml"))
         #expect(errors.isEmpty, "\(errors)")

@@ -6,7 +6,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct CommandTests {
+@Suite(.timeLimit(.minutes(2))) struct CommandTests {
     @Test func kindsResolveByEveryName() throws {
         for text in ["route", "routes", "rt", "Route", "routes.steady.dev", "route.steady.dev"] {
             #expect(try CommandSupport.kind(text).kind == "Route")

@@ -3,7 +3,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct ConvergenceProgressTests {
+@Suite(.timeLimit(.minutes(2))) struct ConvergenceProgressTests {
     static func progress(runners: [ConvergenceReport.RunnerState], pending: [(String, String)] = []) -> ConvergenceWaiter.Progress {
         var progress = ConvergenceWaiter.Progress()
         progress.objectCount = 3

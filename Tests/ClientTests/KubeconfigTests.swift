@@ -49,7 +49,7 @@ private func fileMode(of url: URL) -> mode_t? {
     return info.st_mode & 0o777
 }
 
-@Suite struct KubeconfigTests {
+@Suite(.timeLimit(.minutes(2))) struct KubeconfigTests {
     @Test func writeThenLoadRoundTrips() throws {
         let temporary = try KubeconfigTemporaryDirectory()
         defer { temporary.cleanup() }
@@ -331,7 +331,7 @@ private func fileMode(of url: URL) -> mode_t? {
     }
 }
 
-@Suite struct ClientTLSTests {
+@Suite(.timeLimit(.minutes(2))) struct ClientTLSTests {
     @Test func trustsExactlyTheGivenCA() throws {
         let configuration = try makeClientTLSConfiguration(caPEM: fixtureCAPEM)
         #expect(configuration.certificateVerification == .fullVerification)

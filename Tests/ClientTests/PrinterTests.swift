@@ -4,7 +4,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct PrinterTests {
+@Suite(.timeLimit(.minutes(2))) struct PrinterTests {
     @Test func tableColumnsAreAsWideAsTheirWidestCellPlusThreeSpaces() {
         let table = TextTable(
             headers: ["NAME", "READY", "AGE"],
@@ -66,42 +66,61 @@ import Testing
     }
 
     @Test func readyComesFromTheReadyCondition() {
-        #expect(ResourceColumns.ready(Self.route(ready: "True")) == "True")
-        #expect(ResourceColumns.ready(Self.route(ready: "False")) == "False")
-        #expect(ResourceColumns.ready(Self.route(ready: "Unknown")) == "Unknown")
-        #expect(ResourceColumns.ready(Self.route(ready: nil)) == "")
+        #expect(Self.route(ready: "True").conditionStatus("Ready") == "True")
+        #expect(Self.route(ready: "False").conditionStatus("Ready") == "False")
+        #expect(Self.route(ready: "Unknown").conditionStatus("Ready") == "Unknown")
+        #expect(Self.route(ready: nil).conditionStatus("Ready") == "")
     }
 
-    @Test func routeRowsHaveActionsAndInputBeforeAge() {
-        let now = Date(timeIntervalSince1970: 1_893_456_000 + 90)  // 2030-01-01T00:01:30Z
-        #expect(ResourceColumns.headers(for: Kinds.route) == ["NAME", "READY", "ACTIONS", "INPUT", "AGE"])
-        let row = ResourceColumns.row(for: Kinds.route, object: Self.route(ready: "True"), now: now)
-        #expect(row == ["r", "True", "a,b", "input.x == 1", "90s"])
-        #expect(ResourceColumns.headers(for: Kinds.route, wide: true).count > 5)
+    /// A Table as the server sends it for two Routes.
+    static let routeTable: JSONValue = [
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": ["resourceVersion": "42"],
+        "columnDefinitions": [
+            ["name": "Name", "type": "string", "format": "name", "priority": 0],
+            ["name": "Ready", "type": "string", "priority": 0],
+            ["name": "Actions", "type": "string", "priority": 0],
+            ["name": "Age", "type": "string", "priority": 0],
+            ["name": "Matched", "type": "integer", "priority": 1],
+            ["name": "Template", "type": "string", "priority": 1],
+        ],
+        "rows": [
+            [
+                "cells": ["r", "True", "a,b", "90s", 7, .null],
+                "object": ["metadata": ["name": "r", "resourceVersion": "40"]],
+            ],
+            [
+                "cells": ["long-name", "", "c", "3m", 0, "raw-json"],
+                "object": ["metadata": ["name": "long-name", "resourceVersion": "41"]],
+            ],
+        ],
+    ]
+
+    @Test func serverTablesPrintAsKubectlPrintsThem() throws {
+        let table = try ServerTable(Self.routeTable)
+        #expect(table.resourceVersion == "42")
+        #expect(table.rows.map(\.name) == ["r", "long-name"])
+        #expect(table.rows.map(\.resourceVersion) == ["40", "41"])
+        #expect(
+            table.textTable(wide: false).render() == [
+                "NAME        READY   ACTIONS   AGE",
+                "r           True    a,b       90s",
+                "long-name           c         3m",
+            ])
+        // Wide adds the columns of priority 1 after AGE; a null cell is <none>, numbers print as numbers.
+        #expect(
+            table.textTable(wide: true).render() == [
+                "NAME        READY   ACTIONS   AGE   MATCHED   TEMPLATE",
+                "r           True    a,b       90s   7         <none>",
+                "long-name           c         3m    0         raw-json",
+            ])
+        #expect(
+            table.textTable(wide: false, namePrefix: "route.steady.dev/").rows.map { $0[0] } == [
+                "route.steady.dev/r", "route.steady.dev/long-name",
+            ])
     }
 
-    @Test func everyKindHasItsColumns() {
-        #expect(ResourceColumns.headers(for: Kinds.action) == ["NAME", "READY", "TYPE", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.runner) == ["NAME", "READY", "CONNECTED", "SYNCED", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.remoteRun) == ["NAME", "READY", "PHASE", "SUCCEEDED/TOTAL", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.assignment) == ["NAME", "READY", "RUNNERS", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.template) == ["NAME", "READY", "TYPE", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.secret) == ["NAME", "KEYS", "AGE"])
-        #expect(ResourceColumns.headers(for: Kinds.gitRepository) == ["NAME", "READY", "URL", "REVISION", "AGE"])
-        let run: JSONValue = [
-            "metadata": ["name": "inv"],
-            "status": ["phase": "Running", "counts": ["total": 5, "succeeded": 3]],
-        ]
-        let cells = ResourceColumns.row(for: Kinds.remoteRun, object: run)
-        #expect(cells[2] == "Running")
-        #expect(cells[3] == "3/5")
-        let runner: JSONValue = [
-            "metadata": ["name": "web-1"],
-            "status": ["conditions": [["type": "Connected", "status": "True"], ["type": "Synced", "status": "False"]]],
-        ]
-        #expect(ResourceColumns.row(for: Kinds.runner, object: runner)[2...3] == ["True", "False"])
-        let secret: JSONValue = ["metadata": ["name": "s"], "data": ["a": "**redacted**", "b": "**redacted**"]]
-        #expect(ResourceColumns.row(for: Kinds.secret, object: secret)[1] == "2")
+    @Test func anythingButATableIsAnInvalidResponse() {
+        #expect(throws: APIClientError.self) { try ServerTable(["kind": "RouteList", "items": []]) }
     }
 
     @Test func yamlQuotesStringsThatWouldReadAsOtherTypes() {

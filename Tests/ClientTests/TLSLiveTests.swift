@@ -7,7 +7,7 @@ import Testing
 @testable import Client
 
 /// The client over HTTPS trusts exactly the CA it is given.
-@Suite struct TLSLiveTests {
+@Suite(.timeLimit(.minutes(2))) struct TLSLiveTests {
     @Test func theKubeconfigCAIsTrustedAndNothingElse() async throws {
         let directory = try TemporaryDirectory(prefix: "steady-client-tls")
         let otherDirectory = try TemporaryDirectory(prefix: "steady-client-tls-other")

@@ -2,7 +2,7 @@ import Testing
 
 @testable import Client
 
-@Suite struct UnifiedDiffTests {
+@Suite(.timeLimit(.minutes(2))) struct UnifiedDiffTests {
     /// Applies an edit script to the old lines; it must give the new ones.
     func replay(_ edits: [UnifiedDiff.Edit]) -> (old: [String], new: [String]) {
         var old: [String] = []
@@ -89,5 +89,12 @@ import Testing
         #expect(UnifiedDiff.render(old: "a\n", new: "a\n", oldName: "a", newName: "b") == "")
         let created = UnifiedDiff.render(old: "", new: "a\nb\n", oldName: "live/x", newName: "merged/x")
         #expect(created == "--- live/x\n+++ merged/x\n@@ -0,0 +1,2 @@\n+a\n+b\n")
+    }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct UnifiedDiffOrderTests {
+    @Test func deletionsComeBeforeInsertionsWithinAChange() {
+        let edits = UnifiedDiff.edits(from: ["k", "a", "b", "k2"], to: ["k", "c", "d", "k2"])
+        #expect(edits == [.keep("k"), .delete("a"), .delete("b"), .insert("c"), .insert("d"), .keep("k2")])
     }
 }

@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// kubectl, unmodified, against a live controller.
-@Suite(.serialized) struct KubectlCompatibilityTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct KubectlCompatibilityTests {
     static let manifests = Binaries.packageRoot.appendingPathComponent("manifests")
 
     func withController(_ body: (ControllerProcess) throws -> Void) throws {
@@ -52,6 +52,49 @@ import Testing
         }
     }
 
+    /// A `v1 List` file (JSON) of steady.dev/v1 objects, as `kubectl get -o json` writes and tools generate.
+    static let listJSON = """
+        {
+          "apiVersion": "v1",
+          "kind": "List",
+          "metadata": {},
+          "items": [
+            {"apiVersion": "steady.dev/v1", "kind": "Action", "metadata": {"name": "listed-action"},
+             "spec": {"type": "stdout"}},
+            {"apiVersion": "steady.dev/v1", "kind": "Route", "metadata": {"name": "listed-route"},
+             "spec": {"input": "input.x == 1", "actions": ["listed-action"]}}
+          ]
+        }
+        """
+
+    @Test(.enabled(if: Binaries.onPath("kubectl") != nil, "kubectl is not installed: skipped"))
+    func kubectlAndApplyTakeAV1ListFile() throws {
+        try withController { controller in
+            let directory = try TemporaryDirectory(prefix: "steady-list")
+            defer { directory.remove() }
+            try directory.write(Self.listJSON, to: "list.json")
+            let file = directory.file("list.json").path
+
+            // kubectl validates a List against /openapi/v2 on the client before applying its items.
+            let applied = try #require(try controller.kubectl(["apply", "-f", file]))
+            #expect(applied.status == 0, "\(applied)")
+            #expect(applied.output.contains("action.steady.dev/listed-action created"))
+            #expect(applied.output.contains("route.steady.dev/listed-route created"))
+            let again = try #require(try controller.kubectl(["apply", "-f", file]))
+            #expect(again.output.contains("route.steady.dev/listed-route unchanged"), "\(again)")
+            let serverSide = try #require(try controller.kubectl(["apply", "--server-side", "-f", file]))
+            #expect(serverSide.output.contains("route.steady.dev/listed-route serverside-applied"), "\(serverSide)")
+
+            // The project's own apply reads the same file.
+            let own = try controller.run("apply", ["-f", file])
+            #expect(own.status == 0, "\(own)")
+            #expect(own.output.contains("route.steady.dev/listed-route"), "\(own)")
+            let listed = try controller.run("steady", ["get", "routes,actions", "-o", "name"])
+            #expect(listed.output.contains("route.steady.dev/listed-route"), "\(listed)")
+            #expect(listed.output.contains("action.steady.dev/listed-action"), "\(listed)")
+        }
+    }
+
     @Test(.enabled(if: Binaries.onPath("kubectl") != nil, "kubectl is not installed: skipped"))
     func kubectlReportsInvalidObjects() throws {
         try withController { controller in
@@ -69,7 +112,7 @@ import Testing
 }
 
 /// Acknowledged writes survive a crash of the controller.
-@Suite(.serialized) struct DurabilityTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct DurabilityTests {
     @Test func acknowledgedObjectsSurviveSIGKILL() throws {
         let controller = try ControllerProcess()
         defer { controller.remove() }

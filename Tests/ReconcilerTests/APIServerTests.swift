@@ -9,16 +9,19 @@ import SteadyTesting
 import Testing
 
 /// Drives the API router in-process, as kubectl would over the wire.
-@Suite struct APIServerTests {
+@Suite(.timeLimit(.minutes(2))) struct APIServerTests {
     static let token = "test-admin-token"
 
-    func withAPI(_ body: @Sendable (any TestClientProtocol, StoreFixture) async throws -> Void) async throws {
+    func withAPI(
+        readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
+        _ body: @Sendable (any TestClientProtocol, StoreFixture) async throws -> Void
+    ) async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
         let server = APIServer(
             objects: ObjectService(store: fixture.store), authenticator: AdminTokenAuthenticator(adminToken: Self.token),
             configuration: .init(host: "127.0.0.1", port: 0, tls: nil, watchLimits: .init(maximumSeconds: 2)),
-            logger: Logger(label: "test"))
+            readiness: readiness, liveness: liveness, logger: Logger(label: "test"))
         let app = Application(router: server.makeRouter())
         try await app.test(.router) { client in try await body(client, fixture) }
     }
@@ -70,6 +73,163 @@ import Testing
             #expect(groups.body["groups"]?.arrayValue?.first?["name"] == "steady.dev")
             let openapi = try await send(client, .get, "/openapi/v3/apis/steady.dev/v1")
             #expect(openapi.body["components"]?["schemas"]?["dev.steady.v1.Route"] != nil)
+        }
+    }
+
+    /// kubectl validates a `v1 List` against `/openapi/v2` (as protobuf) and fails when it is missing; then it
+    /// maps the List's kind through discovery.
+    @Test func whatKubectlNeedsToApplyAV1List() async throws {
+        try await withAPI { client, _ in
+            let protobuf = try await client.execute(
+                uri: "/openapi/v2", method: .get,
+                headers: [
+                    .authorization: "Bearer \(Self.token)",
+                    .accept: "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                ]
+            ) { response in (response.status.code, response.headers[.contentType], Array(buffer: response.body)) }
+            #expect(protobuf.0 == 200)
+            #expect(protobuf.1 == OpenAPI.swaggerProtobufMediaType)
+            // Field 1 (swagger), length 3, "2.0": what gnostic's Document decodes to swagger: "2.0".
+            #expect(protobuf.2 == [0x0A, 0x03] + Array("2.0".utf8))
+            let json = try await send(client, .get, "/openapi/v2")
+            #expect(json.status == 200)
+            #expect(json.body["swagger"] == "2.0")
+            #expect(json.body["definitions"] == [:])
+            let anonymous = try await send(client, .get, "/openapi/v2", token: nil)
+            #expect(anonymous.status == 401)
+            // kubectl maps `kind: List` only in a discovered group version: the core v1, with no resources.
+            #expect(try await send(client, .get, "/api").body["versions"] == ["v1"])
+            let core = try await send(client, .get, "/api/v1")
+            #expect(core.body["groupVersion"] == "v1")
+            #expect(core.body["resources"] == [])
+        }
+    }
+
+    @Test func readyzNamesTheFailingCheck() async throws {
+        var readiness = HealthChecks()
+        readiness.add("store") {}
+        readiness.add("informers") { throw HealthChecks.Failure("the informer has not listed the store yet") }
+        try await withAPI(readiness: readiness) { client, _ in
+            func probe(_ uri: String) async throws -> (status: Int, text: String) {
+                try await client.execute(uri: uri, method: .get) { response in
+                    (Int(response.status.code), String(buffer: response.body))
+                }
+            }
+            let ready = try await probe("/readyz")
+            #expect(ready.status == 503)
+            #expect(ready.text == "[+]ping ok\n[+]store ok\n[-]informers failed: reason withheld\nreadyz check failed\n")
+            let verbose = try await probe("/readyz?verbose")
+            #expect(verbose.status == 503)
+            #expect(verbose.text.contains("[-]informers failed: the informer has not listed the store yet\n"))
+            let single = try await probe("/readyz/informers")
+            #expect(single.status == 503)
+            #expect(try await probe("/readyz/store").status == 200)
+            #expect(try await probe("/readyz/nope").status == 404)
+            let excluded = try await probe("/readyz?exclude=informers")
+            #expect(excluded == (200, "ok"))
+            let excludedVerbose = try await probe("/readyz?exclude=informers&verbose")
+            #expect(excludedVerbose == (200, "[+]ping ok\n[+]store ok\nreadyz check passed\n"))
+            // Liveness has its own checks: the process answers.
+            #expect(try await probe("/livez") == (200, "ok"))
+            #expect(try await probe("/livez?verbose") == (200, "[+]ping ok\nlivez check passed\n"))
+            #expect(try await probe("/healthz").status == 200)
+        }
+    }
+
+    @Test func malformedBooleanAndIntegerQueryParametersAre400NamingThem() async throws {
+        try await withAPI { client, _ in
+            let cases: [(uri: String, parameter: String)] = [
+                ("\(Self.routesPath)?watch=null", "watch"),
+                ("\(Self.routesPath)?watch=yes", "watch"),
+                ("\(Self.routesPath)?watch=true&timeoutSeconds=soon", "timeoutSeconds"),
+                ("\(Self.routesPath)?watch=true&timeoutSeconds=-1", "timeoutSeconds"),
+                ("\(Self.routesPath)?watch=1&allowWatchBookmarks=maybe", "allowWatchBookmarks"),
+                ("\(Self.routesPath)?limit=ten", "limit"),
+                ("\(Self.routesPath)/r?reveal=please", "reveal"),
+            ]
+            for (uri, parameter) in cases {
+                let response = try await send(client, .get, uri)
+                #expect(response.status == 400, "\(uri)")
+                #expect(response.body["kind"] == "Status", "\(uri)")
+                #expect(response.body["reason"] == "BadRequest", "\(uri)")
+                let message = response.body["message"]?.stringValue ?? ""
+                #expect(message.contains("query parameter \(parameter)"), "\(uri): \(message)")
+            }
+            let force = try await send(
+                client, .patch, "\(Self.routesPath)/r?fieldManager=a&force=sure", body: Self.routeJSON("r"),
+                contentType: "application/apply-patch+yaml")
+            #expect(force.status == 400)
+            #expect(force.body["message"]?.stringValue?.contains("query parameter force") == true)
+            let dryRun = try await send(client, .post, "\(Self.routesPath)?dryRun=Some", body: Self.routeJSON("r"))
+            #expect(dryRun.status == 400)
+            #expect(dryRun.body["message"]?.stringValue?.contains("query parameter dryRun") == true)
+            // What kube accepts: true/false/1/0 in any case, and a bare flag as true.
+            #expect(try await send(client, .get, "\(Self.routesPath)?watch=FALSE").body["kind"] == "RouteList")
+            #expect(try await send(client, .get, "\(Self.routesPath)?watch=0&limit=500").body["kind"] == "RouteList")
+            let bare = try await client.execute(
+                uri: "\(Self.routesPath)?watch&timeoutSeconds=0", method: .get,
+                headers: [.authorization: "Bearer \(Self.token)"]
+            ) { response in response.status.code }
+            #expect(bare == 200)
+        }
+    }
+
+    @Test func everyOperationDocumentsItsErrorAnswersAsStatus() async throws {
+        try await withAPI { client, _ in
+            let document = try await send(client, .get, "/openapi/v3/apis/steady.dev/v1").body
+            let status = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+            #expect(document["components"]?["schemas"]?["io.k8s.apimachinery.pkg.apis.meta.v1.Status"]?["type"] == "object")
+            let paths = try #require(document["paths"]?.objectValue)
+            var operations = 0
+            for (path, item) in paths {
+                for method in ["get", "post", "put", "patch", "delete"] {
+                    guard let operation = item[method] else { continue }
+                    operations += 1
+                    for code in ["400", "401", "403", "404", "409", "422", "500"] {
+                        let schema = operation["responses"]?[code]?["content"]?["application/json"]?["schema"]
+                        #expect(schema?["$ref"]?.stringValue == status, "\(method) \(path) \(code)")
+                    }
+                    #expect(operation["responses"]?["200"] != nil, "\(method) \(path)")
+                }
+            }
+            // 8 kinds × (list, create, get, put, patch, delete) + 7 status subresources × 4.
+            #expect(operations == 8 * 6 + 7 * 4)
+        }
+    }
+
+    /// The server defines the columns `kubectl get` and `steady get` print.
+    @Test func tablesCarryEachKindsColumns() async throws {
+        try await withAPI { client, _ in
+            func columns(_ plural: String) async throws -> [String] {
+                let table = try await client.execute(
+                    uri: "/apis/steady.dev/v1/\(plural)", method: .get,
+                    headers: [
+                        .authorization: "Bearer \(Self.token)", .accept: "application/json;as=Table;v=v1;g=meta.k8s.io",
+                    ]
+                ) { response in try JSONValue.parse(Data(String(buffer: response.body).utf8)) }
+                #expect(table["kind"] == "Table")
+                return (table["columnDefinitions"]?.arrayValue ?? []).compactMap { column in
+                    column["priority"] == 0 ? column["name"]?.stringValue : nil
+                }
+            }
+            #expect(try await columns("routes") == ["Name", "Ready", "Actions", "Input", "Age"])
+            #expect(try await columns("actions") == ["Name", "Ready", "Type", "Age"])
+            #expect(try await columns("runners") == ["Name", "Ready", "Connected", "Synced", "Age"])
+            #expect(try await columns("remoteruns") == ["Name", "Ready", "Phase", "Succeeded/Total", "Age"])
+            #expect(try await columns("assignments") == ["Name", "Ready", "Runners", "Age"])
+            #expect(try await columns("templates") == ["Name", "Ready", "Type", "Age"])
+            #expect(try await columns("secrets") == ["Name", "Keys", "Age"])
+            #expect(try await columns("gitrepositories") == ["Name", "Ready", "URL", "Revision", "Age"])
+
+            _ = try await send(client, .post, Self.routesPath, body: Self.routeJSON("t", actions: ["a", "b"], input: ""))
+            let row = try await client.execute(
+                uri: "\(Self.routesPath)/t", method: .get,
+                headers: [.authorization: "Bearer \(Self.token)", .accept: "application/json;as=Table;v=v1;g=meta.k8s.io"]
+            ) { response in try JSONValue.parse(Data(String(buffer: response.body).utf8)) }
+            let cells = row["rows"]?.arrayValue?.first?["cells"]?.arrayValue ?? []
+            // Name, Ready, Actions, Input (<all> when empty), Age, then the wide Template, Runners, Matched.
+            #expect(Array(cells.prefix(4)) == ["t", "", "a,b", "<all>"])
+            #expect(Array(cells.suffix(3)) == ["<none>", "<none>", "0"])
         }
     }
 
@@ -234,7 +394,7 @@ extension JSONValue {
     }
 }
 
-@Suite struct ServerSideApplyRemovalTests {
+@Suite(.timeLimit(.minutes(1))) struct ServerSideApplyRemovalTests {
     @Test func fieldsDroppedFromTheAppliedConfigurationAreRemoved() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }

@@ -115,7 +115,7 @@ final class CountingStore: ObjectStore {
         _ = try await objects.create(Kinds.runner, body: F.runner("web-1"), options: WriteOptions())
         let gateway = AgentGateway(
             objects: objects, credentials: AgentCredentials(store: store, adminToken: "admin-token"),
-            configuration: .init(statusRetry: ExponentialBackoff(base: .milliseconds(1), cap: .milliseconds(10))),
+            configuration: .init(statusRetry: Backoff(base: .milliseconds(1), cap: .milliseconds(10))),
             logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await gateway.run() }

@@ -67,28 +67,51 @@ public struct GetCommand: AsyncParsableCommand {
         }
     }
 
+    /// Whether the output is a table, which the server renders (as it does for kubectl).
+    private var isTable: Bool { output == nil || output == .wide }
+
     private func show(_ info: KindInfo, names: [String], client: APIClient) async throws {
-        var objects: [JSONValue] = []
         var failures: [any Error] = []
-        var resourceVersion = ""
-        if names.isEmpty {
-            let list = try await client.list(info, labelSelector: selector)
-            objects = list.items
-            resourceVersion = list.resourceVersion
-        } else {
+        var printer = Printer(info: info, output: output, showHeaders: !noHeaders)
+        let resourceVersion: String
+        if isTable {
+            var table: ServerTable?
+            if names.isEmpty {
+                table = try await client.table(info, labelSelector: selector)
+            }
             for name in names {
                 do {
-                    objects.append(try await client.get(info, name: name))
+                    let one = try await client.table(info, name: name)
+                    if table == nil { table = one } else { table?.rows += one.rows }
                 } catch let error as APIClientError where error.code == .server {
                     failures.append(error)
                 }
             }
-        }
-        var printer = Printer(info: info, output: output, showHeaders: !noHeaders)
-        if objects.isEmpty && names.isEmpty && !watch && output == nil {
-            Console.error("No resources found.")
-        } else if !objects.isEmpty || (names.isEmpty && (output == .yaml || output == .json)) {
-            printer.printInitial(objects, single: names.count == 1)
+            resourceVersion = names.isEmpty ? table?.resourceVersion ?? "" : ""
+            if let table, !table.rows.isEmpty {
+                printer.printTable(table)
+            } else if names.isEmpty && !watch {
+                Console.error("No resources found.")
+            }
+        } else {
+            var objects: [JSONValue] = []
+            if names.isEmpty {
+                let list = try await client.list(info, labelSelector: selector)
+                objects = list.items
+                resourceVersion = list.resourceVersion
+            } else {
+                resourceVersion = ""
+                for name in names {
+                    do {
+                        objects.append(try await client.get(info, name: name))
+                    } catch let error as APIClientError where error.code == .server {
+                        failures.append(error)
+                    }
+                }
+            }
+            if !objects.isEmpty || (names.isEmpty && (output == .yaml || output == .json)) {
+                printer.printObjects(objects, single: names.count == 1)
+            }
         }
         for failure in failures { Console.error(Console.message(for: failure)) }
         if watch {
@@ -99,78 +122,115 @@ public struct GetCommand: AsyncParsableCommand {
 
     /// Several kinds: one table per kind with `kind.group/name` names (as kubectl prints them), or one List.
     private func showSeveral(_ references: [(info: KindInfo, names: [String])], client: APIClient) async throws {
-        var groups: [(info: KindInfo, objects: [JSONValue])] = []
         var failed = false
-        for reference in references {
-            var objects: [JSONValue] = []
-            if reference.names.isEmpty {
-                objects = try await client.list(reference.info, labelSelector: selector).items
+        func fetch<Result>(_ body: () async throws -> Result) async throws -> Result? {
+            do {
+                return try await body()
+            } catch let error as APIClientError where error.code == .server {
+                Console.error(Console.message(for: error))
+                failed = true
+                return nil
             }
-            for name in reference.names {
-                do {
-                    objects.append(try await client.get(reference.info, name: name))
-                } catch let error as APIClientError where error.code == .server {
-                    Console.error(Console.message(for: error))
-                    failed = true
-                }
-            }
-            groups.append((reference.info, objects))
         }
-        switch output {
-        case .yaml, .json:
-            let value: JSONValue = [
-                "apiVersion": "v1", "kind": "List", "items": .array(groups.flatMap(\.objects)),
-                "metadata": ["resourceVersion": ""],
-            ]
-            Console.write(output == .yaml ? YAMLOutput.render(value) : JSONOutput.render(value))
-        case .name:
-            for group in groups {
-                for object in group.objects { Console.out(Printer.name(group.info, object)) }
-            }
-        case .wide, nil:
+        if isTable {
             var printed = 0
-            for group in groups where !group.objects.isEmpty {
-                var table = ResourceColumns.table(for: group.info, objects: group.objects, wide: output == .wide)
-                for index in table.rows.indices {
-                    table.rows[index][0] = "\(group.info.qualifiedName)/\(table.rows[index][0])"
+            for reference in references {
+                var rows: [ServerTable.Row] = []
+                var table: ServerTable?
+                if reference.names.isEmpty {
+                    table = try await client.table(reference.info, labelSelector: selector)
+                    rows = table?.rows ?? []
                 }
+                for name in reference.names {
+                    guard let one = try await fetch({ try await client.table(reference.info, name: name) }) else {
+                        continue
+                    }
+                    table = one
+                    rows += one.rows
+                }
+                guard var table, !rows.isEmpty else { continue }
+                table.rows = rows
+                let text = table.textTable(wide: output == .wide, namePrefix: "\(reference.info.qualifiedName)/")
                 if printed > 0 { Console.out("") }
-                for line in table.render(includeHeaders: !noHeaders) { Console.out(line) }
+                for line in text.render(includeHeaders: !noHeaders) { Console.out(line) }
                 printed += 1
             }
             if printed == 0 && !failed { Console.error("No resources found.") }
+        } else {
+            var groups: [(info: KindInfo, objects: [JSONValue])] = []
+            for reference in references {
+                var objects: [JSONValue] = []
+                if reference.names.isEmpty {
+                    objects = try await client.list(reference.info, labelSelector: selector).items
+                }
+                for name in reference.names {
+                    if let object = try await fetch({ try await client.get(reference.info, name: name) }) {
+                        objects.append(object)
+                    }
+                }
+                groups.append((reference.info, objects))
+            }
+            if output == .name {
+                for group in groups {
+                    for object in group.objects { Console.out(Printer.name(group.info, object)) }
+                }
+            } else {
+                let value: JSONValue = [
+                    "apiVersion": "v1", "kind": "List", "items": .array(groups.flatMap(\.objects)),
+                    "metadata": ["resourceVersion": ""],
+                ]
+                Console.write(output == .yaml ? YAMLOutput.render(value) : JSONOutput.render(value))
+            }
         }
         if failed { throw ExitCode.failure }
     }
 
-    /// Watches until interrupted, resuming after the server ends a watch and re-listing after 410 Gone.
+    /// Watches until interrupted, resuming after the server ends a watch and re-listing after 410 Gone; a watch
+    /// that ends without events is re-opened after a growing pause (``Backoff/watchRestart``).
     private func follow(
         _ info: KindInfo, names: [String], from start: String, printer: inout Printer, client: APIClient
     ) async throws {
         var resourceVersion = start
         let wanted = Set(names)
+        var quietWatches = 0
         while !Task.isCancelled {
             if resourceVersion.isEmpty {
                 resourceVersion = try await client.list(info, labelSelector: selector).resourceVersion
             }
+            var delivered = false
             do {
                 let events = client.watch(
                     info, name: names.count == 1 ? names[0] : nil, labelSelector: selector,
-                    resourceVersion: resourceVersion)
+                    resourceVersion: resourceVersion, asTable: isTable)
                 for try await event in events {
-                    if let version = event.object["metadata"]?["resourceVersion"]?.stringValue {
-                        resourceVersion = version
-                    }
-                    guard event.type != "BOOKMARK" else { continue }
-                    let name = event.object["metadata"]?["name"]?.stringValue ?? ""
-                    guard wanted.isEmpty || wanted.contains(name) else { continue }
-                    printer.printChange(event.object)
+                    delivered = true
+                    let change = try Change(event, asTable: isTable, server: client.server)
+                    if let version = change.resourceVersion { resourceVersion = version }
+                    guard event.type != "BOOKMARK", wanted.isEmpty || wanted.contains(change.name) else { continue }
+                    printer.printChange(change)
                 }
             } catch let error as APIClientError where error.isGone {
                 resourceVersion = ""
             }
-            // The server ended the watch; pause briefly so that a server ending watches at once is not hammered.
-            try await Task.sleep(for: .milliseconds(200))
+            quietWatches = delivered ? 0 : quietWatches + 1
+            try await Task.sleep(for: Backoff.watchRestart.jitteredDelay(attempt: quietWatches))
+        }
+    }
+
+    /// One watch event as `get -w` prints it: the object, or its one-row Table.
+    struct Change {
+        var object: JSONValue
+        var table: ServerTable?
+
+        init(_ event: APIClient.WatchEvent, asTable: Bool, server: String) throws {
+            object = event.object
+            if asTable && event.type != "BOOKMARK" { table = try ServerTable(event.object, server: server) }
+        }
+
+        var name: String { table?.rows.first?.name ?? object["metadata"]?["name"]?.stringValue ?? "" }
+
+        var resourceVersion: String? {
+            table?.rows.first?.resourceVersion ?? object["metadata"]?["resourceVersion"]?.stringValue
         }
     }
 
@@ -188,43 +248,45 @@ public struct GetCommand: AsyncParsableCommand {
             self.showHeaders = showHeaders
         }
 
-        mutating func printInitial(_ objects: [JSONValue], single: Bool) {
-            switch output {
-            case .name:
-                for object in objects { Console.out(Self.name(info, object)) }
-            case .yaml, .json:
-                let value: JSONValue =
-                    single && objects.count == 1
-                    ? objects[0]
-                    : ["apiVersion": "v1", "kind": "List", "items": .array(objects), "metadata": ["resourceVersion": ""]]
-                Console.write(output == .yaml ? YAMLOutput.render(value) : JSONOutput.render(value))
-                printedDocuments += 1
-            case .wide, nil:
-                let table = ResourceColumns.table(for: info, objects: objects, wide: output == .wide)
-                widths = table.columnWidths
-                for line in table.render(includeHeaders: showHeaders) { Console.out(line) }
-            }
+        /// Prints the server's table; later rows keep its column widths.
+        mutating func printTable(_ table: ServerTable) {
+            let text = table.textTable(wide: output == .wide)
+            widths = text.columnWidths
+            for line in text.render(includeHeaders: showHeaders) { Console.out(line) }
         }
 
-        mutating func printChange(_ object: JSONValue) {
+        /// Prints objects as names, YAML or JSON (one object alone, several as a `List`).
+        mutating func printObjects(_ objects: [JSONValue], single: Bool) {
+            if output == .name {
+                for object in objects { Console.out(Self.name(info, object)) }
+                return
+            }
+            let value: JSONValue =
+                single && objects.count == 1
+                ? objects[0]
+                : ["apiVersion": "v1", "kind": "List", "items": .array(objects), "metadata": ["resourceVersion": ""]]
+            Console.write(output == .yaml ? YAMLOutput.render(value) : JSONOutput.render(value))
+            printedDocuments += 1
+        }
+
+        mutating func printChange(_ change: Change) {
             switch output {
             case .name:
-                Console.out(Self.name(info, object))
+                Console.out(Self.name(info, change.object))
             case .yaml:
-                Console.write((printedDocuments > 0 ? "---\n" : "") + YAMLOutput.render(object))
+                Console.write((printedDocuments > 0 ? "---\n" : "") + YAMLOutput.render(change.object))
                 printedDocuments += 1
             case .json:
-                Console.write(JSONOutput.render(object))
+                Console.write(JSONOutput.render(change.object))
                 printedDocuments += 1
             case .wide, nil:
-                let wide = output == .wide
-                let row = ResourceColumns.row(for: info, object: object, wide: wide)
+                guard let table = change.table else { return }
+                let text = table.textTable(wide: output == .wide)
                 if widths == nil {
-                    let table = TextTable(headers: ResourceColumns.headers(for: info, wide: wide), rows: [row])
-                    widths = table.columnWidths
-                    if showHeaders { Console.out(table.render()[0]) }
+                    widths = text.columnWidths
+                    if showHeaders { Console.out(text.render()[0]) }
                 }
-                Console.out(TextTable.line(row, widths: widths ?? []))
+                for row in text.rows { Console.out(TextTable.line(row, widths: widths ?? [])) }
             }
         }
 

@@ -128,6 +128,7 @@ public struct WaitCommand: AsyncParsableCommand {
     ) async throws -> Bool {
         let key = "\(info.qualifiedName)/\(name)"
         var isFirstLook = true
+        var quietWatches = 0
         while true {
             let list = try await client.list(info, fieldSelector: "metadata.name=\(name)")
             let current = list.items.first
@@ -139,8 +140,10 @@ public struct WaitCommand: AsyncParsableCommand {
             }
             isFirstLook = false
             if once { return false }
+            var delivered = false
             do {
                 for try await event in client.watch(info, name: name, resourceVersion: list.resourceVersion) {
+                    delivered = true
                     guard event.type != "BOOKMARK" else { continue }
                     let object: JSONValue? = event.type == "DELETED" ? JSONValue?.none : event.object
                     await progress.record(key, object)
@@ -149,7 +152,9 @@ public struct WaitCommand: AsyncParsableCommand {
             } catch let error as APIClientError where error.isGone {
                 // Too old to resume: list again.
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // A server ending watches at once is not hammered: the pause grows while watches bring nothing.
+            quietWatches = delivered ? 0 : quietWatches + 1
+            try await Task.sleep(for: Backoff.watchRestart.jitteredDelay(attempt: quietWatches))
         }
     }
 }
@@ -161,12 +166,20 @@ actor WaitProgress {
     }
 
     private var states: [String: State] = [:]
+    private var lookouts: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     func record(_ key: String, _ object: JSONValue?) {
         states[key] = State(object: object)
+        for lookout in lookouts.removeValue(forKey: key) ?? [] { lookout.resume() }
     }
 
     func state(of key: String) -> State? {
         states[key]
+    }
+
+    /// Returns once the object `key` has been looked at (listed or seen in a watch) at least once.
+    func waitUntilSeen(_ key: String) async {
+        if states[key] != nil { return }
+        await withCheckedContinuation { lookouts[key, default: []].append($0) }
     }
 }

@@ -40,7 +40,7 @@ public enum WaitCondition: Sendable, Equatable {
         case .converged:
             return Self.condition(type: "Ready", status: "True").isMet(object)
         case .condition(let type, let status):
-            guard let object, let condition = ResourceColumns.condition(object, type: type) else { return false }
+            guard let object, let condition = object.condition(type) else { return false }
             guard condition["status"]?.stringValue?.lowercased() == status.lowercased() else { return false }
             if let observed = condition["observedGeneration"]?.intValue,
                 let generation = object["metadata"]?["generation"]?.intValue, observed < generation
@@ -60,7 +60,7 @@ public enum WaitCondition: Sendable, Equatable {
             return Self.condition(type: "Ready", status: "True").describe(object)
         case .condition(let type, _):
             guard let object else { return "not found" }
-            guard let condition = ResourceColumns.condition(object, type: type) else {
+            guard let condition = object.condition(type) else {
                 return "no \(type) condition reported yet"
             }
             var text = "\(type)=\(condition["status"]?.stringValue ?? "")"

@@ -98,7 +98,7 @@ public enum ObjectDescriber {
                         start.map { HumanDuration.age(of: $0, now: now) + " ago" } ?? "",
                         duration(from: start, to: end),
                         result["outputBytes"]?.intValue.map { "\($0)B" } ?? "",
-                        ResourceColumns.truncate(ResourceColumns.singleLine(result["message"]?.stringValue ?? ""), to: 60),
+                        Wording.truncate(Wording.singleLine(result["message"]?.stringValue ?? ""), to: 60),
                     ]
                 }
                 let table = TextTable(
@@ -126,7 +126,7 @@ public enum ObjectDescriber {
                 status,
                 condition["reason"]?.stringValue ?? "",
                 HumanDuration.age(of: condition["lastTransitionTime"]?.stringValue, now: now),
-                ResourceColumns.singleLine(condition["message"]?.stringValue ?? ""),
+                Wording.singleLine(condition["message"]?.stringValue ?? ""),
             ]
         }
         let table = TextTable(headers: ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows: rows)
@@ -209,7 +209,7 @@ public enum ObjectDescriber {
                 return
             }
             func render(_ pair: (String, String)) -> String {
-                let value = limit.map { ResourceColumns.truncate(ResourceColumns.singleLine(pair.1), to: $0) } ?? pair.1
+                let value = limit.map { Wording.truncate(Wording.singleLine(pair.1), to: $0) } ?? pair.1
                 return "\(pair.0)=\(value)"
             }
             field(name, render(first))

@@ -1,4 +1,4 @@
-/// A line-based diff (Myers' O(ND) algorithm) and its rendering in the unified format of `diff -u`.
+/// A line-based diff and its rendering in the unified format of `diff -u`.
 public enum UnifiedDiff {
     /// One line of an edit script.
     public enum Edit: Sendable, Equatable {
@@ -10,117 +10,36 @@ public enum UnifiedDiff {
         case insert(String)
     }
 
-    /// The shortest edit script turning `old` into `new`, deletions before insertions within a change.
+    /// The shortest edit script turning `old` into `new` (the standard library's `difference(from:)`, Myers'
+    /// algorithm), deletions before insertions within a change, as `diff -u` prints them.
     public static func edits(from old: [String], to new: [String]) -> [Edit] {
-        // Common prefix and suffix need no search; this keeps large, mostly equal inputs fast.
-        var prefix = 0
-        while prefix < old.count, prefix < new.count, old[prefix] == new[prefix] { prefix += 1 }
-        var suffix = 0
-        while suffix < old.count - prefix, suffix < new.count - prefix,
-            old[old.count - 1 - suffix] == new[new.count - 1 - suffix]
-        {
-            suffix += 1
-        }
-        let a = Array(old[prefix..<(old.count - suffix)])
-        let b = Array(new[prefix..<(new.count - suffix)])
-        var result = old[..<prefix].map(Edit.keep)
-        result += middle(a, b)
-        result += old[(old.count - suffix)...].map(Edit.keep)
-        return result
-    }
-
-    /// Myers' greedy algorithm with the trace kept for backtracking.
-    private static func middle(_ a: [String], _ b: [String]) -> [Edit] {
-        let n = a.count
-        let m = b.count
-        if n == 0 { return b.map(Edit.insert) }
-        if m == 0 { return a.map(Edit.delete) }
-        let maximum = n + m
-        let offset = maximum
-        var frontier = [Int](repeating: 0, count: 2 * maximum + 2)
-        var trace: [[Int]] = []
-        var found = false
-        for depth in 0...maximum {
-            trace.append(frontier)
-            for diagonal in stride(from: -depth, through: depth, by: 2) {
-                var x: Int
-                if diagonal == -depth
-                    || (diagonal != depth && frontier[offset + diagonal - 1] < frontier[offset + diagonal + 1])
-                {
-                    x = frontier[offset + diagonal + 1]
-                } else {
-                    x = frontier[offset + diagonal - 1] + 1
-                }
-                var y = x - diagonal
-                while x < n, y < m, a[x] == b[y] {
-                    x += 1
-                    y += 1
-                }
-                frontier[offset + diagonal] = x
-                if x >= n && y >= m {
-                    found = true
-                    break
-                }
+        var removed: Set<Int> = []
+        var inserted: Set<Int> = []
+        for change in new.difference(from: old) {
+            switch change {
+            case .remove(let offset, _, _): removed.insert(offset)
+            case .insert(let offset, _, _): inserted.insert(offset)
             }
-            if found { break }
         }
-        // Walk back from (n, m) through the saved frontiers.
         var edits: [Edit] = []
-        var x = n
-        var y = m
-        for depth in stride(from: trace.count - 1, through: 0, by: -1) {
-            let saved = trace[depth]
-            let diagonal = x - y
-            let previousDiagonal: Int
-            if diagonal == -depth
-                || (diagonal != depth && saved[offset + diagonal - 1] < saved[offset + diagonal + 1])
-            {
-                previousDiagonal = diagonal + 1
+        edits.reserveCapacity(old.count + inserted.count)
+        var oldIndex = 0
+        var newIndex = 0
+        while oldIndex < old.count || newIndex < new.count {
+            if oldIndex < old.count && removed.contains(oldIndex) {
+                edits.append(.delete(old[oldIndex]))
+                oldIndex += 1
+            } else if newIndex < new.count && inserted.contains(newIndex) {
+                edits.append(.insert(new[newIndex]))
+                newIndex += 1
             } else {
-                previousDiagonal = diagonal - 1
-            }
-            let previousX = saved[offset + previousDiagonal]
-            let previousY = previousX - previousDiagonal
-            while x > previousX, y > previousY {
-                edits.append(.keep(a[x - 1]))
-                x -= 1
-                y -= 1
-            }
-            if depth > 0 {
-                if x == previousX {
-                    edits.append(.insert(b[y - 1]))
-                } else {
-                    edits.append(.delete(a[x - 1]))
-                }
-                x = previousX
-                y = previousY
+                // Neither removed nor inserted: the same line in both texts.
+                edits.append(.keep(old[oldIndex]))
+                oldIndex += 1
+                newIndex += 1
             }
         }
-        return reorderingChanges(edits.reversed())
-    }
-
-    /// Within each run of changes, deletions first, as `diff -u` prints them.
-    private static func reorderingChanges(_ edits: [Edit]) -> [Edit] {
-        var result: [Edit] = []
-        var deletions: [Edit] = []
-        var insertions: [Edit] = []
-        func flush() {
-            result += deletions
-            result += insertions
-            deletions = []
-            insertions = []
-        }
-        for edit in edits {
-            switch edit {
-            case .keep:
-                flush()
-                result.append(edit)
-            case .delete: deletions.append(edit)
-            case .insert: insertions.append(edit)
-            }
-        }
-        flush()
-        return result
+        return edits
     }
 
     /// The unified diff of two texts with `---`/`+++` headers and hunks of `context` lines, or an empty string when

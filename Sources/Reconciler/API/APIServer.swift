@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import NIOCore
 import NIOSSL
 import Resources
 import ServiceLifecycle
@@ -34,12 +35,19 @@ public struct APIServer: Sendable {
     public let caCertificatePEM: String
     /// The watches being served; `openWatches.closer` ends them on graceful shutdown.
     public let openWatches: OpenWatches
+    /// What `/readyz` checks: whether the controller can serve (store open, informers synced).
+    public let readiness: HealthChecks
+    /// What `/livez` and `/healthz` check: whether the process works at all.
+    public let liveness: HealthChecks
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
-        configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "", logger: Logger
+        configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
+        readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(), logger: Logger
     ) {
+        self.readiness = readiness
+        self.liveness = liveness
         self.agents = agents
         self.caCertificatePEM = caCertificatePEM
         self.objects = objects
@@ -54,14 +62,16 @@ public struct APIServer: Sendable {
     public func makeRouter() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
-        for path in ["/healthz", "/readyz", "/livez"] {
-            router.get(RouterPath(stringLiteral: path)) { _, _ in APIResponses.text("ok") }
-        }
+        readiness.register("/readyz", on: router)
+        liveness.register("/livez", on: router)
+        liveness.register("/healthz", on: router)
         router.get("/metrics") { _, _ in
-            APIResponses.text(metrics.render(), contentType: "text/plain; version=0.0.4")
+            await metrics.collect()
+            return APIResponses.text(metrics.render(), contentType: "text/plain; version=0.0.4")
         }
         router.get("/version") { _, _ in APIResponses.json(Discovery.version) }
         router.get("/api") { _, _ in APIResponses.json(Discovery.apiVersions) }
+        router.get("/api/v1") { _, _ in APIResponses.json(Discovery.coreResourceList) }
         router.get("/apis") { _, _ in APIResponses.json(Discovery.groupList) }
         router.get("/apis/\(API.group)") { _, _ in APIResponses.json(Discovery.apiGroup) }
         router.get("/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(Discovery.resourceList) }
@@ -69,6 +79,14 @@ public struct APIServer: Sendable {
         let openAPIHash = SHA256.hash(data: openAPI.jsonData()).prefix(8).map { String(format: "%02X", $0) }.joined()
         router.get("/openapi/v3") { _, _ in APIResponses.json(OpenAPI.indexDocument(hash: openAPIHash)) }
         router.get("/openapi/v3/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(openAPI) }
+        router.get("/openapi/v2") { request, _ in
+            if request.headers[.accept]?.contains("protobuf") == true {
+                return Response(
+                    status: .ok, headers: [.contentType: OpenAPI.swaggerProtobufMediaType],
+                    body: .init(byteBuffer: ByteBuffer(bytes: OpenAPI.swaggerProtobuf())))
+            }
+            return APIResponses.json(OpenAPI.swaggerDocument())
+        }
         ObjectRoutes(
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)

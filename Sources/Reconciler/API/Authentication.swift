@@ -49,12 +49,18 @@ struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let authenticator: any Authenticating
     static let publicPaths: Set<String> = ["/healthz", "/readyz", "/livez", "/steady/v1/ca", "/steady/v1/enroll"]
+    static let probePaths = ["/healthz/", "/readyz/", "/livez/"]
+
+    /// Health probes (with their per-check paths) and enrolment need no token.
+    static func isPublic(_ path: String) -> Bool {
+        publicPaths.contains(path) || probePaths.contains { path.hasPrefix($0) }
+    }
 
     func handle(
         _ request: Request, context: APIRequestContext,
         next: (Request, APIRequestContext) async throws -> Response
     ) async throws -> Response {
-        if AuthenticationMiddleware.publicPaths.contains(request.uri.path) {
+        if AuthenticationMiddleware.isPublic(request.uri.path) {
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),

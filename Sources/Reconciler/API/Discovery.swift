@@ -2,8 +2,16 @@ import Resources
 
 /// The discovery documents kubectl reads before anything else.
 enum Discovery {
+    /// The core group's versions. steady serves no core kinds, but kubectl maps `kind: List` only in a group
+    /// version that discovery lists: without `v1` here, `kubectl apply -f list.json` fails with
+    /// `no matches for kind "List" in version "v1"`.
     static let apiVersions: JSONValue = [
-        "kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": [],
+        "kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [],
+    ]
+
+    /// `/api/v1`: the core group version, with no resources.
+    static let coreResourceList: JSONValue = [
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [],
     ]
 
     static var groupVersion: JSONValue {

@@ -15,7 +15,7 @@ struct ObjectRoutes: Sendable {
         let base = "/apis/\(API.group)/\(API.version)"
         router.get("\(base)/:resource") { request, context in
             try await handle("list", request, context) { info in
-                if request.uri.queryParameters.get("watch").map(isTrue) == true {
+                if try QueryParameters(request).bool("watch") == true {
                     return try await watch(info, request: request, context: context)
                 }
                 return try await list(info, request: request, context: context)
@@ -24,7 +24,7 @@ struct ObjectRoutes: Sendable {
         router.post("\(base)/:resource") { request, context in
             try await handle("create", request, context) { info in
                 let body = try await readBody(request, context: context)
-                let created = try await objects.create(info, body: body, options: options(request, context))
+                let created = try await objects.create(info, body: body, options: try options(request, context))
                 return APIResponses.json(created, status: .created)
             }
         }
@@ -33,7 +33,7 @@ struct ObjectRoutes: Sendable {
                 try await handle("get", request, context) { info in
                     let name = try checkedName(context)
                     _ = try subresource(context, info: info)
-                    let object = try await objects.get(info, name: name, revealSecrets: reveal(request, context))
+                    let object = try await objects.get(info, name: name, revealSecrets: try reveal(request, context))
                     if TableRendering.isRequested(accept: request.headers[.accept]) {
                         return APIResponses.json(TableRendering.table([object], info: info, resourceVersion: nil))
                     }
@@ -45,7 +45,7 @@ struct ObjectRoutes: Sendable {
                     let body = try await readBody(request, context: context)
                     let updated = try await objects.update(
                         info, name: try checkedName(context), body: body,
-                        subresource: try subresource(context, info: info), options: options(request, context))
+                        subresource: try subresource(context, info: info), options: try options(request, context))
                     return APIResponses.json(updated)
                 }
             }
@@ -54,7 +54,7 @@ struct ObjectRoutes: Sendable {
                     let patch = try await readPatch(request, context: context)
                     let result = try await objects.patch(
                         info, name: try checkedName(context), patch: patch,
-                        subresource: try subresource(context, info: info), options: options(request, context))
+                        subresource: try subresource(context, info: info), options: try options(request, context))
                     return APIResponses.json(result.object, status: result.created ? .created : .ok)
                 }
             }
@@ -68,7 +68,8 @@ struct ObjectRoutes: Sendable {
                     expected = Int64(revision)
                 }
                 let deleted = try await objects.delete(
-                    info, name: try checkedName(context), expectedRevision: expected, options: options(request, context))
+                    info, name: try checkedName(context), expectedRevision: expected,
+                    options: try options(request, context))
                 return APIResponses.json(deleted)
             }
         }
@@ -136,20 +137,19 @@ struct ObjectRoutes: Sendable {
         return subresource
     }
 
-    private func isTrue(_ text: String) -> Bool { text == "true" || text == "1" }
-
-    private func reveal(_ request: Request, _ context: APIRequestContext) -> Bool {
-        context.identity == .admin && request.uri.queryParameters.get("reveal").map(isTrue) == true
+    private func reveal(_ request: Request, _ context: APIRequestContext) throws(APIError) -> Bool {
+        let isAsked = try QueryParameters(request).bool("reveal") == true
+        return context.identity == .admin && isAsked
     }
 
-    private func options(_ request: Request, _ context: APIRequestContext) -> WriteOptions {
-        let query = request.uri.queryParameters
+    private func options(_ request: Request, _ context: APIRequestContext) throws(APIError) -> WriteOptions {
+        let query = QueryParameters(request)
         let agent = request.headers[.userAgent].map { String($0.prefix { $0 != "/" }) }
         return WriteOptions(
-            isDryRun: query.get("dryRun") == "All",
-            fieldManager: query.get("fieldManager") ?? agent ?? "unknown",
-            force: query.get("force").map(isTrue) ?? false,
-            revealSecrets: reveal(request, context))
+            isDryRun: try query.choice("dryRun", of: ["All"]) != nil,
+            fieldManager: query.string("fieldManager") ?? agent ?? "unknown",
+            force: try query.bool("force") ?? false,
+            revealSecrets: try reveal(request, context))
     }
 
     private func collect(_ request: Request, context: APIRequestContext) async throws(APIError) -> ByteBuffer {
@@ -216,9 +216,9 @@ struct ObjectRoutes: Sendable {
     // MARK: List and watch
 
     private func selectors(_ request: Request) throws(APIError) -> (labels: LabelQuery, name: String?) {
-        let query = request.uri.queryParameters
+        let query = QueryParameters(request)
         var labels = LabelQuery()
-        if let text = query.get("labelSelector"), !text.isEmpty {
+        if let text = query.string("labelSelector"), !text.isEmpty {
             do {
                 labels = try LabelQuery.parse(text)
             } catch {
@@ -226,7 +226,7 @@ struct ObjectRoutes: Sendable {
             }
         }
         var name: String?
-        if let text = query.get("fieldSelector"), !text.isEmpty {
+        if let text = query.string("fieldSelector"), !text.isEmpty {
             for term in text.split(separator: ",") {
                 let parts = term.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, parts[0] == "metadata.name" else {
@@ -241,8 +241,10 @@ struct ObjectRoutes: Sendable {
 
     private func list(_ info: KindInfo, request: Request, context: APIRequestContext) async throws(APIError) -> Response {
         let selection = try selectors(request)
+        // Accepted as kubectl sends it (`limit=500`); every object is returned in one page.
+        _ = try QueryParameters(request).integer("limit")
         let result = try await objects.list(
-            info, labels: selection.labels, name: selection.name, revealSecrets: reveal(request, context))
+            info, labels: selection.labels, name: selection.name, revealSecrets: try reveal(request, context))
         if TableRendering.isRequested(accept: request.headers[.accept]) {
             return APIResponses.json(TableRendering.table(result.items, info: info, resourceVersion: String(result.revision)))
         }
@@ -254,11 +256,13 @@ struct ObjectRoutes: Sendable {
 
     private func watch(_ info: KindInfo, request: Request, context: APIRequestContext) async throws(APIError) -> Response {
         let selection = try selectors(request)
-        let query = request.uri.queryParameters
-        let revealSecrets = reveal(request, context)
+        let query = QueryParameters(request)
+        let revealSecrets = try reveal(request, context)
+        let timeout = min(try query.integer("timeoutSeconds") ?? watchLimits.maximumSeconds, watchLimits.maximumSeconds)
+        let bookmarks = try query.bool("allowWatchBookmarks") == true
         var initial: [JSONValue] = []
         var fromRevision: Int64
-        if let text = query.get("resourceVersion"), !text.isEmpty, text != "0" {
+        if let text = query.string("resourceVersion"), !text.isEmpty, text != "0" {
             guard let revision = Int64(text) else { throw APIError(.badRequest, "invalid resourceVersion \"\(text)\"") }
             fromRevision = revision
         } else {
@@ -274,12 +278,10 @@ struct ObjectRoutes: Sendable {
         } catch {
             throw APIError(.serviceUnavailable, "cannot watch: \(error)")
         }
-        let timeout = query.get("timeoutSeconds").flatMap(Int.init).map { min($0, watchLimits.maximumSeconds) }
-            ?? watchLimits.maximumSeconds
         let session = WatchSession(
             info: info, objects: objects, labels: selection.labels, name: selection.name, revealSecrets: revealSecrets,
             asTable: TableRendering.isRequested(accept: request.headers[.accept]),
-            bookmarks: query.get("allowWatchBookmarks").map(isTrue) == true,
+            bookmarks: bookmarks,
             bookmarkInterval: watchLimits.bookmarkInterval, timeout: .seconds(timeout), openWatches: openWatches)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],

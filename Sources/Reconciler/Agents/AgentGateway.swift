@@ -22,12 +22,12 @@ public actor AgentGateway {
         /// How long changes are gathered, once one arrives, before slices are recomputed.
         public var batchInterval: Duration
         /// The backoff between attempts of a Runner status write that failed.
-        public var statusRetry: ExponentialBackoff
+        public var statusRetry: Backoff
 
         public init(
             heartbeatTimeout: Duration = .seconds(15), bufferLimit: Int = 64, keepaliveInterval: Duration = .seconds(10),
             batchInterval: Duration = .milliseconds(5),
-            statusRetry: ExponentialBackoff = ExponentialBackoff(base: .milliseconds(100), cap: .seconds(10))
+            statusRetry: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(10), jitter: 0.2)
         ) {
             self.heartbeatTimeout = heartbeatTimeout
             self.bufferLimit = bufferLimit
@@ -40,6 +40,8 @@ public actor AgentGateway {
     let objects: ObjectService
     public let credentials: AgentCredentials
     nonisolated let configuration: Configuration
+    /// Connected runners, slices pushed, status writes failed; nil in tests that do not look.
+    nonisolated let metrics: GatewayMetrics?
     let logger: Logger
     /// Which slice each runner's agent holds, for the status of Routes, Actions and Assignments.
     public nonisolated let syncIndex = RunnerSyncIndex()
@@ -54,11 +56,12 @@ public actor AgentGateway {
     /// store itself.
     public init(
         objects: ObjectService, credentials: AgentCredentials, configuration: Configuration = Configuration(),
-        informer: SharedInformer? = nil, logger: Logger
+        metrics: GatewayMetrics? = nil, informer: SharedInformer? = nil, logger: Logger
     ) {
         self.objects = objects
         self.credentials = credentials
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
         self.informer = informer ?? SharedInformer(store: objects.store, logger: logger)
         self.runsInformer = informer == nil
@@ -184,11 +187,11 @@ public actor AgentGateway {
                     logger.notice("agent too slow; disconnected to resync", metadata: ["steady.runner": "\(runner)"])
                     await perform(state.connectionFailed(runner: runner, connection: id, overflowed: true))
                 case .closed:
-                    connections[id] = nil
+                    forget(connection: id)?.close()
                     await perform(state.connectionFailed(runner: runner, connection: id, overflowed: false))
                 }
             case .close(_, let id):
-                connections.removeValue(forKey: id)?.close()
+                forget(connection: id)?.close()
             case .writeStatus(let runner, let status):
                 pendingStatus[runner] = status
                 if status.isConnected { runnerConnected.continuation.yield() }
@@ -199,6 +202,13 @@ public actor AgentGateway {
                 syncIndex.set(runner: runner, holds: slice)
             }
         }
+    }
+
+    /// Drops a connection from the table; nil when it was gone already.
+    private func forget(connection id: UUID) -> (any SliceConnection)? {
+        guard let connection = connections.removeValue(forKey: id) else { return nil }
+        metrics?.runnerDisconnected()
+        return connection
     }
 
     // MARK: Runner status
@@ -233,12 +243,13 @@ public actor AgentGateway {
                 try await write(status, runner: runner)
                 failures = 0
             } catch {
+                metrics?.statusWriteFailed()
                 logger.warning(
                     "cannot write runner status; retrying",
                     metadata: ["steady.runner": "\(runner)", "steady.error": "\(error)", "steady.attempt": "\(failures + 1)"])
                 if pendingStatus[runner] == nil { pendingStatus[runner] = status }
                 do {
-                    try await clock.sleep(for: configuration.statusRetry.delay(afterFailures: failures))
+                    try await clock.sleep(for: configuration.statusRetry.jitteredDelay(attempt: failures))
                 } catch {
                     return
                 }
@@ -271,6 +282,7 @@ public actor AgentGateway {
     public func attach(runner: String, revision: Int64, digest: String?, connection: any SliceConnection) async {
         let id = UUID()
         connections[id] = connection
+        metrics?.runnerConnected()
         await perform(state.attach(runner: runner, revision: revision, digest: digest, connection: id))
     }
 

@@ -40,7 +40,8 @@ public struct AgentStreamServer: Sendable {
             start: { hello in
                 await gateway.attach(
                     runner: hello.runner, revision: hello.revision, digest: hello.digest,
-                    connection: ChannelSliceConnection(channel: connection.channel, limit: gateway.configuration.bufferLimit))
+                    connection: ChannelSliceConnection(
+                        channel: connection.channel, limit: gateway.configuration.bufferLimit, metrics: gateway.metrics))
             })
     }
 

@@ -46,11 +46,14 @@ struct StreamSliceConnection: SliceConnection {
 final class ChannelSliceConnection: SliceConnection {
     let channel: any Channel
     let limit: Int
+    /// Where snapshots and diffs sent are counted, with their bytes.
+    let metrics: GatewayMetrics?
     private let unsent = Atomic<Int>(0)
 
-    init(channel: any Channel, limit: Int) {
+    init(channel: any Channel, limit: Int, metrics: GatewayMetrics? = nil) {
         self.channel = channel
         self.limit = limit
+        self.metrics = metrics
     }
 
     func send(_ message: SliceMessage) -> SliceSendResult {
@@ -64,6 +67,7 @@ final class ChannelSliceConnection: SliceConnection {
                 self.channel.close(promise: nil)
                 return
             }
+            if message.type != .keepalive { self.metrics?.slicePushed(bytes: line.readableBytes) }
             self.channel.writeAndFlush(line).whenComplete { _ in self.unsent.subtract(1, ordering: .relaxed) }
         }
         return .queued

@@ -44,7 +44,7 @@ public struct ControllerManager: Service {
     ///   - informer: The controller's shared informer; without one the manager lists and watches the store itself.
     public init(
         objects: ObjectService, registry: PrometheusCollectorRegistry, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil,
+        backoff: Backoff = .perKeyRetry, syncIndex: RunnerSyncIndex? = nil,
         informer: SharedInformer? = nil
     ) {
         let placements = PlacementResolver(syncIndex: syncIndex)
@@ -67,7 +67,7 @@ public struct ControllerManager: Service {
     /// Creates a manager whose metrics appear with the API's on `/metrics`.
     public init(
         objects: ObjectService, metrics: APIMetrics, logger: Logger, workers: Int = 4,
-        backoff: ExponentialBackoff = ExponentialBackoff(), syncIndex: RunnerSyncIndex? = nil,
+        backoff: Backoff = .perKeyRetry, syncIndex: RunnerSyncIndex? = nil,
         informer: SharedInformer? = nil
     ) {
         self.init(

@@ -1,10 +1,17 @@
 import Prometheus
 
-/// The controller's metrics: reconciles by kind and result, reconcile durations, and the work queue's depth.
+/// The controller's metrics: reconciles by kind and result, reconcile durations, and the work queue's depth, in
+/// all and per kind.
 public struct ControllerMetrics: Sendable {
     /// The registry the metrics are registered in.
     public let registry: PrometheusCollectorRegistry
     private let depth: Gauge
+    private static var kindDepthName: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "steady", subsystem: "controller", metricName: "workqueue_depth_by_kind", unitName: "",
+            helpText: "Keys waiting in the controller's work queue, by kind.")
+    }
+    private let kindDepths: [String: Gauge]
     private let reconciles: [String: Counter]
     private let durations: [String: DurationHistogram]
 
@@ -35,7 +42,9 @@ public struct ControllerMetrics: Sendable {
         ]
         var reconciles: [String: Counter] = [:]
         var durations: [String: DurationHistogram] = [:]
+        var kindDepths: [String: Gauge] = [:]
         for kind in kinds {
+            kindDepths[kind] = registry.makeGauge(descriptor: Self.kindDepthName, labels: [("kind", kind)])
             for result in Result.allCases {
                 reconciles["\(kind)/\(result.rawValue)"] = registry.makeCounter(
                     descriptor: reconcileName, labels: [("kind", kind), ("result", result.rawValue)])
@@ -45,6 +54,7 @@ public struct ControllerMetrics: Sendable {
         }
         self.reconciles = reconciles
         self.durations = durations
+        self.kindDepths = kindDepths
     }
 
     /// Registers the metrics in the registry of the API's metrics, so that `/metrics` shows them.
@@ -61,5 +71,20 @@ public struct ControllerMetrics: Sendable {
     /// Sets the queue-depth gauge.
     func setQueueDepth(_ value: Int) {
         depth.set(Int64(value))
+    }
+
+    /// Sets the per-kind queue-depth gauge: the count of each kind in `depths`, zero for kinds not in it.
+    func setQueueDepths(_ depths: [String: Int]) {
+        for (kind, gauge) in kindDepths { gauge.set(Int64(depths[kind] ?? 0)) }
+        for (kind, count) in depths where kindDepths[kind] == nil {
+            registry.makeGauge(descriptor: Self.kindDepthName, labels: [("kind", kind)]).set(Int64(count))
+        }
+    }
+}
+
+extension ControllerManager {
+    /// Sets the per-kind work-queue depth gauge from the queue; `/metrics` runs it before each scrape.
+    public func collectQueueDepths() {
+        metrics.setQueueDepths(queue.depths(by: \.kind))
     }
 }

@@ -1,28 +1,5 @@
+import Resources
 import Synchronization
-
-/// Per-key exponential backoff: `base` after the first failure, doubling with each further one, up to `cap`.
-public struct ExponentialBackoff: Sendable, Equatable {
-    /// The delay after the first failure.
-    public var base: Duration
-    /// The longest delay.
-    public var cap: Duration
-
-    /// Creates a backoff; by default 5 ms doubling up to 60 s, as client-go's per-item limiter but with a lower cap.
-    public init(base: Duration = .milliseconds(5), cap: Duration = .seconds(60)) {
-        self.base = base
-        self.cap = max(cap, base)
-    }
-
-    /// The delay before the next attempt, when `failures` attempts have failed before this one.
-    public func delay(afterFailures failures: Int) -> Duration {
-        var delay = base
-        for _ in 0..<max(failures, 0) {
-            delay = delay * 2
-            if delay >= cap { return cap }
-        }
-        return min(delay, cap)
-    }
-}
 
 /// A work queue with client-go's semantics, for level-triggered controllers.
 ///
@@ -40,7 +17,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     private let state: Mutex<State>
     private let clock: ElapsedClock
     /// The backoff applied by `addRateLimited(_:)`.
-    public let backoff: ExponentialBackoff
+    public let backoff: Backoff
     private let depthObserver: (@Sendable (Int) -> Void)?
 
     /// Creates an empty queue.
@@ -51,7 +28,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     ///   - depthObserver: Called with the number of queued keys whenever it changes (e.g. to set a gauge). It is
     ///     called while the queue's lock is held, so it must be quick and must not call back into the queue.
     public init<C: Clock>(
-        backoff: ExponentialBackoff = ExponentialBackoff(), clock: C, depthObserver: (@Sendable (Int) -> Void)? = nil
+        backoff: Backoff = .perKeyRetry, clock: C, depthObserver: (@Sendable (Int) -> Void)? = nil
     ) where C.Duration == Duration {
         self.state = Mutex(State())
         self.clock = ElapsedClock(clock)
@@ -61,7 +38,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
 
     /// Creates an empty queue measuring time with the continuous clock.
     public convenience init(
-        backoff: ExponentialBackoff = ExponentialBackoff(), depthObserver: (@Sendable (Int) -> Void)? = nil
+        backoff: Backoff = .perKeyRetry, depthObserver: (@Sendable (Int) -> Void)? = nil
     ) {
         self.init(backoff: backoff, clock: ContinuousClock(), depthObserver: depthObserver)
     }
@@ -102,7 +79,7 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         let delay = state.withLock { state in
             let failures = state.failures[key, default: 0]
             state.failures[key] = failures + 1
-            return backoff.delay(afterFailures: failures)
+            return backoff.delay(attempt: failures)
         }
         add(key, after: delay)
         return delay
@@ -191,6 +168,16 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     /// The number of keys queued and not yet handed out.
     public var depth: Int {
         state.withLock { $0.count }
+    }
+
+    /// The number of keys queued and not yet handed out, per group (such as a key's kind); groups with none are
+    /// left out. It walks the queue, so call it when asked (a scrape), not on every change.
+    public func depths<Group: Hashable>(by group: (Key) -> Group) -> [Group: Int] {
+        state.withLock { state in
+            var depths: [Group: Int] = [:]
+            for key in state.queue[state.head...] { depths[group(key), default: 0] += 1 }
+            return depths
+        }
     }
 
     /// The number of keys waiting for a delay or backoff to pass.

@@ -54,6 +54,18 @@ extension [Condition] {
     }
 }
 
+extension JSONValue {
+    /// The condition of `type` in this object's `status.conditions`, as JSON.
+    public func condition(_ type: String) -> JSONValue? {
+        self["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == type }
+    }
+
+    /// The status (`True`, `False`, `Unknown`) of the condition of `type`, or empty when there is none.
+    public func conditionStatus(_ type: String) -> String {
+        condition(type)?["status"]?.stringValue ?? ""
+    }
+}
+
 /// RFC 3339 timestamps as Kubernetes writes them (UTC, second precision).
 public enum Timestamp {
     public static func now() -> String { format(Date()) }

@@ -1,5 +1,4 @@
 import Foundation
-import Resources
 
 /// Durations and ages written as kubectl writes them (`5s`, `3m20s`, `2h`, `4d`, `2y`).
 public enum HumanDuration {
