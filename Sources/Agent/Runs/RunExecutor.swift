@@ -132,6 +132,10 @@ public struct RunExecutor: Sendable {
         // setsid(): a session and process group of its own, detached from any terminal, so that one signal to the
         // group reaches everything the run command starts, and nothing of the agent.
         options.createSession = true
+        // When the calling task is cancelled (the agent shuts down), the whole group is stopped the same way.
+        options.teardownSequence = [
+            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: configuration.killGracePeriod)
+        ]
         let variables = environment(for: request).map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) }
         let grace = configuration.killGracePeriod
         let timeout = request.timeoutMilliseconds.map { Duration.milliseconds($0) }
@@ -176,10 +180,17 @@ public struct RunExecutor: Sendable {
             }
             return outcome(
                 Self.result(
-                    of: finished.terminationStatus, request: request, stop: progress.stop.withLock { $0 },
+                    of: finished.terminationStatus, request: request,
+                    stop: progress.stop.withLock { $0 } ?? (Task.isCancelled ? .agentStopped : nil),
                     startTime: progress.started.withLock { $0 }, timeout: timeout, grace: grace))
         } catch {
             let startTime = progress.started.withLock { $0 }
+            if Task.isCancelled {
+                return outcome(
+                    RunResult(
+                        runUID: request.runUID, phase: .cancelled, startTime: startTime.map(Timestamp.format),
+                        completionTime: Timestamp.now(), reason: "AgentStopped", message: Self.agentStoppedMessage))
+            }
             return outcome(
                 RunResult(
                     runUID: request.runUID, phase: .failed, startTime: startTime.map(Timestamp.format),
@@ -201,7 +212,11 @@ public struct RunExecutor: Sendable {
     enum StopReason: Sendable {
         case timedOut
         case cancelled
+        /// The calling task was cancelled: the agent is shutting down.
+        case agentStopped
     }
+
+    static let agentStoppedMessage = "the agent stopped while it ran; its process group was stopped"
 
     /// Returns when `timeout` runs out or the run is cancelled; nil when the calling task is cancelled first.
     static func waitForStop(timeout: Duration?, cancellation: RunCancellation) async -> StopReason? {
@@ -250,6 +265,10 @@ public struct RunExecutor: Sendable {
             result.phase = .cancelled
             result.reason = "Cancelled"
             result.message = "cancelled while running; its process group was stopped"
+        case .agentStopped:
+            result.phase = .cancelled
+            result.reason = "AgentStopped"
+            result.message = agentStoppedMessage
         case nil:
             if result.exitCode == 0 {
                 result.phase = .succeeded
