@@ -55,6 +55,25 @@ import Testing
         }
     }
 
+    /// A running service on `directory`, connected to a recording stream, while `body` runs.
+    func withConnectedService(
+        in directory: TemporaryDirectory, allowsExec: Bool = true,
+        _ body: @Sendable (RunService, Stream) async throws -> Void
+    ) async throws {
+        let service = try makeService(directory, allowsExec: allowsExec)
+        let stream = Stream()
+        try await withService(service) {
+            await service.connected { await stream.record($0) }
+            try await body(service, stream)
+        }
+    }
+
+    /// Starts run `u1`, which prints a line and then runs for 30 s, and waits for its line.
+    func startLongRun(_ service: RunService, _ stream: Stream) async {
+        await service.handle(Self.request("u1", ["/bin/sh", "-c", "echo going; sleep 30"]))
+        #expect(await eventually { await stream.output == "going\n" })
+    }
+
     static func request(_ uid: String, _ command: [String]? = nil) -> RunControllerMessage {
         .request(RunRequest(runUID: uid, runName: "inventory", conditions: ["force"], command: command))
     }
@@ -62,10 +81,7 @@ import Testing
     @Test func aRequestIsAcceptedStartedStreamedAndReported() async throws {
         let directory = try TemporaryDirectory(prefix: "steady-run-service")
         defer { directory.remove() }
-        let service = try makeService(directory)
-        let stream = Stream()
-        try await withService(service) {
-            await service.connected { await stream.record($0) }
+        try await withConnectedService(in: directory) { service, stream in
             await service.handle(Self.request("u1", ["/bin/sh", "-c", "echo out; echo err >&2"]))
             #expect(await eventually { await stream.results.count == 1 })
             let types = await stream.types
@@ -82,27 +98,21 @@ import Testing
         defer { directory.remove() }
         let marker = directory.path + "/starts"
         let command = ["/bin/sh", "-c", "echo x >> \(marker); sleep 0.3"]
-        let service = try makeService(directory)
-        let stream = Stream()
-        try await withService(service) {
-            await service.connected { await stream.record($0) }
+        try await withConnectedService(in: directory) { service, stream in
             await service.handle(Self.request("u1", command))
             await service.handle(Self.request("u1", command))  // a repeat while it runs
             #expect(await eventually { await stream.results.count == 1 })
             await service.handle(Self.request("u1", command))  // a repeat after it finished
             #expect(await eventually { await stream.results.count == 2 })
+            #expect(await stream.types.filter { $0 == "started" }.count == 1)
         }
         // Another service on the same state directory, as after an agent restart.
-        let restarted = try makeService(directory)
-        let later = Stream()
-        try await withService(restarted) {
-            await restarted.connected { await later.record($0) }
+        try await withConnectedService(in: directory) { restarted, later in
             await restarted.handle(Self.request("u1", command))
             #expect(await eventually { await later.results.count >= 2 })
+            #expect(await later.types.contains("started") == false)
         }
         #expect(try String(contentsOfFile: marker, encoding: .utf8) == "x\n")
-        #expect(await stream.types.filter { $0 == "started" }.count == 1)
-        #expect(await later.types.contains("started") == false)
     }
 
     @Test func resultsFinishedWhileDisconnectedAreSentUntilAcknowledged() async throws {
@@ -132,10 +142,7 @@ import Testing
     @Test func anExplicitCommandWithoutAllowExecIsRefusedAndKept() async throws {
         let directory = try TemporaryDirectory(prefix: "steady-run-service")
         defer { directory.remove() }
-        let service = try makeService(directory, allowsExec: false)
-        let stream = Stream()
-        try await withService(service) {
-            await service.connected { await stream.record($0) }
+        try await withConnectedService(in: directory, allowsExec: false) { service, stream in
             await service.handle(Self.request("u1", ["/bin/echo", "no"]))
             #expect(await stream.types == ["refused"])
             guard case .refused(let refusal) = await stream.messages.first else { return }
@@ -153,12 +160,8 @@ import Testing
     @Test func aCancelStopsTheRun() async throws {
         let directory = try TemporaryDirectory(prefix: "steady-run-service")
         defer { directory.remove() }
-        let service = try makeService(directory)
-        let stream = Stream()
-        try await withService(service) {
-            await service.connected { await stream.record($0) }
-            await service.handle(Self.request("u1", ["/bin/sh", "-c", "echo going; sleep 30"]))
-            #expect(await eventually { await stream.output == "going\n" })
+        try await withConnectedService(in: directory) { service, stream in
+            await startLongRun(service, stream)
             await service.handle(.cancel(RunCancel(runUID: "u1")))
             #expect(await eventually { await stream.results.count == 1 })
             #expect(await stream.results.first?.phase == .cancelled)
@@ -168,12 +171,8 @@ import Testing
     @Test func stoppingTheAgentStopsItsRunsAndKeepsTheirResults() async throws {
         let directory = try TemporaryDirectory(prefix: "steady-run-service")
         defer { directory.remove() }
-        let service = try makeService(directory)
-        let stream = Stream()
-        try await withService(service) {
-            await service.connected { await stream.record($0) }
-            await service.handle(Self.request("u1", ["/bin/sh", "-c", "echo going; sleep 30"]))
-            #expect(await eventually { await stream.output == "going\n" })
+        try await withConnectedService(in: directory) { service, stream in
+            await startLongRun(service, stream)
         }
         // run() returned: the process group was stopped and the result recorded for the next start.
         let restarted = try makeService(directory)
