@@ -10,8 +10,12 @@ import Testing
 
     @Test func quotesKeepBlanksAndNothingIsExpanded() throws {
         #expect(try RunCommandLine.split(#"/bin/echo 'a b' "c d" e\ f"#) == ["/bin/echo", "a b", "c d", "e f"])
-        #expect(try RunCommandLine.split(#"/bin/echo '$HOME' "*" ; | >x"#) == ["/bin/echo", "$HOME", "*", ";", "|", ">x"])
-        #expect(try RunCommandLine.split(#"/bin/echo "say \"hi\" \\ \n" '' """#) == ["/bin/echo", #"say "hi" \ \n"#, "", ""])
+        #expect(
+            try RunCommandLine.split(#"/bin/echo '$HOME' "*" ; | >x"#) == ["/bin/echo", "$HOME", "*", ";", "|", ">x"])
+        #expect(
+            try RunCommandLine.split(#"/bin/echo "say \"hi\" \\ \n" '' """#) == [
+                "/bin/echo", #"say "hi" \ \n"#, "", "",
+            ])
         #expect(try RunCommandLine.split(#"/bin/echo a'b c'd"#) == ["/bin/echo", "ab cd"])
     }
 

@@ -32,7 +32,9 @@ import Testing
         }
     }
 
-    func run(_ executor: RunExecutor, _ request: RunRequest, cancellation: RunCancellation = RunCancellation())
+    func run(
+        _ executor: RunExecutor, _ request: RunRequest, cancellation: RunCancellation = RunCancellation()
+    )
         async -> (RunExecutor.Outcome, Recorder)
     {
         let recorder = Recorder()
@@ -83,7 +85,8 @@ import Testing
     }
 
     @Test func theAgentsRunCommandRunsWhenNoCommandIsGiven() async {
-        let executor = Self.executor(runCommand: ["/bin/sh", "-c", "echo agent-command $STEADY_RUN_CONDITIONS"], allowsExec: false)
+        let executor = Self.executor(
+            runCommand: ["/bin/sh", "-c", "echo agent-command $STEADY_RUN_CONDITIONS"], allowsExec: false)
         let (outcome, recorder) = await run(executor, Self.request(nil))
         #expect(outcome.result.phase == .succeeded)
         #expect(recorder.bytes(.stdout) == "agent-command force_inventory,quick\n")
@@ -124,7 +127,8 @@ import Testing
 
     @Test func aTimeoutStopsTheGroupWithSIGTERM() async {
         // The shell waits for its child; SIGTERM to the group stops both, so the run ends long before 30 s.
-        let (outcome, _) = await run(Self.executor(), Self.request(["/bin/sh", "-c", "sleep 30; echo late"], timeout: 500))
+        let (outcome, _) = await run(
+            Self.executor(), Self.request(["/bin/sh", "-c", "sleep 30; echo late"], timeout: 500))
         #expect(outcome.result.phase == .timedOut)
         #expect(outcome.result.reason == "Timeout")
         #expect(outcome.result.signal == Int(SIGTERM))
@@ -159,7 +163,8 @@ import Testing
     @Test func aRunCancelledBeforeItStartsNeverStarts() async {
         let cancellation = RunCancellation()
         cancellation.cancel()
-        let (outcome, recorder) = await run(Self.executor(), Self.request(["/bin/echo", "no"]), cancellation: cancellation)
+        let (outcome, recorder) = await run(
+            Self.executor(), Self.request(["/bin/echo", "no"]), cancellation: cancellation)
         #expect(outcome.result.phase == .cancelled)
         #expect(recorder.starts.withLock { $0 } == 0)
     }

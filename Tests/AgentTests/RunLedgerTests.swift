@@ -19,7 +19,9 @@ import Testing
     static func request(_ uid: String) -> RunRequest { RunRequest(runUID: uid, runName: "inventory") }
 
     static func result(_ uid: String, _ phase: RemoteRunSpec.Phase = .succeeded) -> RunResult {
-        RunResult(runUID: uid, phase: phase, exitCode: 0, startTime: "2027-01-15T08:00:00Z", completionTime: "2027-01-15T08:00:01Z")
+        RunResult(
+            runUID: uid, phase: phase, exitCode: 0, startTime: "2027-01-15T08:00:00Z",
+            completionTime: "2027-01-15T08:00:01Z")
     }
 
     @Test func aRunStartsOnceAcrossRestarts() throws {

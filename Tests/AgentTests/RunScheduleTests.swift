@@ -65,7 +65,8 @@ import Testing
     }
 
     @Test func maxDurationBecomesTheTimeoutAndEachStartHasItsOwnUID() throws {
-        let spec = try (["interval": "5m", "splay": "30s", "maxDuration": "2m"] as JSONValue).decode(as: RunnerSpec.Schedule.self)
+        let spec = try (["interval": "5m", "splay": "30s", "maxDuration": "2m"] as JSONValue).decode(
+            as: RunnerSpec.Schedule.self)
         let schedule = RunSchedule(spec, runner: "web-1", now: Self.t0)
         #expect(schedule.interval == 300 && schedule.splay == 30 && schedule.maxDuration == 120)
         let request = schedule.request(startingAt: Self.at(10))

@@ -26,10 +26,14 @@ import Testing
         var results: [RunResult] { messages.compactMap { if case .result(let result) = $0 { result } else { nil } } }
         var output: String {
             String(
-                decoding: messages.compactMap { if case .output(let chunk) = $0 { chunk.bytes } else { nil } }.flatMap { $0 },
+                decoding: messages.compactMap { if case .output(let chunk) = $0 { chunk.bytes } else { nil } }.flatMap {
+                    $0
+                },
                 as: UTF8.self)
         }
-        var sequences: [Int64] { messages.compactMap { if case .output(let chunk) = $0 { chunk.sequence } else { nil } } }
+        var sequences: [Int64] {
+            messages.compactMap { if case .output(let chunk) = $0 { chunk.sequence } else { nil } }
+        }
     }
 
     var logger: Logger {
@@ -43,7 +47,8 @@ import Testing
             configuration: .init(
                 runner: "web-1", runCommand: ["/bin/sh", "-c", "echo own-command"], allowsExec: allowsExec,
                 killGracePeriod: .milliseconds(300)))
-        return RunService(executor: executor, ledger: try RunLedger(directory: directory.path, logger: logger), logger: logger)
+        return RunService(
+            executor: executor, ledger: try RunLedger(directory: directory.path, logger: logger), logger: logger)
     }
 
     /// Runs `service` while `body` runs.

@@ -52,7 +52,8 @@ import Testing
     }
 
     @Test func batchesNeverOverlapBeyondTheWindowAndASlotFreesOnCompletion() {
-        var dispatch = RunDispatch(runners: Self.runners(10), policy: .init(batchSize: .count(3)), connected: Set(Self.runners(10)))
+        var dispatch = RunDispatch(
+            runners: Self.runners(10), policy: .init(batchSize: .count(3)), connected: Set(Self.runners(10)))
         let first = Self.dispatched(dispatch.start(now: Self.t0))
         #expect(first == ["r1", "r2", "r3"])
         // Nothing frees a slot but a final phase: accepting, starting and time passing do not.
@@ -61,7 +62,8 @@ import Testing
         #expect(dispatch.handle(.timePassed, now: Self.at(30)).isEmpty)
         #expect(dispatch.handle(.finished("r2", .succeeded), now: Self.at(31)) == [.dispatch("r4")])
 
-        var whole = RunDispatch(runners: Self.runners(10), policy: .init(batchSize: .count(3)), connected: Set(Self.runners(10)))
+        var whole = RunDispatch(
+            runners: Self.runners(10), policy: .init(batchSize: .count(3)), connected: Set(Self.runners(10)))
         let run = Self.drive(&whole) { _ in .succeeded }
         #expect(run.maximumInFlight == 3)
         #expect(run.order == Self.runners(10))
@@ -70,13 +72,15 @@ import Testing
     }
 
     @Test func aPercentageWindowRoundsUp() {
-        var dispatch = RunDispatch(runners: Self.runners(7), policy: .init(batchSize: .percent(25)), connected: Set(Self.runners(7)))
+        var dispatch = RunDispatch(
+            runners: Self.runners(7), policy: .init(batchSize: .percent(25)), connected: Set(Self.runners(7)))
         #expect(dispatch.windowSize == 2)
         #expect(Self.dispatched(dispatch.start(now: Self.t0)) == ["r1", "r2"])
     }
 
     @Test func connectedRunnersGetSlotsFirst() {
-        var dispatch = RunDispatch(runners: Self.runners(4), policy: .init(batchSize: .count(2)), connected: ["r3", "r4"])
+        var dispatch = RunDispatch(
+            runners: Self.runners(4), policy: .init(batchSize: .count(2)), connected: ["r3", "r4"])
         #expect(Self.dispatched(dispatch.start(now: Self.t0)) == ["r3", "r4"])
         #expect(dispatch.handle(.finished("r3", .succeeded), now: Self.at(1)) == [.dispatch("r1")])
     }
@@ -108,7 +112,10 @@ import Testing
         let directives = dispatch.handle(.finished("r1", .timedOut), now: Self.at(2))
         #expect(directives == [.cancel("r2"), .markSkipped("r3"), .markSkipped("r4")])
         #expect(dispatch.completion == nil)
-        #expect(dispatch.handle(.finished("r2", .cancelled), now: Self.at(3)) == [.complete(.failed, reason: "MaxErrorsExceeded")])
+        #expect(
+            dispatch.handle(.finished("r2", .cancelled), now: Self.at(3)) == [
+                .complete(.failed, reason: "MaxErrorsExceeded")
+            ])
     }
 
     @Test func aRunnerThatDoesNotTakeTheRunInTimeIsUnreachable() {
@@ -120,7 +127,10 @@ import Testing
         #expect(dispatch.handle(.timePassed, now: Self.at(60)) == [.markUnreachable("down", reason: "DeliveryTimeout")])
         #expect(dispatch.phase(of: "up") == .pending)
         #expect(dispatch.nextDeadline == nil)
-        #expect(dispatch.handle(.finished("up", .succeeded), now: Self.at(70)) == [.complete(.failed, reason: "RunnersFailed")])
+        #expect(
+            dispatch.handle(.finished("up", .succeeded), now: Self.at(70)) == [
+                .complete(.failed, reason: "RunnersFailed")
+            ])
         #expect(dispatch.counts[.unreachable] == 1)
         // A late result does not change a final phase.
         #expect(dispatch.handle(.finished("down", .succeeded), now: Self.at(80)).isEmpty)
@@ -133,7 +143,8 @@ import Testing
         #expect(dispatch.handle(.connected("late"), now: Self.at(30)) == [.dispatch("late")])
         _ = dispatch.handle(.accepted("late"), now: Self.at(31))
         #expect(dispatch.handle(.timePassed, now: Self.at(120)).isEmpty)
-        #expect(dispatch.handle(.finished("late", .succeeded), now: Self.at(121)) == [.complete(.succeeded, reason: nil)])
+        #expect(
+            dispatch.handle(.finished("late", .succeeded), now: Self.at(121)) == [.complete(.succeeded, reason: nil)])
     }
 
     @Test func aRunningRunnerWhoseAgentIsLostBecomesUnreachableUnlessItReturns() {
@@ -149,7 +160,8 @@ import Testing
     }
 
     @Test func suspendCancelsRunningAndMarksTheRestCancelled() {
-        var dispatch = RunDispatch(runners: Self.runners(4), policy: .init(batchSize: .count(2)), connected: Set(Self.runners(4)))
+        var dispatch = RunDispatch(
+            runners: Self.runners(4), policy: .init(batchSize: .count(2)), connected: Set(Self.runners(4)))
         _ = dispatch.start(now: Self.t0)
         _ = dispatch.handle(.started("r1"), now: Self.at(1))
         let directives = dispatch.handle(.stopped(reason: "Suspended"), now: Self.at(2))
@@ -161,7 +173,10 @@ import Testing
         // Nothing new is dispatched when a slot frees; the run ends when the cancelled ones report.
         #expect(dispatch.handle(.finished("r1", .cancelled), now: Self.at(3)).isEmpty)
         #expect(dispatch.handle(.connected("r2"), now: Self.at(3)).isEmpty)
-        #expect(dispatch.handle(.finished("r2", .cancelled), now: Self.at(4)) == [.complete(.cancelled, reason: "Suspended")])
+        #expect(
+            dispatch.handle(.finished("r2", .cancelled), now: Self.at(4)) == [
+                .complete(.cancelled, reason: "Suspended")
+            ])
         #expect(dispatch.counts[.cancelled] == 4)
         #expect(dispatch.phase == .cancelled)
     }
@@ -170,7 +185,10 @@ import Testing
         var dispatch = RunDispatch(runners: ["a", "b"], policy: .init(), connected: ["a", "b"])
         _ = dispatch.start(now: Self.t0)
         #expect(dispatch.handle(.finished("a", .refused), now: Self.at(1)).isEmpty)
-        #expect(dispatch.handle(.finished("b", .succeeded), now: Self.at(1)) == [.complete(.failed, reason: "RunnersFailed")])
+        #expect(
+            dispatch.handle(.finished("b", .succeeded), now: Self.at(1)) == [
+                .complete(.failed, reason: "RunnersFailed")
+            ])
         #expect(dispatch.counts[.refused] == 1)
     }
 

@@ -49,7 +49,9 @@ import Testing
         buffer.append(Array("xy".utf8), from: .stderr)
         #expect(buffer.head == [.init(stream: .stdout, bytes: Array("ABCD".utf8))])
         #expect(
-            buffer.tail == [.init(stream: .stdout, bytes: Array("90".utf8)), .init(stream: .stderr, bytes: Array("xy".utf8))])
+            buffer.tail == [
+                .init(stream: .stdout, bytes: Array("90".utf8)), .init(stream: .stderr, bytes: Array("xy".utf8)),
+            ])
         #expect(buffer.droppedBytes == 8)
     }
 

@@ -41,7 +41,8 @@ import Testing
                     runUID: Self.uid, phase: .timedOut, signal: 15, startTime: "2026-12-01T18:30:00Z",
                     completionTime: "2026-12-01T18:30:05.250Z", outputBytes: 30_000_000, outputTruncated: true,
                     reason: "Timeout", message: "killed after 5s")),
-            .refused(RunRefused(runUID: Self.uid, reason: .execNotAllowed, message: "start the agent with --allow-exec")),
+            .refused(
+                RunRefused(runUID: Self.uid, reason: .execNotAllowed, message: "start the agent with --allow-exec")),
         ]
         for message in messages {
             let line = withoutNewline(try message.line())
@@ -64,7 +65,10 @@ import Testing
         let bytes = (0..<(RunProtocol.maximumChunkBytes * 2 + 5)).map { UInt8($0 % 251) }
         let chunks = RunOutputChunk.chunks(runUID: Self.uid, stream: .stdout, firstSequence: 7, bytes: bytes)
         #expect(chunks.map(\.sequence) == [7, 8, 9])
-        #expect(chunks.compactMap(\.bytes).map(\.count) == [RunProtocol.maximumChunkBytes, RunProtocol.maximumChunkBytes, 5])
+        #expect(
+            chunks.compactMap(\.bytes).map(\.count) == [
+                RunProtocol.maximumChunkBytes, RunProtocol.maximumChunkBytes, 5,
+            ])
         #expect(chunks.compactMap(\.bytes).flatMap { $0 } == bytes)
         for chunk in chunks {
             let line = try RunAgentMessage.output(chunk).line()
@@ -86,7 +90,8 @@ import Testing
         let json = #"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"\#(data)"}"#
         #expect(agentError(json)?.hasPrefix("runOutput: chunk of") == true)
         let fits = Data(repeating: 7, count: RunProtocol.maximumChunkBytes).base64EncodedString()
-        #expect(agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"\#(fits)"}"#) == nil)
+        #expect(
+            agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"\#(fits)"}"#) == nil)
     }
 
     @Test func anOversizedLineIsRefusedBeforeParsing() {
@@ -98,18 +103,32 @@ import Testing
     @Test func malformedMessagesAreRefusedWithTheirField() {
         #expect(agentError("not json")?.hasPrefix("a line is not JSON") == true)
         #expect(agentError("[1]") == "a line is not a JSON object")
-        #expect(agentError(#"{"type":"runStarted","runUID":"u"}"#) == "runStarted: startTime: required field is missing")
-        #expect(agentError(#"{"type":"runOutput","runUID":"u","stream":"stdin","sequence":0,"data":""}"#)?.hasPrefix("runOutput: stream") == true)
-        #expect(agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"%%%"}"#) == "runOutput: data is not base64")
-        #expect(agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":-1,"data":""}"#) == "runOutput: sequence must not be negative")
         #expect(
-            agentError(#"{"type":"runResult","runUID":"u","phase":"Running","completionTime":"2026-12-01T18:30:00Z","outputBytes":0,"outputTruncated":false}"#)
+            agentError(#"{"type":"runStarted","runUID":"u"}"#) == "runStarted: startTime: required field is missing")
+        #expect(
+            agentError(#"{"type":"runOutput","runUID":"u","stream":"stdin","sequence":0,"data":""}"#)?.hasPrefix(
+                "runOutput: stream") == true)
+        #expect(
+            agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"%%%"}"#)
+                == "runOutput: data is not base64")
+        #expect(
+            agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":-1,"data":""}"#)
+                == "runOutput: sequence must not be negative")
+        func result(phase: String, completionTime: String) -> String {
+            #"{"type":"runResult","runUID":"u","phase":"\#(phase)","completionTime":"\#(completionTime)","#
+                + #""outputBytes":0,"outputTruncated":false}"#
+        }
+        #expect(
+            agentError(result(phase: "Running", completionTime: "2026-12-01T18:30:00Z"))
                 == "runResult: phase Running is not a final phase")
         #expect(
-            agentError(#"{"type":"runResult","runUID":"u","phase":"Failed","completionTime":"yesterday","outputBytes":0,"outputTruncated":false}"#)
+            agentError(result(phase: "Failed", completionTime: "yesterday"))
                 == "completionTime \"yesterday\" is not an RFC 3339 time")
+        #expect(agentError(result(phase: "Failed", completionTime: "2026-12-01T18:30:00.250Z")) == nil)
         #expect(agentError(#"{"type":"runAccepted","runUID":""}"#)?.hasPrefix("runUID must be") == true)
-        #expect(agentError(#"{"type":"runRefused","runUID":"u","reason":"Bored"}"#)?.hasPrefix("runRefused: reason") == true)
+        #expect(
+            agentError(#"{"type":"runRefused","runUID":"u","reason":"Bored"}"#)?.hasPrefix("runRefused: reason") == true
+        )
     }
 
     @Test func aRequestWithARelativeCommandOrBadConditionIsRefused() {
@@ -121,9 +140,13 @@ import Testing
                 return error.message
             }
         }
-        #expect(requestError(#"{"type":"runRequest","runUID":"u","runName":"r","conditions":[],"maxOutputBytes":1}"#) == nil)
         #expect(
-            requestError(#"{"type":"runRequest","runUID":"u","runName":"r","conditions":[],"command":["sh"],"maxOutputBytes":1}"#)
+            requestError(#"{"type":"runRequest","runUID":"u","runName":"r","conditions":[],"maxOutputBytes":1}"#) == nil
+        )
+        #expect(
+            requestError(
+                #"{"type":"runRequest","runUID":"u","runName":"r","conditions":[],"command":["sh"],"maxOutputBytes":1}"#
+            )
                 == "command must be a non-empty argv whose first word is an absolute path")
         #expect(
             requestError(#"{"type":"runRequest","runUID":"u","runName":"r","conditions":["a b"],"maxOutputBytes":1}"#)
@@ -131,6 +154,8 @@ import Testing
         #expect(
             requestError(#"{"type":"runRequest","runUID":"u","runName":"r","conditions":[],"maxOutputBytes":-1}"#)?
                 .hasPrefix("maxOutputBytes must be") == true)
-        #expect(requestError(#"{"type":"runRequest","runUID":"u","runName":"r","maxOutputBytes":1}"#) == "runRequest: conditions: required field is missing")
+        #expect(
+            requestError(#"{"type":"runRequest","runUID":"u","runName":"r","maxOutputBytes":1}"#)
+                == "runRequest: conditions: required field is missing")
     }
 }

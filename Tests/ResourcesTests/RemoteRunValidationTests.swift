@@ -67,7 +67,10 @@ import Testing
 
     @Test func aConditionKeepsItsPattern() throws {
         let all = try errors(spec: "  target: {all: true}\n  conditions: [ok, \"a;b\"]\n")
-        #expect(all == [Self.prefix + "spec.conditions[1]: invalid condition \"a;b\": must match ^[A-Za-z0-9][A-Za-z0-9_]*$"])
+        #expect(
+            all == [
+                Self.prefix + "spec.conditions[1]: invalid condition \"a;b\": must match ^[A-Za-z0-9][A-Za-z0-9_]*$"
+            ])
     }
 
     @Test func aPercentageOutOfRangeIsRefused() throws {

@@ -64,7 +64,9 @@ public enum RunCommandLine {
             }
         }
         if isInWord { words.append(word) }
-        guard let program = words.first else { throw invalid("is empty: give the program to run, like /usr/bin/rudder agent run") }
+        guard let program = words.first else {
+            throw invalid("is empty: give the program to run, like /usr/bin/rudder agent run")
+        }
         guard program.hasPrefix("/") else {
             throw invalid("must start with an absolute path (no PATH lookup happens): \"\(program)\" is not one")
         }

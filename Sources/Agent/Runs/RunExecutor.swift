@@ -195,7 +195,8 @@ public struct RunExecutor: Sendable {
                 RunResult(
                     runUID: request.runUID, phase: .failed, startTime: startTime.map(Timestamp.format),
                     completionTime: Timestamp.now(), reason: startTime == nil ? "StartFailed" : "OutputFailed",
-                    message: startTime == nil ? "cannot start \(argv[0]): \(error)" : "reading the output failed: \(error)"))
+                    message: startTime == nil
+                        ? "cannot start \(argv[0]): \(error)" : "reading the output failed: \(error)"))
         }
     }
 

@@ -70,7 +70,9 @@ public struct RunLedger: Sendable {
         if let data = try PrivateFile.read(path) {
             do {
                 let stored = try JSONValue.parse(data).decode(as: Stored.self)
-                guard stored.version == 1 else { throw AgentError(code: .storage, message: "unknown version \(stored.version)") }
+                guard stored.version == 1 else {
+                    throw AgentError(code: .storage, message: "unknown version \(stored.version)")
+                }
                 entries = stored.runs
             } catch {
                 let aside = "\(path).corrupt-\(Int(now.timeIntervalSince1970))"
@@ -109,7 +111,8 @@ public struct RunLedger: Sendable {
 
     /// Records a run's result (a finished run, or a refusal), to be sent until acknowledged.
     public mutating func finish(_ result: RunResult, runName: String = "", now: Date = Date()) throws(AgentError) {
-        var entry = entries[result.runUID] ?? Entry(runName: runName, state: .started, recordedTime: Timestamp.format(now))
+        var entry =
+            entries[result.runUID] ?? Entry(runName: runName, state: .started, recordedTime: Timestamp.format(now))
         guard entry.state != .acknowledged else { return }
         entry.state = .finished
         entry.result = result
@@ -127,8 +130,10 @@ public struct RunLedger: Sendable {
 
     /// Results finished and not yet acknowledged, oldest first: what to send after a (re)connect.
     public var unacknowledgedResults: [RunResult] {
-        entries.filter { $0.value.state == .finished }.sorted { ($0.value.recordedTime, $0.key) < ($1.value.recordedTime, $1.key) }
-            .compactMap(\.value.result)
+        entries.filter { $0.value.state == .finished }.sorted {
+            ($0.value.recordedTime, $0.key) < ($1.value.recordedTime, $1.key)
+        }
+        .compactMap(\.value.result)
     }
 
     /// Runs recorded as started and not finished (in this process's life: the ones running now).

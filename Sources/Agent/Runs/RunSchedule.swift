@@ -34,7 +34,9 @@ public struct RunSchedule: Sendable, Equatable {
     public private(set) var runningSince: Date?
 
     /// A schedule for `runner`, whose first start is the first grid point after `now`.
-    public init(interval: TimeInterval, splay: TimeInterval = 0, maxDuration: TimeInterval? = nil, runner: String, now: Date) {
+    public init(
+        interval: TimeInterval, splay: TimeInterval = 0, maxDuration: TimeInterval? = nil, runner: String, now: Date
+    ) {
         self.interval = max(interval, 1)
         self.splay = max(splay, 0)
         self.maxDuration = maxDuration
@@ -76,7 +78,9 @@ public struct RunSchedule: Sendable, Equatable {
 
     /// The request for the run starting at `start`: the agent's own run command, `maxDuration` as its timeout, and
     /// a run UID unique to this runner and start, so the ledger never starts one slot twice.
-    public func request(startingAt start: Date, maxOutputBytes: Int = RunProtocol.defaultMaximumOutputBytes) -> RunRequest {
+    public func request(
+        startingAt start: Date, maxOutputBytes: Int = RunProtocol.defaultMaximumOutputBytes
+    ) -> RunRequest {
         RunRequest(
             runUID: "schedule.\(runner).\(Int64((start.timeIntervalSince1970 * 1000).rounded()))", runName: "schedule",
             timeoutMilliseconds: maxDuration.map { Int64(($0 * 1000).rounded()) }, maxOutputBytes: maxOutputBytes)

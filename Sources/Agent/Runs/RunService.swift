@@ -117,7 +117,8 @@ public actor RunService {
         let cancellation = cancellations[uid] ?? RunCancellation()
         let outcome = await executor.run(
             request, cancellation: cancellation,
-            onStart: { time in await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time)))) },
+            onStart: { time in await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
+            },
             onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
         cancellations[uid] = nil
         sequences[uid] = nil

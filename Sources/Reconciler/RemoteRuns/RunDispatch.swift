@@ -33,7 +33,9 @@ public struct RunDispatch: Sendable {
         public var maxErrors: CountOrPercent?
         public var deliveryTimeout: TimeInterval
 
-        public init(batchSize: CountOrPercent? = nil, maxErrors: CountOrPercent? = nil, deliveryTimeout: TimeInterval = 60) {
+        public init(
+            batchSize: CountOrPercent? = nil, maxErrors: CountOrPercent? = nil, deliveryTimeout: TimeInterval = 60
+        ) {
             self.batchSize = batchSize
             self.maxErrors = maxErrors
             self.deliveryTimeout = deliveryTimeout
@@ -41,7 +43,8 @@ public struct RunDispatch: Sendable {
 
         public init(spec: RemoteRunSpec) {
             self.init(
-                batchSize: spec.batchSize, maxErrors: spec.maxErrors, deliveryTimeout: spec.effectiveDeliveryTimeout.seconds)
+                batchSize: spec.batchSize, maxErrors: spec.maxErrors,
+                deliveryTimeout: spec.effectiveDeliveryTimeout.seconds)
         }
     }
 
@@ -188,7 +191,9 @@ public struct RunDispatch: Sendable {
     }
 
     /// Each runner's phase, in target order.
-    public var phases: [(runner: String, phase: RemoteRunSpec.Phase)] { runners.map { ($0, progress[$0]?.phase ?? .pending) } }
+    public var phases: [(runner: String, phase: RemoteRunSpec.Phase)] {
+        runners.map { ($0, progress[$0]?.phase ?? .pending) }
+    }
 
     /// The phase of one runner.
     public func phase(of runner: String) -> RemoteRunSpec.Phase? { progress[runner]?.phase }

@@ -79,7 +79,8 @@ public struct OutputBuffer: Sendable, Equatable {
         segments.filter { stream == nil || $0.stream == stream }.flatMap(\.bytes)
     }
 
-    private static func add(_ bytes: some Collection<UInt8>, from stream: RunOutputStream, to segments: inout [Segment]) {
+    private static func add(_ bytes: some Collection<UInt8>, from stream: RunOutputStream, to segments: inout [Segment])
+    {
         guard !bytes.isEmpty else { return }
         if let last = segments.indices.last, segments[last].stream == stream,
             segments[last].bytes.count + bytes.count <= segmentSize

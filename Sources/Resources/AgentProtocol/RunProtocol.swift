@@ -88,7 +88,8 @@ public struct RunRequest: Codable, Sendable, Equatable {
             throw RunProtocolError("timeoutMilliseconds must be positive, got \(timeoutMilliseconds)")
         }
         guard (0...RunProtocol.maximumOutputBytesLimit).contains(maxOutputBytes) else {
-            throw RunProtocolError("maxOutputBytes must be 0 to \(RunProtocol.maximumOutputBytesLimit), got \(maxOutputBytes)")
+            throw RunProtocolError(
+                "maxOutputBytes must be 0 to \(RunProtocol.maximumOutputBytesLimit), got \(maxOutputBytes)")
         }
     }
 }

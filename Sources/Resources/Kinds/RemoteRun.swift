@@ -80,7 +80,9 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         public var skipped: Int?
 
         public init(total: Int, pending: Int, running: Int, succeeded: Int, failed: Int) {
-            (self.total, self.pending, self.running, self.succeeded, self.failed) = (total, pending, running, succeeded, failed)
+            (self.total, self.pending, self.running, self.succeeded, self.failed) = (
+                total, pending, running, succeeded, failed
+            )
         }
 
         /// The counts of some phases, one per runner; every phase is present, zero or not.
@@ -173,7 +175,8 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
     public static func isValidCondition(_ condition: String) -> Bool {
         guard let first = condition.unicodeScalars.first, condition.utf8.count <= 1024 else { return false }
         func isAlphanumeric(_ scalar: Unicode.Scalar) -> Bool {
-            scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar))
+            scalar.isASCII
+                && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar))
         }
         return isAlphanumeric(first) && condition.unicodeScalars.allSatisfy { isAlphanumeric($0) || $0 == "_" }
     }
@@ -183,10 +186,13 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         let chosen = [target.all == true, target.runners != nil, target.runnerSelector != nil].filter { $0 }.count
         if chosen != 1 {
             errors.append(
-                FieldError(path: "target", reason: .required, message: "set exactly one of all: true, runners or runnerSelector"))
+                FieldError(
+                    path: "target", reason: .required,
+                    message: "set exactly one of all: true, runners or runnerSelector"))
         }
         if let runners = target.runners, runners.isEmpty {
-            errors.append(FieldError(path: "target.runners", reason: .required, message: "must name at least one runner"))
+            errors.append(
+                FieldError(path: "target.runners", reason: .required, message: "must name at least one runner"))
         }
         errors += validateNameList(target.runners, at: "target.runners")
         errors += target.runnerSelector?.validate(at: "target.runnerSelector") ?? []
@@ -203,7 +209,8 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
             }
         }
         if let batchSize, batchSize.isZero {
-            errors.append(FieldError(path: "batchSize", message: "must be at least 1 or 1%; leave it out to run all at once"))
+            errors.append(
+                FieldError(path: "batchSize", message: "must be at least 1 or 1%; leave it out to run all at once"))
         }
         if let ttl = ttlSecondsAfterFinished, ttl < 0 {
             errors.append(FieldError(path: "ttlSecondsAfterFinished", message: "must not be negative"))
@@ -214,18 +221,24 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
     private func validateCommand() -> [FieldError] {
         guard let command else { return [] }
         guard let program = command.first else {
-            return [FieldError(path: "command", reason: .required, message: "must name the program to run, like [/usr/bin/uptime]")]
+            return [
+                FieldError(
+                    path: "command", reason: .required, message: "must name the program to run, like [/usr/bin/uptime]")
+            ]
         }
         var errors: [FieldError] = []
         if !program.hasPrefix("/") {
             errors.append(
                 FieldError(
                     path: "command[0]",
-                    message: "\"\(program)\" is not an absolute path: no shell or PATH lookup runs it; write /usr/bin/\(program) or similar"))
+                    message: "\"\(program)\" is not an absolute path: no shell or PATH lookup runs it; write "
+                        + "/usr/bin/\(program) or similar"))
         }
         if command.count > Self.maximumCommandArguments {
             errors.append(
-                FieldError(path: "command", reason: .tooLong, message: "has \(command.count) arguments; at most \(Self.maximumCommandArguments)"))
+                FieldError(
+                    path: "command", reason: .tooLong,
+                    message: "has \(command.count) arguments; at most \(Self.maximumCommandArguments)"))
         }
         for (index, argument) in command.enumerated() {
             if argument.utf8.contains(0) {
@@ -245,11 +258,15 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         "conditions": "Conditions passed to the run command (each ^[A-Za-z0-9][A-Za-z0-9_]*$), e.g. force_inventory.",
         "keepOutput": "Keep each runner's output, readable with steady logs.",
         "asynchronous": "Return at once instead of waiting for results.",
-        "command": "An argv with an absolute program path, run instead of the agent's run command; only agents started with --allow-exec run it, others report Refused (ExecNotAllowed).",
-        "timeout": "How long each runner's run may take; then its process group gets SIGTERM, then SIGKILL, and it is TimedOut.",
+        "command": "An argv with an absolute program path, run instead of the agent's run command; only agents "
+            + "started with --allow-exec run it, others report Refused (ExecNotAllowed).",
+        "timeout": "How long each runner's run may take; then its process group gets SIGTERM, then SIGKILL, and "
+            + "it is TimedOut.",
         "deliveryTimeout": "How long an agent has to take the run before its runner is Unreachable (default 1m).",
-        "batchSize": "How many runners run at once, a rolling window: a count or a percentage. A slot frees when a runner finishes.",
-        "maxErrors": "How many runners may fail (a count or a percentage) before the runners not started are Skipped and the run Failed (default unlimited).",
+        "batchSize": "How many runners run at once, a rolling window: a count or a percentage. A slot frees when a "
+            + "runner finishes.",
+        "maxErrors": "How many runners may fail (a count or a percentage) before the runners not started are "
+            + "Skipped and the run Failed (default unlimited).",
         "suspend": "Stop the run: running processes are killed and runners not started are Cancelled.",
         "ttlSecondsAfterFinished": "Delete the RemoteRun this long after it finishes.",
     ]
