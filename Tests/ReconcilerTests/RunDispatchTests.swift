@@ -155,8 +155,22 @@ import Testing
         _ = dispatch.handle(.disconnected("a"), now: Self.at(2))
         _ = dispatch.handle(.disconnected("b"), now: Self.at(2))
         _ = dispatch.handle(.connected("b"), now: Self.at(5))
+        #expect(dispatch.nextDeadline == Self.at(12))
         #expect(dispatch.handle(.timePassed, now: Self.at(12)) == [.markUnreachable("a", reason: "AgentLost")])
         #expect(dispatch.phase(of: "b") == .running)
+        #expect(dispatch.nextDeadline == nil)
+    }
+
+    @Test func anAcceptedRunnerWhoseAgentIsLostDoesNotHoldTheRunForever() {
+        var dispatch = RunDispatch(runners: ["a"], policy: .init(deliveryTimeout: 10), connected: ["a"])
+        _ = dispatch.start(now: Self.t0)
+        _ = dispatch.handle(.accepted("a"), now: Self.at(1))
+        #expect(dispatch.nextDeadline == nil)
+        _ = dispatch.handle(.disconnected("a"), now: Self.at(2))
+        #expect(
+            dispatch.handle(.timePassed, now: Self.at(12)) == [
+                .markUnreachable("a", reason: "AgentLost"), .complete(.failed, reason: "RunnersFailed"),
+            ])
     }
 
     @Test func suspendCancelsRunningAndMarksTheRestCancelled() {

@@ -10,8 +10,8 @@ import Resources
 ///   in target order, so that a disconnected agent delays only itself; then to the others, which then have
 ///   `deliveryTimeout` to connect and take the run.
 /// - **Delivery timeout.** A runner that has not accepted the run `deliveryTimeout` after it was dispatched is
-///   `Unreachable` (reason `DeliveryTimeout`); so is a running one whose agent went away and did not come back in
-///   that time (reason `AgentLost`).
+///   `Unreachable` (reason `DeliveryTimeout`); so is one that accepted or started it and whose agent went away and
+///   did not come back in that time (reason `AgentLost`).
 /// - **maxErrors.** Once more runners than allowed are `Failed`, `TimedOut`, `Unreachable` or `Refused`, runners
 ///   not dispatched yet are `Skipped`, dispatched ones that have not started are sent a cancel, running ones finish,
 ///   and the run ends `Failed` with reason `MaxErrorsExceeded`.
@@ -88,7 +88,7 @@ public struct RunDispatch: Sendable {
         case waiting
         case dispatched(at: Date)
         case accepted
-        case running(lostAt: Date?)
+        case running
         case final(RemoteRunSpec.Phase)
 
         var phase: RemoteRunSpec.Phase {
@@ -111,6 +111,8 @@ public struct RunDispatch: Sendable {
     public let policy: Policy
     private var progress: [String: Progress]
     private var connected: Set<String>
+    /// When the agent of an accepted or running runner went away.
+    private var lostSince: [String: Date] = [:]
     private var stopReason: String?
     private var isMaxErrorsExceeded = false
     /// The run's final phase and reason, once ``Directive/complete(_:reason:)`` was returned.
@@ -144,16 +146,21 @@ public struct RunDispatch: Sendable {
         switch event {
         case .connected(let runner):
             connected.insert(runner)
-            if case .running(let lostAt?) = progress[runner], lostAt <= now { progress[runner] = .running(lostAt: nil) }
+            lostSince[runner] = nil
             if case .dispatched = progress[runner], stopReason == nil { directives.append(.dispatch(runner)) }
         case .disconnected(let runner):
             connected.remove(runner)
-            if case .running(nil) = progress[runner] { progress[runner] = .running(lostAt: now) }
+            if progress[runner] == .accepted || progress[runner] == .running { lostSince[runner] = now }
         case .accepted(let runner):
-            if case .dispatched = progress[runner] { progress[runner] = .accepted }
+            if case .dispatched = progress[runner] {
+                progress[runner] = .accepted
+                if !connected.contains(runner) { lostSince[runner] = now }
+            }
         case .started(let runner):
             switch progress[runner] {
-            case .dispatched, .accepted: progress[runner] = .running(lostAt: connected.contains(runner) ? nil : now)
+            case .dispatched, .accepted:
+                progress[runner] = .running
+                if !connected.contains(runner) { lostSince[runner] = lostSince[runner] ?? now }
             default: break
             }
         case .finished(let runner, let phase):
@@ -181,10 +188,10 @@ public struct RunDispatch: Sendable {
 
     /// When the shell must send ``Event/timePassed``: the earliest delivery deadline; nil when none is pending.
     public var nextDeadline: Date? {
-        progress.values.compactMap { state -> Date? in
+        progress.compactMap { runner, state -> Date? in
             switch state {
             case .dispatched(let at): at.addingTimeInterval(policy.deliveryTimeout)
-            case .running(let lostAt?): lostAt.addingTimeInterval(policy.deliveryTimeout)
+            case .accepted, .running: lostSince[runner]?.addingTimeInterval(policy.deliveryTimeout)
             default: nil
             }
         }.min()
@@ -220,8 +227,10 @@ public struct RunDispatch: Sendable {
             case .dispatched(let at) where at.addingTimeInterval(policy.deliveryTimeout) <= now:
                 progress[runner] = .final(.unreachable)
                 directives.append(.markUnreachable(runner, reason: "DeliveryTimeout"))
-            case .running(let lostAt?) where lostAt.addingTimeInterval(policy.deliveryTimeout) <= now:
+            case .accepted, .running:
+                guard let lost = lostSince[runner], lost.addingTimeInterval(policy.deliveryTimeout) <= now else { break }
                 progress[runner] = .final(.unreachable)
+                lostSince[runner] = nil
                 directives.append(.markUnreachable(runner, reason: "AgentLost"))
             default: break
             }
