@@ -228,7 +228,9 @@ public struct RunDispatch: Sendable {
                 progress[runner] = .final(.unreachable)
                 directives.append(.markUnreachable(runner, reason: "DeliveryTimeout"))
             case .accepted, .running:
-                guard let lost = lostSince[runner], lost.addingTimeInterval(policy.deliveryTimeout) <= now else { break }
+                guard let lost = lostSince[runner], lost.addingTimeInterval(policy.deliveryTimeout) <= now else {
+                    break
+                }
                 progress[runner] = .final(.unreachable)
                 lostSince[runner] = nil
                 directives.append(.markUnreachable(runner, reason: "AgentLost"))
