@@ -45,10 +45,7 @@ public struct RemoteRunReconciler: StatusReconciler {
             results[runner] = RemoteRunSpec.RunnerResult(runner: runner, phase: .pending)
         }
         let ordered = results.values.sorted { $0.runner < $1.runner }
-        let count = { (phase: RemoteRunSpec.Phase) in ordered.count { $0.phase == phase } }
-        let counts = RemoteRunSpec.Counts(
-            total: ordered.count, pending: count(.pending), running: count(.running), succeeded: count(.succeeded),
-            failed: ordered.count { [.failed, .timedOut].contains($0.phase) })
+        let counts = RemoteRunSpec.Counts(phases: ordered.map(\.phase))
         let phase = object["status"]?["phase"]?.stringValue ?? RemoteRunSpec.Phase.pending.rawValue
         return try StatusReport.status(
             of: object, problems: problems,

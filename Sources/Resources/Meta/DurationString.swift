@@ -68,7 +68,7 @@ public enum CountOrPercent: Codable, Sendable, Hashable, SchemaProviding {
     case count(Int)
     case percent(Int)
 
-    /// The count this resolves to for `total` items: at least 1 when total is positive.
+    /// The count this resolves to for `total` items, rounded up: at least 1 when total is positive (a batch size).
     public func resolve(total: Int) -> Int {
         switch self {
         case .count(let count): max(1, count)
@@ -76,25 +76,36 @@ public enum CountOrPercent: Codable, Sendable, Hashable, SchemaProviding {
         }
     }
 
+    /// The count this allows out of `total` items, rounded down and possibly 0 (an error budget such as `maxErrors`).
+    public func allowance(total: Int) -> Int {
+        switch self {
+        case .count(let count): max(0, count)
+        case .percent(let percent): max(0, total * percent / 100)
+        }
+    }
+
+    /// Whether this is `0` or `"0%"`, which a field such as `batchSize` refuses.
+    public var isZero: Bool { self == .count(0) || self == .percent(0) }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         func invalid(_ message: String) -> DecodingError {
             .dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: message))
         }
         if let count = try? container.decode(Int.self) {
-            guard count >= 1 else { throw invalid("must be at least 1, got \(count)") }
+            guard count >= 0 else { throw invalid("must not be negative, got \(count)") }
             self = .count(count)
             return
         }
         guard let text = try? container.decode(String.self) else {
             throw invalid("expected a count like 50 or a percentage like \"20%\"")
         }
-        if text.hasSuffix("%"), let percent = Int(text.dropLast()), (1...100).contains(percent) {
+        if text.hasSuffix("%"), let percent = Int(text.dropLast()), (0...100).contains(percent) {
             self = .percent(percent)
-        } else if let count = Int(text), count >= 1 {
+        } else if let count = Int(text), count >= 0 {
             self = .count(count)
         } else {
-            throw invalid("invalid value \"\(text)\": expected a count like 50 or a percentage like \"20%\" (1-100%)")
+            throw invalid("invalid value \"\(text)\": expected a count like 50 or a percentage like \"20%\" (0-100%)")
         }
     }
 

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import Resources
+
+/// The agent's side of remote runs: the thin actor around ``RunLedger`` and ``RunExecutor`` that turns the
+/// controller's run messages into processes and answers with run messages.
+///
+/// - `runRequest`: a UID the ledger has never seen is recorded, answered `runAccepted` and started (or answered
+///   `runRefused` when ``RunExecutor/admit(_:)`` refuses it); a UID already running is answered `runAccepted`
+///   again; a finished one is answered with its `runResult` again. Nothing starts twice.
+/// - `runCancel`: the run's process group is stopped; its result is `Cancelled`.
+/// - `runAcknowledge`: the ledger stops re-sending that result.
+/// - While it runs: `runStarted`, then `runOutput` chunks (numbered per run across both streams), then `runResult`.
+///   Sending waits for the stream, so a slow controller slows the reading of the process's output (the pipe fills
+///   and the process waits) rather than growing a buffer here.
+/// - While disconnected, runs go on; output chunks are dropped (the bounded output stays in the executor's
+///   `OutputBuffer`) and results stay in the ledger, sent by ``connected(send:)`` on the next stream.
+///
+/// Wiring: the agent runs ``run()`` in its service group for its whole life; its stream loop calls
+/// ``connected(send:)`` when a stream is up (with a closure writing one line: `RunAgentMessage.line()`),
+/// ``disconnected()`` when it drops, and ``handle(_:)`` for each line `RunControllerMessage.decode(line:)` returns.
+public actor RunService {
+    /// Writes one message on the current stream.
+    public typealias Send = @Sendable (RunAgentMessage) async -> Void
+
+    private var ledger: RunLedger
+    private let executor: RunExecutor
+    private let logger: Logger
+    private var send: Send?
+    private var cancellations: [String: RunCancellation] = [:]
+    private var sequences: [String: Int64] = [:]
+    private let work: AsyncStream<RunRequest>
+    private let workContinuation: AsyncStream<RunRequest>.Continuation
+
+    public init(executor: RunExecutor, ledger: RunLedger, logger: Logger) {
+        self.executor = executor
+        self.ledger = ledger
+        self.logger = logger
+        (work, workContinuation) = AsyncStream<RunRequest>.makeStream()
+    }
+
+    /// Runs the accepted runs, each in a child task, until the calling task is cancelled; then stops the running
+    /// process groups and records their results.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await request in work {
+                group.addTask { await self.execute(request) }
+            }
+        }
+    }
+
+    /// A stream to the controller is up: results not yet acknowledged are sent on it, oldest first.
+    public func connected(send: @escaping Send) async {
+        self.send = send
+        for result in ledger.unacknowledgedResults {
+            await send(.result(result))
+        }
+    }
+
+    /// The stream dropped: nothing is sent until the next ``connected(send:)``.
+    public func disconnected() {
+        send = nil
+    }
+
+    /// UIDs of the runs going now.
+    public var runningUIDs: [String] { cancellations.keys.sorted() }
+
+    /// Acts on one message from the controller.
+    public func handle(_ message: RunControllerMessage) async {
+        switch message {
+        case .request(let request):
+            await take(request)
+        case .cancel(let cancel):
+            cancellations[cancel.runUID]?.cancel()
+        case .acknowledge(let acknowledge):
+            do {
+                try ledger.acknowledge(acknowledge.runUID)
+            } catch {
+                logger.error("cannot record an acknowledged run", metadata: metadata(acknowledge.runUID, error))
+            }
+        }
+    }
+
+    private func take(_ request: RunRequest) async {
+        let admission: RunLedger.Admission
+        do {
+            admission = try ledger.begin(request)
+        } catch {
+            // Without a ledger entry a restart could start it again: better not to start it at all.
+            logger.error(
+                "cannot record a run before starting it; it is not started", metadata: metadata(request.runUID, error))
+            return
+        }
+        switch admission {
+        case .alreadyStarted:
+            await send?(.accepted(RunAccepted(runUID: request.runUID)))
+        case .alreadyFinished(let result):
+            await send?(.result(result))
+        case .start:
+            if case .refused(let refusal) = executor.admit(request) {
+                let result = RunResult(
+                    runUID: request.runUID, phase: .refused, completionTime: Timestamp.now(),
+                    reason: refusal.reason.rawValue, message: refusal.message)
+                record(result, runName: request.runName)
+                await send?(.refused(refusal))
+                return
+            }
+            cancellations[request.runUID] = RunCancellation()
+            sequences[request.runUID] = 0
+            await send?(.accepted(RunAccepted(runUID: request.runUID)))
+            workContinuation.yield(request)
+        }
+    }
+
+    private func execute(_ request: RunRequest) async {
+        let uid = request.runUID
+        let cancellation = cancellations[uid] ?? RunCancellation()
+        let outcome = await executor.run(
+            request, cancellation: cancellation,
+            onStart: { time in await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
+            },
+            onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
+        cancellations[uid] = nil
+        sequences[uid] = nil
+        record(outcome.result, runName: request.runName)
+        await send?(.result(outcome.result))
+    }
+
+    private func deliver(_ message: RunAgentMessage) async {
+        await send?(message)
+    }
+
+    private func emit(_ uid: String, _ stream: RunOutputStream, _ bytes: [UInt8]) async {
+        let first = sequences[uid] ?? 0
+        let chunks = RunOutputChunk.chunks(runUID: uid, stream: stream, firstSequence: first, bytes: bytes)
+        sequences[uid] = first + Int64(chunks.count)
+        for chunk in chunks {
+            await send?(.output(chunk))
+        }
+    }
+
+    private func record(_ result: RunResult, runName: String) {
+        do {
+            try ledger.finish(result, runName: runName)
+        } catch {
+            logger.error(
+                "cannot record a run's result; it is reported now but not after a restart",
+                metadata: metadata(result.runUID, error))
+        }
+    }
+
+    private func metadata(_ uid: String, _ error: any Error) -> Logger.Metadata {
+        ["steady.run": "\(uid)", "steady.error": "\(error)"]
+    }
+}
