@@ -189,9 +189,11 @@ public actor AgentGateway {
                 case .closed:
                     forget(connection: id)?.close()
                     await perform(state.connectionFailed(runner: runner, connection: id, overflowed: false))
+                    noteConnections(of: runner)
                 }
-            case .close(_, let id):
+            case .close(let runner, let id):
                 forget(connection: id)?.close()
+                noteConnections(of: runner)
             case .writeStatus(let runner, let status):
                 pendingStatus[runner] = status
                 if status.isConnected { runnerConnected.continuation.yield() }
@@ -202,6 +204,73 @@ public actor AgentGateway {
                 syncIndex.set(runner: runner, holds: slice)
             }
         }
+    }
+
+    /// Tells the connection observer when a runner gains its first stream or loses its last.
+    private func noteConnections(of runner: String) {
+        let isConnected = !(state.runners[runner]?.connections.isEmpty ?? true)
+        guard isConnected != connectedRunners.contains(runner) else { return }
+        if isConnected { connectedRunners.insert(runner) } else { connectedRunners.remove(runner) }
+        let observer = hooks.withLock { $0.connections }
+        observer?(runner, isConnected)
+    }
+
+    private var connectedRunners: Set<String> = []
+
+    /// Who hears of runner streams opening and closing, and of run messages from agents (the RemoteRun
+    /// dispatcher); set once, before agents connect.
+    private nonisolated let hooks = Mutex<Hooks>(Hooks())
+
+    struct Hooks {
+        var connections: (@Sendable (_ runner: String, _ isConnected: Bool) -> Void)?
+        var runMessages: (@Sendable (_ runner: String, _ message: RunAgentMessage) -> Void)?
+    }
+
+    /// Calls `observer` whenever a runner's first stream opens or its last one closes.
+    public nonisolated func observeConnections(_ observer: @escaping @Sendable (String, Bool) -> Void) {
+        hooks.withLock { $0.connections = observer }
+    }
+
+    /// Calls `handler` with each run message an agent sends on its stream.
+    public nonisolated func handleRunMessages(_ handler: @escaping @Sendable (String, RunAgentMessage) -> Void) {
+        hooks.withLock { $0.runMessages = handler }
+    }
+
+    /// Hands over a run message from `runner`'s stream (on the event loop); dropped when no dispatcher listens.
+    public nonisolated func receive(runner: String, run message: RunAgentMessage) {
+        let handler = hooks.withLock { $0.runMessages }
+        handler?(runner, message)
+    }
+
+    /// Sends a run message on every stream `runner`'s agent holds; false when it holds none.
+    public func send(run message: RunControllerMessage, to runner: String) async -> Bool {
+        guard let ids = state.runners[runner]?.connections, !ids.isEmpty, let line = try? message.line() else {
+            return false
+        }
+        var isSent = false
+        for id in ids {
+            switch connections[id]?.send(line: line) {
+            case .queued?:
+                isSent = true
+            case .overflowed?:
+                logger.notice("agent too slow; disconnected to resync", metadata: ["steady.runner": "\(runner)"])
+                await perform(state.connectionFailed(runner: runner, connection: id, overflowed: true))
+            case .closed?, nil:
+                forget(connection: id)?.close()
+                await perform(state.connectionFailed(runner: runner, connection: id, overflowed: false))
+            }
+        }
+        noteConnections(of: runner)
+        return isSent
+    }
+
+    /// Hangs up every stream of `runner` (an agent that broke the protocol); it reconnects and resyncs.
+    public func disconnect(runner: String) async {
+        for id in state.runners[runner]?.connections ?? [] {
+            forget(connection: id)?.close()
+            await perform(state.connectionFailed(runner: runner, connection: id, overflowed: false))
+        }
+        noteConnections(of: runner)
     }
 
     /// Drops a connection from the table; nil when it was gone already.
@@ -284,6 +353,7 @@ public actor AgentGateway {
         connections[id] = connection
         metrics?.runnerConnected()
         await perform(state.attach(runner: runner, revision: revision, digest: digest, connection: id))
+        noteConnections(of: runner)
     }
 
     /// Records a report (heartbeat and sync status) and returns once the Runner's status says what it changed.

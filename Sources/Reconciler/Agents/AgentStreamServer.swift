@@ -37,6 +37,7 @@ public struct AgentStreamServer: Sendable {
             connection, helloTimeout: helloTimeout, logger: logger,
             authorize: { hello in await authorize(hello) },
             receive: { hello, report in gateway.receive(runner: hello.runner, report: report) },
+            receiveRun: { hello, message in gateway.receive(runner: hello.runner, run: message) },
             start: { hello in
                 await gateway.attach(
                     runner: hello.runner, revision: hello.revision, digest: hello.digest,
@@ -47,11 +48,13 @@ public struct AgentStreamServer: Sendable {
 
     /// Takes an agent stream's hello (closing the connection when none comes within `helloTimeout`), and either
     /// refuses it with the ``AgentStreamRefusal`` `authorize` returns, or passes every report that arrives from then
-    /// on to `receive` (on the event loop) and calls `start`, which begins sending.
+    /// on to `receive` and every run message to `receiveRun` (on the event loop) and calls `start`, which begins
+    /// sending.
     static func accept(
         _ connection: Connection, helloTimeout: TimeAmount, logger: Logger,
         authorize: (AgentHello) async -> AgentStreamRefusal?,
         receive: @escaping @Sendable (AgentHello, AgentReport) -> Void,
+        receiveRun: @escaping @Sendable (AgentHello, RunAgentMessage) -> Void = { _, _ in },
         start: (AgentHello) async -> Void
     ) async {
         let channel = connection.channel
@@ -72,7 +75,9 @@ public struct AgentStreamServer: Sendable {
         }
         // Reports are taken before the first message goes out, so that none is missed.
         let handler = connection.handler
-        try? await channel.eventLoop.submit { handler.value.serve { receive(hello, $0) } }.get()
+        try? await channel.eventLoop.submit {
+            handler.value.serve(reports: { receive(hello, $0) }, runs: { receiveRun(hello, $0) })
+        }.get()
         await start(hello)
     }
 
@@ -109,14 +114,16 @@ public struct AgentStreamServer: Sendable {
     }
 }
 
-/// The agent stream's last handler: completes `hello` with the first line, then decodes reports for whoever
-/// serves the stream. A line that is not a report, or is too long, is answered with a refusal and ends the stream.
+/// The agent stream's last handler: completes `hello` with the first line, then decodes reports and run messages
+/// for whoever serves the stream. A line that is neither, or is too long, is answered with a refusal and ends the
+/// stream.
 final class AgentStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let hello: EventLoopPromise<ByteBuffer>
     private var hasHello = false
     private var receive: ((AgentReport) -> Void)?
+    private var receiveRun: ((RunAgentMessage) -> Void)?
     /// Lines that came while the hello was being checked; they are read once the stream is served.
     private var early: [ByteBuffer] = []
     private var context: ChannelHandlerContext?
@@ -125,9 +132,11 @@ final class AgentStreamHandler: ChannelInboundHandler {
         hello = eventLoop.makePromise()
     }
 
-    /// From now on, reports go to `receive`, starting with any that came while the hello was being checked.
-    func serve(_ receive: @escaping (AgentReport) -> Void) {
-        self.receive = receive
+    /// From now on, reports go to `reports` and run messages to `runs`, starting with any that came while the hello
+    /// was being checked.
+    func serve(reports: @escaping (AgentReport) -> Void, runs: @escaping (RunAgentMessage) -> Void) {
+        self.receive = reports
+        self.receiveRun = runs
         guard let context else { return }
         let lines = early
         early = []
@@ -155,6 +164,16 @@ final class AgentStreamHandler: ChannelInboundHandler {
 
     private func read(_ line: ByteBuffer, context: ChannelHandlerContext) {
         guard line.readableBytes > 0, let receive else { return }
+        do {
+            if let run = try RunAgentMessage.decode(line: line.readableBytesView) {
+                receiveRun?(run)
+                return
+            }
+        } catch {
+            // A malformed run message (oversized chunk, bad phase) ends this agent's stream, and nothing else.
+            AgentStreamServer.refuse(context.channel, AgentStreamRefusal(refused: 400, message: "\(error)"))
+            return
+        }
         guard let report: AgentReport = AgentStreamServer.decode(line) else {
             AgentStreamServer.refuse(
                 context.channel, AgentStreamRefusal(refused: 400, message: "a line is not an agent report"))

@@ -6,6 +6,8 @@ import Synchronization
 public protocol SliceConnection: Sendable {
     /// Queues a message for the agent.
     func send(_ message: SliceMessage) -> SliceSendResult
+    /// Queues a line of another protocol on the same stream (a run message), newline included.
+    func send(line: [UInt8]) -> SliceSendResult
     /// Hangs up.
     func close()
 }
@@ -35,6 +37,9 @@ struct StreamSliceConnection: SliceConnection {
         @unknown default: return .closed
         }
     }
+
+    /// In-process streams carry slices only: run messages are not for them.
+    func send(line: [UInt8]) -> SliceSendResult { .queued }
 
     func close() { continuation.finish() }
 }
@@ -70,6 +75,15 @@ final class ChannelSliceConnection: SliceConnection {
             if message.type != .keepalive { self.metrics?.slicePushed(bytes: line.readableBytes) }
             self.channel.writeAndFlush(line).whenComplete { _ in self.unsent.subtract(1, ordering: .relaxed) }
         }
+        return .queued
+    }
+
+    func send(line: [UInt8]) -> SliceSendResult {
+        guard channel.isActive else { return .closed }
+        guard unsent.load(ordering: .relaxed) < limit else { return .overflowed }
+        unsent.add(1, ordering: .relaxed)
+        let buffer = ByteBuffer(bytes: line)
+        channel.writeAndFlush(buffer).whenComplete { _ in self.unsent.subtract(1, ordering: .relaxed) }
         return .queued
     }
 

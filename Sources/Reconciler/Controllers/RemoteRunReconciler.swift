@@ -38,15 +38,17 @@ public struct RemoteRunReconciler: StatusReconciler {
         let recorded = (object["status"]?["results"]?.arrayValue ?? []).compactMap {
             try? $0.decode(as: RemoteRunSpec.RunnerResult.self)
         }
-        // A runner that started keeps its result; one still pending leaves when it is no longer targeted.
-        let started = recorded.filter { $0.phase != .pending }
-        var results = Dictionary(started.map { ($0.runner, $0) }, uniquingKeysWith: { first, _ in first })
-        for runner in targeted where results[runner] == nil {
+        // Once dispatch began the runners are fixed: the dispatcher owns every result. Before, a runner that
+        // started keeps its result and one still pending leaves when it is no longer targeted.
+        let phase = object["status"]?["phase"]?.stringValue ?? RemoteRunSpec.Phase.pending.rawValue
+        let isDispatching = phase != RemoteRunSpec.Phase.pending.rawValue
+        let kept = isDispatching ? recorded : recorded.filter { $0.phase != .pending }
+        var results = Dictionary(kept.map { ($0.runner, $0) }, uniquingKeysWith: { first, _ in first })
+        for runner in targeted where results[runner] == nil && !isDispatching {
             results[runner] = RemoteRunSpec.RunnerResult(runner: runner, phase: .pending)
         }
         let ordered = results.values.sorted { $0.runner < $1.runner }
         let counts = RemoteRunSpec.Counts(phases: ordered.map(\.phase))
-        let phase = object["status"]?["phase"]?.stringValue ?? RemoteRunSpec.Phase.pending.rawValue
         return try StatusReport.status(
             of: object, problems: problems,
             readyMessage: "accepted: targets \(Wording.count(targeted.count, "runner")): \(Self.list(targeted))",

@@ -133,6 +133,15 @@ public struct RunDispatch: Sendable {
     /// How many errors the run tolerates; nil for no limit.
     public var errorAllowance: Int? { policy.maxErrors?.allowance(total: runners.count) }
 
+    /// Takes up a run that was under way before a controller restart: runners with a final result keep it, the
+    /// others are dispatched again (an agent's ledger never starts the same run twice, and answers a repeated
+    /// request with the result it kept). Call before ``start(now:)``.
+    public mutating func restore(finished results: [String: RemoteRunSpec.Phase]) {
+        for (runner, phase) in results where phase.isFinal && progress[runner] != nil {
+            progress[runner] = .final(phase)
+        }
+    }
+
     /// The first directives: the first window of dispatches (or completion, with no runners).
     public mutating func start(now: Date) -> [Directive] {
         var directives: [Directive] = []

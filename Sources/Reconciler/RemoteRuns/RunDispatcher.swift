@@ -1,0 +1,360 @@
+import Foundation
+import Logging
+import Resources
+import ServiceLifecycle
+import Synchronization
+
+/// Where run output goes on the controller: outside the RemoteRun object, bounded per runner.
+public protocol RunOutputSink: Sendable {
+    func append(run: String, runner: String, stream: RunOutputStream, bytes: [UInt8])
+    func finish(run: String, runner: String)
+    func delete(run: String)
+}
+
+/// Carries RemoteRuns out: the shell around one ``RunDispatch`` per run under way.
+///
+/// It follows RemoteRuns through the controller's shared informer; a run whose targets resolved (`Ready=True`) is
+/// taken up, its requests go down each runner's agent stream through the ``AgentGateway``, and what the agents send
+/// back (accepted, started, output, result, refused) becomes `status.results`, `counts`, `phase` and the
+/// `Complete`/`Failed` conditions, written through the status subresource. Output goes to a ``RunOutputSink``.
+///
+/// An agent may report only on runs dispatched to its own runner: anything else closes its stream. A result for a
+/// run the controller no longer follows (deleted, or finished before a restart) is acknowledged and dropped, so the
+/// agent's ledger can forget it.
+public actor RunDispatcher: Service {
+    /// One run under way.
+    struct ActiveRun {
+        let name: String
+        let uid: String
+        let spec: RemoteRunSpec
+        var dispatch: RunDispatch
+        /// What agents reported beyond the phase: exit code, signal, times, output size.
+        var details: [String: RemoteRunSpec.RunnerResult] = [:]
+        var startTime: String?
+        var completionTime: String?
+    }
+
+    private enum Input {
+        case update(InformerUpdate)
+        case connection(runner: String, isConnected: Bool)
+        case message(runner: String, RunAgentMessage)
+        case timePassed
+    }
+
+    let objects: ObjectService
+    let gateway: AgentGateway
+    let informer: SharedInformer
+    let output: (any RunOutputSink)?
+    let logger: Logger
+    private var runs: [String: ActiveRun] = [:]
+    /// Runs whose status must be written.
+    private var unwritten: Set<String> = []
+    private var connected: Set<String> = []
+    private let pending = Mutex<[Input]>([])
+    private let arrived = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private let deadlinesChanged = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    public init(
+        objects: ObjectService, gateway: AgentGateway, informer: SharedInformer, output: (any RunOutputSink)?,
+        logger: Logger
+    ) {
+        self.objects = objects
+        self.gateway = gateway
+        self.informer = informer
+        self.output = output
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        gateway.observeConnections { [weak self] runner, isConnected in
+            self?.enqueue(.connection(runner: runner, isConnected: isConnected))
+        }
+        gateway.handleRunMessages { [weak self] runner, message in self?.enqueue(.message(runner: runner, message)) }
+        informer.subscribe { [weak self] update in
+            guard update.changes.contains(where: { $0.key.kind == RemoteRunSpec.kind }) else { return }
+            self?.enqueue(.update(update))
+        }
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.followInputs() }
+                group.addTask { await self.keepTime() }
+            }
+        }
+    }
+
+    private nonisolated func enqueue(_ input: Input) {
+        let wasEmpty = pending.withLock { pending in
+            defer { pending.append(input) }
+            return pending.isEmpty
+        }
+        if wasEmpty { arrived.continuation.yield() }
+    }
+
+    private func followInputs() async {
+        for await _ in arrived.stream {
+            let inputs = pending.withLock { pending in
+                defer { pending = [] }
+                return pending
+            }
+            for input in inputs { await handle(input) }
+            await writeStatuses()
+            deadlinesChanged.continuation.yield()
+        }
+    }
+
+    /// Wakes at the first delivery deadline of any run (at least once a second while one is pending, since a run
+    /// taken up meanwhile may have an earlier one); sleeps without a timer while none is.
+    private func keepTime() async {
+        let clock = ContinuousClock()
+        var changes = deadlinesChanged.stream.makeAsyncIterator()
+        while !Task.isCancelled {
+            guard let deadline = earliestDeadline() else {
+                guard await changes.next() != nil else { return }
+                continue
+            }
+            let wait = min(max(deadline.timeIntervalSinceNow, 0), 1)
+            do {
+                try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
+            } catch {
+                return
+            }
+            enqueue(.timePassed)
+        }
+    }
+
+    private func earliestDeadline() -> Date? {
+        runs.values.compactMap(\.dispatch.nextDeadline).min()
+    }
+
+    // MARK: Inputs
+
+    private func handle(_ input: Input) async {
+        let now = Date()
+        switch input {
+        case .update(let update):
+            for change in update.changes where change.key.kind == RemoteRunSpec.kind {
+                await follow(change, now: now)
+            }
+        case .connection(let runner, let isConnected):
+            if isConnected { connected.insert(runner) } else { connected.remove(runner) }
+            for uid in runs.keys where runs[uid]?.dispatch.phase(of: runner) != nil {
+                await apply(isConnected ? .connected(runner) : .disconnected(runner), to: uid, now: now)
+            }
+        case .message(let runner, let message):
+            await receive(message, from: runner, now: now)
+        case .timePassed:
+            for (uid, run) in runs where (run.dispatch.nextDeadline.map { $0 <= now } ?? false) {
+                await apply(.timePassed, to: uid, now: now)
+            }
+        }
+    }
+
+    /// Takes up a RemoteRun that became Ready, stops one that was suspended or deleted.
+    private func follow(_ change: ObjectChange, now: Date) async {
+        guard let object = change.new else {
+            guard let uid = change.old?["metadata"]?["uid"]?.stringValue, runs[uid] != nil else { return }
+            await apply(.stopped(reason: "Deleted"), to: uid, now: now)
+            runs[uid] = nil
+            unwritten.remove(uid)
+            output?.delete(run: uid)
+            return
+        }
+        guard let uid = object["metadata"]?["uid"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue,
+            let spec = try? object["spec"]?.decode(as: RemoteRunSpec.self)
+        else { return }
+        if runs[uid] != nil {
+            if spec.suspend == true { await apply(.stopped(reason: "Suspended"), to: uid, now: now) }
+            return
+        }
+        let status = object["status"]
+        let phase = status?["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:)) ?? .pending
+        let conditions = (status?["conditions"]?.arrayValue ?? []).compactMap { try? $0.decode(as: Condition.self) }
+        guard !phase.isFinal, conditions[type: "Ready"]?.status == .true,
+            conditions[type: "Ready"]?.observedGeneration == object["metadata"]?["generation"]?.intValue
+        else { return }
+        let results = (status?["results"]?.arrayValue ?? []).compactMap {
+            try? $0.decode(as: RemoteRunSpec.RunnerResult.self)
+        }
+        var dispatch = RunDispatch(
+            runners: results.map(\.runner), policy: RunDispatch.Policy(spec: spec), connected: connected)
+        dispatch.restore(finished: Dictionary(results.map { ($0.runner, $0.phase) }, uniquingKeysWith: { a, _ in a }))
+        var run = ActiveRun(name: name, uid: uid, spec: spec, dispatch: dispatch)
+        run.details = Dictionary(results.map { ($0.runner, $0) }, uniquingKeysWith: { a, _ in a })
+        run.startTime = status?["startTime"]?.stringValue ?? Timestamp.now()
+        runs[uid] = run
+        logger.info(
+            "remote run taken up",
+            metadata: ["steady.remoterun": "\(name)", "steady.runners": "\(results.count)"])
+        if spec.suspend == true {
+            await apply(.stopped(reason: "Suspended"), to: uid, now: now)
+        } else {
+            await perform(runs[uid]?.dispatch.start(now: now) ?? [], for: uid)
+        }
+        unwritten.insert(uid)
+    }
+
+    private func receive(_ message: RunAgentMessage, from runner: String, now: Date) async {
+        let uid = message.runUID
+        guard let run = runs[uid] else {
+            // A run this controller does not follow (deleted, or finished and forgotten): the agent may forget it.
+            if case .result = message {
+                _ = await gateway.send(run: .acknowledge(RunAcknowledge(runUID: uid)), to: runner)
+            }
+            return
+        }
+        guard run.dispatch.phase(of: runner) != nil else {
+            logger.notice(
+                "an agent reported on a run not dispatched to it; closing its stream",
+                metadata: ["steady.runner": "\(runner)", "steady.remoterun": "\(run.name)"])
+            await gateway.disconnect(runner: runner)
+            return
+        }
+        switch message {
+        case .accepted:
+            await apply(.accepted(runner), to: uid, now: now)
+        case .started(let started):
+            runs[uid]?.details[runner, default: .init(runner: runner, phase: .running)].startTime = started.startTime
+            await apply(.started(runner), to: uid, now: now)
+        case .output(let chunk):
+            if let bytes = chunk.bytes { output?.append(run: uid, runner: runner, stream: chunk.stream, bytes: bytes) }
+        case .result(let result):
+            var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: result.phase)
+            detail.phase = result.phase
+            detail.exitCode = result.exitCode
+            detail.signal = result.signal
+            detail.startTime = result.startTime ?? detail.startTime
+            detail.completionTime = result.completionTime
+            detail.outputBytes = result.outputBytes
+            detail.outputTruncated = result.outputTruncated
+            detail.reason = result.reason
+            detail.message = result.message
+            runs[uid]?.details[runner] = detail
+            output?.finish(run: uid, runner: runner)
+            await apply(.finished(runner, result.phase), to: uid, now: now)
+            acknowledgements[uid, default: []].insert(runner)
+        case .refused(let refused):
+            var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: .refused)
+            detail.phase = .refused
+            detail.reason = refused.reason.rawValue
+            detail.message = refused.message
+            detail.completionTime = Timestamp.now()
+            runs[uid]?.details[runner] = detail
+            output?.finish(run: uid, runner: runner)
+            await apply(.finished(runner, .refused), to: uid, now: now)
+        }
+    }
+
+    /// Results recorded in memory whose agents are told once the status holding them is written.
+    private var acknowledgements: [String: Set<String>] = [:]
+
+    private func apply(_ event: RunDispatch.Event, to uid: String, now: Date) async {
+        guard var run = runs[uid] else { return }
+        let directives = run.dispatch.handle(event, now: now)
+        runs[uid] = run
+        await perform(directives, for: uid)
+        unwritten.insert(uid)
+    }
+
+    // MARK: Directives
+
+    private func perform(_ directives: [RunDispatch.Directive], for uid: String) async {
+        guard let run = runs[uid] else { return }
+        for directive in directives {
+            switch directive {
+            case .dispatch(let runner):
+                let request = RunRequest(
+                    runUID: uid, runName: run.name, conditions: run.spec.conditions ?? [], command: run.spec.command,
+                    timeoutMilliseconds: run.spec.timeout.map { Int64($0.seconds * 1000) })
+                _ = await gateway.send(run: .request(request), to: runner)
+            case .cancel(let runner):
+                _ = await gateway.send(run: .cancel(RunCancel(runUID: uid)), to: runner)
+            case .markUnreachable(let runner, let reason):
+                note(runner, in: uid, reason: reason, message: "the runner's agent did not take the run in time")
+            case .markSkipped(let runner):
+                note(runner, in: uid, reason: "MaxErrorsExceeded", message: "not started: too many runners failed")
+            case .markCancelled(let runner, let reason):
+                note(runner, in: uid, reason: reason, message: "not started: the run was stopped")
+            case .complete(let phase, let reason):
+                runs[uid]?.completionTime = Timestamp.now()
+                logger.info(
+                    "remote run complete",
+                    metadata: [
+                        "steady.remoterun": "\(run.name)", "steady.phase": "\(phase.rawValue)",
+                        "steady.reason": "\(reason ?? "")",
+                    ])
+            }
+        }
+    }
+
+    private func note(_ runner: String, in uid: String, reason: String, message: String) {
+        var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: .pending)
+        detail.reason = reason
+        detail.message = message
+        detail.completionTime = Timestamp.now()
+        runs[uid]?.details[runner] = detail
+    }
+
+    // MARK: Status
+
+    /// Writes the status of every run that changed; a failed write stays to be written with the next change or
+    /// tick. Completed runs are forgotten once written.
+    private func writeStatuses() async {
+        for uid in unwritten.sorted() {
+            guard let run = runs[uid] else {
+                unwritten.remove(uid)
+                continue
+            }
+            do {
+                let isWritten = try await objects.updateStatus(
+                    Kinds.remoteRun, name: run.name, options: WriteOptions(fieldManager: "steady-remoterun")
+                ) { current in
+                    guard current["metadata"]?["uid"]?.stringValue == uid else { return current["status"] ?? [:] }
+                    return try Self.status(of: run, over: current)
+                }
+                unwritten.remove(uid)
+                for runner in acknowledgements.removeValue(forKey: uid) ?? [] {
+                    _ = await gateway.send(run: .acknowledge(RunAcknowledge(runUID: uid)), to: runner)
+                }
+                if !isWritten || run.dispatch.completion != nil { runs[uid] = nil }
+            } catch {
+                logger.warning(
+                    "cannot write remote run status; retrying with the next change",
+                    metadata: ["steady.remoterun": "\(run.name)", "steady.error": "\(error)"])
+            }
+        }
+    }
+
+    /// The status of `run` merged over the stored object's: results, counts, phase, times and conditions.
+    static func status(of run: ActiveRun, over current: JSONValue) throws -> JSONValue {
+        var status = current["status"] ?? [:]
+        let results = run.dispatch.phases.map { runner, phase -> RemoteRunSpec.RunnerResult in
+            var result = run.details[runner] ?? .init(runner: runner, phase: phase)
+            result.phase = phase
+            return result
+        }
+        status["results"] = try JSONValue(encoding: results)
+        status["counts"] = try JSONValue(encoding: run.dispatch.counts)
+        status["phase"] = .string(run.dispatch.phase.rawValue)
+        status["startTime"] = run.startTime.map(JSONValue.string)
+        status["completionTime"] = run.completionTime.map(JSONValue.string)
+        var conditions = (status["conditions"]?.arrayValue ?? []).compactMap { try? $0.decode(as: Condition.self) }
+        let generation = current["metadata"]?["generation"]?.intValue
+        if let completion = run.dispatch.completion {
+            let succeeded = completion.phase == .succeeded
+            let counts = run.dispatch.counts
+            let summary = "\(counts[.succeeded])/\(run.dispatch.runners.count) runners succeeded"
+            conditions.set(
+                Condition(
+                    type: "Complete", status: succeeded ? .true : .false,
+                    reason: succeeded ? "Succeeded" : (completion.reason ?? completion.phase.rawValue),
+                    message: summary, observedGeneration: generation))
+            conditions.set(
+                Condition(
+                    type: "Failed", status: succeeded ? .false : .true,
+                    reason: succeeded ? "Succeeded" : (completion.reason ?? completion.phase.rawValue),
+                    message: summary, observedGeneration: generation))
+        }
+        status["conditions"] = try JSONValue(encoding: conditions)
+        return status
+    }
+}
