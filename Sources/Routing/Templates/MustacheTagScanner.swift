@@ -110,38 +110,27 @@ struct MustacheTagScanner {
         maxDepth = max(maxDepth, enclosingDelimiters.count)
     }
 
-    /// `parseName`: whitespace, name characters, whitespace, end delimiter. A name's parentheses are transforms,
-    /// which the parser reads by recursing once per `(`.
+    /// `parseName`: a padded name, then the end delimiter. A name's parentheses are transforms, which the parser
+    /// reads by recursing once per `(`.
     private mutating func readName() -> Bool {
-        skipWhitespace()
-        var transforms = 0
-        while position < text.count, Self.nameCharacters.contains(text[position]) {
-            if text[position] == "(" { transforms += 1 }
-            position += 1
-        }
-        maxTransforms = max(maxTransforms, transforms)
-        skipWhitespace()
+        let begin = position
+        skipPadded(Self.nameCharacters)
+        maxTransforms = max(maxTransforms, text[begin..<position].filter { $0 == "(" }.count)
         return readEndDelimiter()
     }
 
     /// `parsePartialName`.
     private mutating func readPartialName() -> Bool {
-        skipWhitespace()
-        skip(while: Self.partialNameCharacters.contains)
-        skipWhitespace()
+        skipPadded(Self.partialNameCharacters)
         return readEndDelimiter()
     }
 
     /// `readConfigVariable`: `{{% NAME: value }}`.
     private mutating func readConfigurationVariable() -> Bool {
-        skipWhitespace()
-        skip(while: Self.configurationCharacters.contains)
-        skipWhitespace()
+        skipPadded(Self.configurationCharacters)
         guard position < text.count, text[position] == ":" else { return false }
         position += 1
-        skipWhitespace()
-        skip(while: Self.configurationCharacters.contains)
-        skipWhitespace()
+        skipPadded(Self.configurationCharacters)
         return readEndDelimiter()
     }
 
@@ -198,6 +187,13 @@ struct MustacheTagScanner {
         guard matches(endDelimiter, at: position) else { return false }
         position += endDelimiter.count
         return true
+    }
+
+    /// Whitespace, characters of `characters`, whitespace: how the parser reads a name inside a tag.
+    private mutating func skipPadded(_ characters: Set<Character>) {
+        skipWhitespace()
+        skip(while: characters.contains)
+        skipWhitespace()
     }
 
     private mutating func skipWhitespace() {
