@@ -30,7 +30,8 @@ import Testing
                 options: WriteOptions())
             // One compilation each, by admission (the reconcilers may already be at work).
             #expect(compiled.statistics.compilations == 2)
-            try await waitUntil {
+            // Generous: on a loaded machine the first reconcile can take a while, and waiting costs nothing here.
+            try await waitUntil(timeout: .seconds(60)) {
                 let route = try await objects.get(Kinds.route, name: "alerts")
                 let template = try await objects.get(Kinds.template, name: "summary")
                 return route["status"]?["observedGeneration"] == 1 && template["status"]?["observedGeneration"] == 1
