@@ -41,7 +41,9 @@ public enum Admission {
         return normalized
     }
 
-    private static func checkExpression(_ source: String?, at path: String, _ compiled: CompiledCache?) -> [FieldError] {
+    private static func checkExpression(
+        _ source: String?, at path: String, _ compiled: CompiledCache?
+    ) -> [FieldError] {
         guard let source else { return [] }
         do {
             if let compiled {

@@ -23,7 +23,8 @@ import Testing
         let deep = SliceFixtures.template("deep", body: Self.deepBody)
         #expect(sync.handle(SliceFixtures.snapshot(2, good + [deep])) == .report)
         #expect(sync.status.reason == SliceValidator.Reason.invalidSlice)
-        #expect(sync.status.message?.contains("Template/deep: spec.body: sections nest 600 deep") == true, "\(sync.status)")
+        #expect(
+            sync.status.message?.contains("Template/deep: spec.body: sections nest 600 deep") == true, "\(sync.status)")
         #expect(sync.applied.revision == 1)
     }
 }

@@ -4,7 +4,10 @@ import Testing
 
 private let route: JSONValue = [
     "apiVersion": "steady.dev/v1", "kind": "Route", "metadata": ["name": "alerts"],
-    "spec": ["input": "input.severity == 'CRITICAL'", "actions": ["notify"], "dedup": ["keys": ["input.id"], "window": "5m"]],
+    "spec": [
+        "input": "input.severity == 'CRITICAL'", "actions": ["notify"],
+        "dedup": ["keys": ["input.id"], "window": "5m"],
+    ],
 ]
 
 private let template: JSONValue = [
