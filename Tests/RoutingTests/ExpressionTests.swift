@@ -388,11 +388,13 @@ func posteeBuiltins(source: String, expected: Bool) throws {
         ),
         (
             "input.name.matches(input.pattern)", .invalidArgument,
-            "1:26: the pattern of 'matches' must be a string literal, compiled once when the expression is"
+            "1:26: the pattern of 'matches' must be a string literal, so that it is compiled once, with the "
+                + "expression"
         ),
         (
             "regex.match(input.pattern, input.name)", .invalidArgument,
-            "1:19: the pattern of 'regex.match' must be a string literal, compiled once when the expression is"
+            "1:19: the pattern of 'regex.match' must be a string literal, so that it is compiled once, with the "
+                + "expression"
         ),
         (#""a" - 1"#, .typeMismatch, "1:5: no matching overload for '-' applied to (string, int)"),
         ("input.a - 'x'", .typeMismatch, "1:9: no matching overload for '-' applied to (dyn, string)"),

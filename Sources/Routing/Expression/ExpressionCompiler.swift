@@ -305,7 +305,8 @@ struct ExpressionCompiler {
             guard case .string(let pattern)? = operands[patternIndex].node.constantValue else {
                 throw error(
                     .invalidArgument,
-                    "the pattern of '\(qualifiedName)' must be a string literal, compiled once when the expression is",
+                    "the pattern of '\(qualifiedName)' must be a string literal, so that it is compiled once, "
+                        + "with the expression",
                     at: allArguments[patternIndex].offset)
             }
             let regex: ExpressionRegex
