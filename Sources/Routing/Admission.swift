@@ -4,14 +4,20 @@ import Resources
 ///
 /// The API server and the CLIs use the same function, so `apply` rejects locally what the server would.
 public enum Admission {
-    public static func admit(_ info: KindInfo, _ object: JSONValue) throws(ValidationFailure) -> JSONValue {
+    /// Checks and normalizes `object`.
+    ///
+    /// - Parameter compiled: where compiled expressions and templates are found and kept, so that later steps
+    ///   (another admission of the same text, the reconcilers) do not compile them again; nil compiles afresh.
+    public static func admit(
+        _ info: KindInfo, _ object: JSONValue, compiled: CompiledCache? = nil
+    ) throws(ValidationFailure) -> JSONValue {
         let normalized = try info.normalize(object)
         var errors: [FieldError] = []
         switch info.kind {
         case RouteSpec.kind:
-            errors += checkExpression(normalized["spec"]?["input"]?.stringValue, at: "spec.input")
+            errors += checkExpression(normalized["spec"]?["input"]?.stringValue, at: "spec.input", compiled)
             for (index, key) in (normalized["spec"]?["dedup"]?["keys"]?.arrayValue ?? []).enumerated() {
-                errors += checkExpression(key.stringValue, at: "spec.dedup.keys[\(index)]")
+                errors += checkExpression(key.stringValue, at: "spec.dedup.keys[\(index)]", compiled)
             }
         case TemplateSpec.kind:
             for field in ["title", "body"] {
@@ -19,7 +25,11 @@ public enum Admission {
                     let source = normalized["spec"]?[field]?.stringValue
                 else { continue }
                 do {
-                    _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
+                    if let compiled {
+                        _ = try compiled.template(source, field: "spec.\(field)")
+                    } else {
+                        _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
+                    }
                 } catch {
                     errors.append(error)
                 }
@@ -31,10 +41,16 @@ public enum Admission {
         return normalized
     }
 
-    private static func checkExpression(_ source: String?, at path: String) -> [FieldError] {
+    private static func checkExpression(
+        _ source: String?, at path: String, _ compiled: CompiledCache?
+    ) -> [FieldError] {
         guard let source else { return [] }
         do {
-            _ = try Expression(source)
+            if let compiled {
+                _ = try compiled.expression(source)
+            } else {
+                _ = try Expression(source)
+            }
             return []
         } catch {
             return [FieldError(path: path, message: "invalid expression: \(error.description)")]

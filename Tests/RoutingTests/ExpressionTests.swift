@@ -265,7 +265,10 @@ func stringAndConversionFunctions(source: String, expected: JSONValue) throws {
 @Test func conversionErrors() throws {
     #expect(try evaluationError("int(input.name)", sample)?.description == "1:1: cannot convert 'nginx' to int")
     #expect(try evaluationError("int(1e30 * input.count)", sample)?.code == .overflow)
-    #expect(try evaluationError("input.name.matches(input.name + '(')", sample)?.code == .invalidRegex)
+    // A pattern is compiled with the expression, so an event can neither supply one nor make one fail.
+    #expect(compileError("input.name.matches(input.name + '(')")?.code == .invalidArgument)
+    #expect(compileError("['a'].exists(p, input.name.matches(p))")?.code == .invalidArgument)
+    #expect(try evaluate("input.name.matches('^ng' + 'inx$')", sample) == true)
 }
 
 // MARK: - in
@@ -375,8 +378,24 @@ func posteeBuiltins(source: String, expected: Bool) throws {
         ("inptu.name == 'x'", .unknownIdentifier, "1:1: unknown identifier 'inptu'"),
         ("input.tags.exists(t, u == 'x')", .unknownIdentifier, "1:22: unknown identifier 'u'"),
         ("[x].exists(x, true)", .unknownIdentifier, "1:2: unknown identifier 'x'"),
-        (#"input.name.matches("(unclosed")"#, .invalidRegex, "1:20: invalid regular expression '(unclosed'"),
-        (#"regex.match("[a-", input.name)"#, .invalidRegex, "1:13: invalid regular expression '[a-'"),
+        (
+            #"input.name.matches("(unclosed")"#, .invalidRegex,
+            "1:20: invalid regular expression '(unclosed': missing ')' to close the group at offset 0 of the pattern"
+        ),
+        (
+            #"regex.match("[a-", input.name)"#, .invalidRegex,
+            "1:13: invalid regular expression '[a-': missing ']' at offset 0 of the pattern"
+        ),
+        (
+            "input.name.matches(input.pattern)", .invalidArgument,
+            "1:26: the pattern of 'matches' must be a string literal, so that it is compiled once, with the "
+                + "expression"
+        ),
+        (
+            "regex.match(input.pattern, input.name)", .invalidArgument,
+            "1:19: the pattern of 'regex.match' must be a string literal, so that it is compiled once, with the "
+                + "expression"
+        ),
         (#""a" - 1"#, .typeMismatch, "1:5: no matching overload for '-' applied to (string, int)"),
         ("input.a - 'x'", .typeMismatch, "1:9: no matching overload for '-' applied to (dyn, string)"),
         ("size(1)", .typeMismatch, "1:1: no matching overload for 'size' applied to (int)"),

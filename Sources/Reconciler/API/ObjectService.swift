@@ -36,11 +36,14 @@ public enum Patch: Sendable {
 /// compare-and-set, and Secret redaction.
 public struct ObjectService: Sendable {
     public let store: any ObjectStore
+    /// The expressions and templates admission compiled, for the reconcilers and later writes to reuse.
+    public let compiled: CompiledCache
     /// Retries of read-modify-write operations that lost a compare-and-set race.
     let conflictRetries = 8
 
-    public init(store: any ObjectStore) {
+    public init(store: any ObjectStore, compiled: CompiledCache = CompiledCache()) {
         self.store = store
+        self.compiled = compiled
     }
 
     // MARK: Reading
@@ -391,7 +394,7 @@ public struct ObjectService: Sendable {
             candidate["metadata"]?["annotations"]?[ObjectService.lastAppliedAnnotation] = ObjectService.withoutSecretValues(text)
         }
         do {
-            var admitted = try Admission.admit(info, candidate)
+            var admitted = try Admission.admit(info, candidate, compiled: compiled)
             admitted["metadata"]?["resourceVersion"] = nil
             return admitted
         } catch {

@@ -49,8 +49,9 @@ public struct ControllerManager: Service {
     ) {
         let placements = PlacementResolver(syncIndex: syncIndex)
         let reconcilers: [any StatusReconciler] = [
-            RouteReconciler(placements: placements), ActionReconciler(placements: placements),
-            TemplateReconciler(), AssignmentReconciler(placements: placements), RemoteRunReconciler(),
+            RouteReconciler(placements: placements, compiled: objects.compiled),
+            ActionReconciler(placements: placements), TemplateReconciler(compiled: objects.compiled),
+            AssignmentReconciler(placements: placements), RemoteRunReconciler(),
         ]
         let metrics = ControllerMetrics(registry: registry, kinds: reconcilers.map(\.info.kind))
         self.objects = objects

@@ -13,10 +13,13 @@ import Routing
 public struct RouteReconciler: StatusReconciler {
     /// Resolves which Assignments and Runners place the route's actions.
     public let placements: PlacementResolver
+    /// Compiled expressions, shared with admission so a stored route is not compiled again.
+    public let compiled: CompiledCache
 
-    /// Creates a reconciler sharing `placements` with the other reconcilers.
-    public init(placements: PlacementResolver) {
+    /// Creates a reconciler sharing `placements` with the other reconcilers, and `compiled` with admission.
+    public init(placements: PlacementResolver, compiled: CompiledCache = CompiledCache()) {
         self.placements = placements
+        self.compiled = compiled
     }
 
     public var info: KindInfo { Kinds.route }
@@ -27,7 +30,7 @@ public struct RouteReconciler: StatusReconciler {
         var problems: [ReadinessProblem] = []
         if let input = spec?["input"]?.stringValue {
             do {
-                _ = try Routing.Expression(input)
+                _ = try compiled.expression(input)
             } catch {
                 problems.append(
                     ReadinessProblem(reason: "InvalidExpression", message: "spec.input: \(error.description)"))

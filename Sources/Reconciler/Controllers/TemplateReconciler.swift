@@ -3,8 +3,13 @@ import Routing
 
 /// Reports whether a Template compiles; a compile error carries its line and column.
 public struct TemplateReconciler: StatusReconciler {
-    /// Creates a reconciler.
-    public init() {}
+    /// Compiled templates, shared with admission so a stored template is not compiled again.
+    public let compiled: CompiledCache
+
+    /// Creates a reconciler sharing `compiled` with admission.
+    public init(compiled: CompiledCache = CompiledCache()) {
+        self.compiled = compiled
+    }
 
     public var info: KindInfo { Kinds.template }
 
@@ -15,7 +20,7 @@ public struct TemplateReconciler: StatusReconciler {
             for field in ["title", "body"] {
                 guard let source = spec?[field]?.stringValue else { continue }
                 do {
-                    _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
+                    _ = try compiled.template(source, field: "spec.\(field)")
                 } catch {
                     problems.append(ReadinessProblem(reason: "CompileError", message: error.description))
                 }

@@ -61,7 +61,8 @@ public struct ManifestDirectorySource: Service {
             for object in validated.objects {
                 do {
                     var checked = object
-                    checked.value = try Admission.admit(object.info, object.value)
+                    // The write admits it again; the shared cache spares it a second compilation.
+                    checked.value = try Admission.admit(object.info, object.value, compiled: objects.compiled)
                     admitted.append(checked)
                 } catch {
                     errors.append("\(object.source.file): document \(object.source.index): \(error)")

@@ -10,8 +10,9 @@ import Resources
 /// - operators with CEL precedence: `? :`, `||`, `&&`, `== != < <= > >= in`, `+ -`, `* / %`, `! -`; `&&` and `||`
 ///   are commutative and absorb errors (`false && error` is false); numbers compare and, unlike CEL, combine
 ///   across int and double, since JSON does not distinguish `2` from `2.0`;
-/// - `size`, `contains`, `startsWith`, `endsWith`, `matches` (a search, with `NSRegularExpression`), `lowerAscii`,
-///   `upperAscii`, `int`, `double`, `string`, `type`, `dyn`, callable as `f(x, y)` or `x.f(y)`;
+/// - `size`, `contains`, `startsWith`, `endsWith`, `matches` (a search in RE2 syntax, in time linear in the text;
+///   the pattern must be a string literal), `lowerAscii`, `upperAscii`, `int`, `double`, `string`, `type`, `dyn`,
+///   callable as `f(x, y)` or `x.f(y)`;
 /// - the macros `all`, `exists`, `exists_one`, `filter` and `map` (2 or 3 arguments) on lists, and on maps over
 ///   their keys;
 /// - Postee/Rego spellings: `contains` (also list membership), `startswith`, `endswith`, `lower`, `upper`,

@@ -300,9 +300,15 @@ struct ExpressionCompiler {
         }
         if case .dyn = function { type = nil }
 
-        if let patternIndex = function.patternArgument,
-            case .string(let pattern)? = operands[patternIndex].node.constantValue
-        {
+        if let patternIndex = function.patternArgument {
+            // A pattern from the event would be compiled on every evaluation, and chosen by whoever sends events.
+            guard case .string(let pattern)? = operands[patternIndex].node.constantValue else {
+                throw error(
+                    .invalidArgument,
+                    "the pattern of '\(qualifiedName)' must be a string literal, so that it is compiled once, "
+                        + "with the expression",
+                    at: allArguments[patternIndex].offset)
+            }
             let regex: ExpressionRegex
             do {
                 regex = try ExpressionRegex(pattern: pattern, at: allArguments[patternIndex].offset)

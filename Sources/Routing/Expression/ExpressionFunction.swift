@@ -79,6 +79,7 @@ enum ExpressionFunction: Sendable {
         case (.endsWith, .string(let text), .string(let suffix)):
             let tail = text.utf8.suffix(suffix.utf8.count)
             return .bool(tail.count == suffix.utf8.count && tail.elementsEqual(suffix.utf8))
+        // Only the compiler's type check gets here: a call with its literal pattern compiles to `matchRegex`.
         case (.matches, .string(let text), .string(let pattern)):
             return .bool(try ExpressionRegex(pattern: pattern, at: offset).matches(text))
         case (.regexMatch, .string(let pattern), .string(let text)):

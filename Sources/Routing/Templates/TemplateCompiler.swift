@@ -4,7 +4,13 @@ import Resources
 /// Compiles Template bodies once, reporting syntax errors with their position.
 public enum TemplateCompiler {
     /// Compiles a mustache or text body; raw-json needs none.
-    public static func compile(_ source: String, field: String) throws(FieldError) -> MustacheTemplate {
+    ///
+    /// The source is checked against `limits` before the mustache parser sees it: the parser recurses once per
+    /// nested section, so an unchecked source could overflow the stack.
+    public static func compile(
+        _ source: String, field: String, limits: TemplateLimits = TemplateLimits()
+    ) throws(FieldError) -> MustacheTemplate {
+        try check(source, field: field, limits: limits)
         do {
             return try MustacheTemplate(string: source)
         } catch let error as MustacheTemplate.ParserError {
@@ -15,6 +21,32 @@ public enum TemplateCompiler {
             )
         } catch {
             throw FieldError(path: field, message: "invalid template: \(error)")
+        }
+    }
+
+    /// Rejects a source longer or more deeply nested than `limits` allow, without recursing.
+    public static func check(_ source: String, field: String, limits: TemplateLimits) throws(FieldError) {
+        let length = source.utf8.count
+        if length > limits.maxLength {
+            throw FieldError(
+                path: field, reason: .tooLong,
+                message: "template is \(length) bytes long; the limit is \(limits.maxLength)")
+        }
+        let scan = MustacheTagScanner(source)
+        if scan.maxDepth > limits.maxDepth {
+            throw FieldError(
+                path: field, message: "sections nest \(scan.maxDepth) deep; the limit is \(limits.maxDepth)")
+        }
+        if let delimiter = scan.oneCharacterDelimiter {
+            throw FieldError(
+                path: field,
+                message: "a set-delimiter tag chooses the one-character start delimiter \"\(delimiter)\", which the "
+                    + "mustache parser cannot read safely; use two characters or more, such as {{=<% %>=}}")
+        }
+        if scan.maxTransforms > limits.maxTransforms {
+            throw FieldError(
+                path: field,
+                message: "a tag applies \(scan.maxTransforms) transforms; the limit is \(limits.maxTransforms)")
         }
     }
 

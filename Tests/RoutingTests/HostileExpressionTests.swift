@@ -1,0 +1,79 @@
+import Foundation
+import Resources
+import Routing
+import Testing
+
+// Foundation also declares an `Expression` type; this file means the route expression.
+private typealias Expression = Routing.Expression
+
+/// Limits that let any source length through, so that only the nesting bound stands between the input and a
+/// recursive parser, compiler or evaluator.
+private let unlimitedLength = Expression.Limits(maxSourceLength: 10_000_000, maxNodes: 10_000_000)
+
+private func compileError(_ source: String) -> ExpressionError? {
+    do {
+        _ = try Expression(source, limits: unlimitedLength)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+private func repeated(_ prefix: String, _ count: Int, _ middle: String, _ suffix: String = "") -> String {
+    String(repeating: prefix, count: count) + middle + String(repeating: suffix, count: count)
+}
+
+// Each of these nests 100,000 levels deep; a recursive step taken before the bound is checked would overflow the
+// stack and kill the process, so the test fails by crashing.
+@Test(
+    arguments: [
+        ("parentheses", repeated("(", 100_000, "1", ")")),
+        ("not", repeated("!", 100_000, "true")),
+        ("negation", repeated("-", 100_000, "1")),
+        ("negation of groups", repeated("-(", 100_000, "1", ")")),
+        ("lists", repeated("[", 100_000, "1", "]")),
+        ("maps", repeated("{'k': ", 100_000, "1", "}")),
+        ("member chain", "input" + String(repeating: ".a", count: 100_000)),
+        ("index chain", "input" + String(repeating: "[0]", count: 100_000)),
+        ("nested index", repeated("input[", 100_000, "0", "]")),
+        ("calls", repeated("size(", 100_000, "'x'", ")")),
+        ("method chain", "input" + String(repeating: ".lowerAscii()", count: 100_000)),
+        ("conditionals", repeated("true ? 1 : ", 100_000, "2")),
+        ("left-associative sums", Array(repeating: "1", count: 100_000).joined(separator: " + ")),
+        ("relations", Array(repeating: "1", count: 100_000).joined(separator: " == ")),
+        ("comprehensions", repeated("input.exists(x, ", 100_000, "true", ")")),
+        ("mixed", repeated("!(-[{'a': size(", 20_000, "1", ")}])")),
+    ] as [(String, String)])
+func deeplyNestedExpressionsAreRejected(shape: String, source: String) throws {
+    let error = try #require(compileError(source), "\(shape) compiled")
+    #expect(error.code == .tooComplex, "\(shape): \(error)")
+    #expect(error.message.contains("32 levels deep") || error.message.contains("nodes"), "\(shape): \(error)")
+}
+
+// Long chains of `&&` and `||` are balanced, so they are as deep as the logarithm of their length.
+@Test func longLogicalChainsAreShallow() throws {
+    let limits = Expression.Limits(maxSourceLength: 10_000_000, maxNodes: 100_000)
+    let chain = Array(repeating: "input.a == 1", count: 10_000).joined(separator: " || ")
+    #expect(try Expression(chain, limits: limits).matches(["a": 1]))
+}
+
+/// `[[[…1…]]]`, `depth` arrays deep, parsed as an event would be.
+private func deepEvent(_ depth: Int) throws -> JSONValue {
+    try JSONValue.parse(Data((String(repeating: "[", count: depth) + "1" + String(repeating: "]", count: depth)).utf8))
+}
+
+// Events are parsed with a depth bound; everything the evaluator does to a value (compare, contain, concatenate,
+// iterate) is then bounded by it, and the evaluator itself walks only the expression.
+@Test func deeplyNestedEventsAreBoundedByTheJSONParser() throws {
+    #expect(throws: JSONParseError.self) { try deepEvent(100_000) }
+    let event = try deepEvent(JSONValue.maximumDepth)
+    let sources = [
+        "input == input", "input != [1]", "input in [input]", "[input] == [input]", "{'k': input} == {'k': input}",
+        "size(input + input) == 2", "input.exists(x, x == input[0])", "input.map(x, [x, input]).size() == 1",
+        "input.filter(x, x == input).size() == 0", "dyn(input) == input",
+    ]
+    for source in sources {
+        #expect(try Expression(source).matches(event), "\(source)")
+    }
+    #expect(try !Expression("string(input) == ''").matches(event))
+}
