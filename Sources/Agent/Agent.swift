@@ -23,6 +23,9 @@ public final class Agent: Service {
     private let identityStorage: any IdentityStorage
     private let sharedClient: HTTPClient?
     private let logger: Logger
+    /// Remote runs: nil for an agent without a state directory (the ledger that keeps a run from starting twice
+    /// lives there).
+    let runs: RunService?
 
     /// Creates an agent and loads its last good slice from `sliceStorage`, so it serves it at once.
     ///
@@ -33,9 +36,11 @@ public final class Agent: Service {
     ///   - httpClient: A client for enrolment to share with other agents; when nil the agent makes one and shuts
     ///     it down once enrolled.
     ///   - logger: Where the agent logs; it never logs the token, the credential or secret values.
+    ///   - runLedgerDirectory: Where the ledger of remote runs is kept; nil refuses remote runs (they become
+    ///     `Unreachable` on the controller).
     public init(
         configuration: AgentConfiguration, sliceStorage: any SliceStorage, identityStorage: any IdentityStorage,
-        httpClient: HTTPClient? = nil, logger: Logger
+        httpClient: HTTPClient? = nil, runLedgerDirectory: String? = nil, logger: Logger
     ) {
         var logger = logger
         logger[metadataKey: "steady.runner"] = "\(configuration.name)"
@@ -52,6 +57,21 @@ public final class Agent: Service {
                 "cannot load the last good slice; starting empty", metadata: ["steady.error": "\(error)"])
         }
         state = AgentState(lastGood: lastGood, validator: SliceValidator(allowsExec: configuration.allowsExec))
+        var runs: RunService?
+        if let runLedgerDirectory {
+            do {
+                let executor = RunExecutor(
+                    configuration: .init(
+                        runner: configuration.name, runCommand: configuration.runCommand,
+                        allowsExec: configuration.allowsExec))
+                runs = RunService(
+                    executor: executor, ledger: try RunLedger(directory: runLedgerDirectory, logger: logger),
+                    logger: logger)
+            } catch {
+                logger.error("cannot open the run ledger; remote runs will not start", metadata: ["steady.error": "\(error)"])
+            }
+        }
+        self.runs = runs
     }
 
     /// Creates an agent keeping everything in one state directory.
@@ -61,7 +81,7 @@ public final class Agent: Service {
     ) {
         self.init(
             configuration: configuration, sliceStorage: stateDirectory, identityStorage: stateDirectory,
-            httpClient: httpClient, logger: logger)
+            httpClient: httpClient, runLedgerDirectory: stateDirectory.path, logger: logger)
     }
 
     /// A client for enrolment, for one agent or many sharing it (the stream does not use it).
@@ -86,7 +106,15 @@ public final class Agent: Service {
         }
         try configuration.validate()
         do {
-            try await cancelWhenGracefulShutdown { try await self.enrolAndFollow() }
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    if let runs = self.runs { group.addTask { await runs.run() } }
+                    group.addTask { try await self.enrolAndFollow() }
+                    defer { group.cancelAll() }
+                    // The agent's life ends with its stream loop; runs still going are stopped with it.
+                    try await group.next()
+                }
+            }
         } catch is CancellationError {
         }
         logger.trace("agent loops ended")
@@ -221,11 +249,14 @@ public final class Agent: Service {
                     try await serve(incoming, reports: reports, runner: identity.runner, reportTrigger: reportTrigger)
                 }
                 await state.setConnected(false)
+                await runs?.disconnected()
             } catch let error as AgentError where error.isCredentialRefused {
                 await state.setConnected(false)
+                await runs?.disconnected()
                 throw error
             } catch {
                 await state.setConnected(false)
+                await runs?.disconnected()
                 if Task.isCancelled { return }
                 outcome.failure = error
             }
@@ -271,11 +302,16 @@ public final class Agent: Service {
                 var decoder = SliceStreamDecoder(runner: runner)
                 for try await chunk in incoming {
                     lastActivity.touch()
-                    for message in try decoder.feed(chunk.readableBytesView) {
+                    for item in try decoder.items(from: chunk.readableBytesView) {
+                        guard case .slice(let message) = item else {
+                            if case .run(let run) = item { await self.runs?.handle(run) }
+                            continue
+                        }
                         let isFirst = !outcome.deliveredMessages
                         outcome.deliveredMessages = true
                         if isFirst {
                             await self.state.setConnected(true)
+                            await self.runs?.connected { message in try? await reports.send(run: message) }
                             self.logger.debug("slice stream connected", metadata: ["steady.revision": "\(message.revision)"])
                         }
                         let directive = await self.handle(message)

@@ -29,8 +29,11 @@ public struct AgentConfiguration: Sendable {
     /// A CA certificate already trusted (for example, read from the controller's data directory in-process):
     /// enrolment trusts it and skips discovery.
     public var trustedCAPEM: String?
-    /// Whether slices may hold `exec` actions.
+    /// Whether slices may hold `exec` actions, and RemoteRuns may run an explicit `command`.
     public var allowsExec: Bool
+    /// The agent's own run command (`--run-command`, split into words; no shell), which RemoteRuns and schedules
+    /// run; nil when not given.
+    public var runCommand: [String]?
     /// How often to report when nothing else happens.
     public var heartbeatInterval: Duration
     /// How long the slice stream may stay silent (the controller sends a keep-alive every ~10 s) before the
@@ -55,6 +58,7 @@ public struct AgentConfiguration: Sendable {
         identity: AgentIdentity? = nil,
         trustedCAPEM: String? = nil,
         allowsExec: Bool = false,
+        runCommand: [String]? = nil,
         heartbeatInterval: Duration = .seconds(5),
         streamIdleTimeout: Duration = .seconds(35),
         requestTimeout: Duration = .seconds(15),
@@ -69,6 +73,7 @@ public struct AgentConfiguration: Sendable {
         self.identity = identity
         self.trustedCAPEM = trustedCAPEM
         self.allowsExec = allowsExec
+        self.runCommand = runCommand
         self.heartbeatInterval = heartbeatInterval
         self.streamIdleTimeout = streamIdleTimeout
         self.requestTimeout = requestTimeout

@@ -146,6 +146,15 @@ public struct AgentControllerClient: Sendable {
             try await writeLine(report, "a report")
         }
 
+        /// Sends one run message (accepted, started, output, result, refused).
+        public func send(run message: RunAgentMessage) async throws(AgentError) {
+            do {
+                try await outbound.write(ByteBuffer(bytes: try message.line()))
+            } catch {
+                throw AgentError(code: .unreachable, message: "cannot send a run message", underlying: error)
+            }
+        }
+
         /// Writes `value` as one JSON line.
         func writeLine(_ value: some Encodable, _ what: String) async throws(AgentError) {
             do {

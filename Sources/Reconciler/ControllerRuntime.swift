@@ -38,6 +38,8 @@ public struct ControllerRuntime: Sendable {
     public let informer: SharedInformer
     /// The reconcilers; `/readyz` fails until the informer has synced.
     public let controllers: ControllerManager
+    /// Carries RemoteRuns out over the agents' streams.
+    public let remoteRuns: RunDispatcher
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -59,6 +61,7 @@ public struct ControllerRuntime: Sendable {
             objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)
         controllers = ControllerManager(
             objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
+        remoteRuns = RunDispatcher(objects: objects, gateway: agents, informer: informer, output: nil, logger: logger)
         server = APIServer(
             objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
@@ -95,6 +98,7 @@ public struct ControllerRuntime: Sendable {
             CompactionService(store: store, logger: logger),
             informer,
             controllers,
+            remoteRuns,
             agents,
         ]
         if let directory = configuration.manifestsDirectory {

@@ -39,6 +39,11 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-exec"), help: "Accept slices holding exec actions (refused by default).")
     var allowExec = false
 
+    @Option(
+        name: .customLong("run-command"),
+        help: "The command RemoteRuns run on this host, split into words (no shell), e.g. \"/usr/bin/rudder agent run\".")
+    var runCommand: String?
+
     @Option(name: .customLong("heartbeat-interval"), help: "How often to report to the controller, e.g. 5s.")
     var heartbeatInterval = "5s"
 
@@ -68,7 +73,9 @@ struct AgentCommand: AsyncParsableCommand {
             let configuration = AgentConfiguration(
                 controllerURL: controller, name: name, labels: try AgentConfiguration.parseLabels(labels),
                 joinToken: try tokenText.map { text throws(AgentError) in try AgentJoinToken(parsing: text) },
-                allowsExec: allowExec, heartbeatInterval: heartbeat)
+                allowsExec: allowExec, runCommand: try runCommand.map { text throws(AgentError) in
+                    try RunCommandLine.split(text)
+                }, heartbeatInterval: heartbeat)
             try configuration.validate()
             return configuration
         } catch let error as AgentError {

@@ -15,7 +15,10 @@ public final class AgentProcess: @unchecked Sendable {
     }
 
     /// Starts the agent; the token is needed only for the first start.
-    public func start(controller: ControllerProcess, joinToken: String?, labels: [String: String] = [:], allowExec: Bool = false) throws {
+    public func start(
+        controller: ControllerProcess, joinToken: String?, labels: [String: String] = [:], allowExec: Bool = false,
+        runCommand: String? = nil
+    ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.path("steady"))
         var arguments = [
@@ -25,6 +28,7 @@ public final class AgentProcess: @unchecked Sendable {
         if let joinToken { arguments += ["--join-token", joinToken] }
         if !labels.isEmpty { arguments += ["--labels", labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
         if allowExec { arguments.append("--allow-exec") }
+        if let runCommand { arguments += ["--run-command", runCommand] }
         process.arguments = arguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)

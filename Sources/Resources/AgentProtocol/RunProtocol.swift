@@ -229,6 +229,8 @@ public enum RunControllerMessage: Sendable, Equatable {
 
     /// The message on `line` (without its newline), nil when the line is valid JSON of another protocol.
     public static func decode(line: some Collection<UInt8>) throws(RunProtocolError) -> RunControllerMessage? {
+        // Slice lines may be megabytes long (many secrets): a run message never is.
+        guard line.count <= RunProtocol.maximumLineLength, RunProtocolLine.mayBeRunMessage(line) else { return nil }
         guard let split = try RunProtocolLine.split(line, types: types) else { return nil }
         let (type, body) = split
         switch type {
@@ -287,6 +289,7 @@ public enum RunAgentMessage: Sendable, Equatable {
     ///   a missing or mistyped field, a chunk that is not base64 or larger than ``RunProtocol/maximumChunkBytes``,
     ///   a result whose phase is not final.
     public static func decode(line: some Collection<UInt8>) throws(RunProtocolError) -> RunAgentMessage? {
+        guard line.count > RunProtocol.maximumLineLength || RunProtocolLine.mayBeRunMessage(line) else { return nil }
         guard let split = try RunProtocolLine.split(line, types: types) else { return nil }
         let (type, body) = split
         let message: RunAgentMessage
@@ -338,6 +341,18 @@ enum RunProtocolLine {
     }
 
     /// The line's `type` and object, or nil when its type is not one of `types`.
+    /// Whether `line` may be a run message, told without parsing it: it holds `"run` (every run message type
+    /// starts so). Slice lines and reports are then parsed once, not twice.
+    static func mayBeRunMessage(_ line: some Collection<UInt8>) -> Bool {
+        let marker = Array("\"run".utf8)
+        let bytes = Array(line)
+        guard bytes.count >= marker.count else { return false }
+        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] {
+            if bytes[start..<(start + marker.count)].elementsEqual(marker) { return true }
+        }
+        return false
+    }
+
     static func split(
         _ line: some Collection<UInt8>, types: [String]
     ) throws(RunProtocolError) -> (String, JSONValue)? {
