@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "steady", targets: ["steady"]),
+        .executable(name: "steady-agent", targets: ["steady-agent"]),
         .executable(name: "apply", targets: ["apply"]),
     ],
     dependencies: [
@@ -98,10 +99,26 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "AgentCLI",
+            dependencies: [
+                "Agent", "Resources",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "steady-agent",
+            dependencies: ["AgentCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "steady",
             dependencies: [
-                "Resources", "Reconciler", "Agent", "Client", "TLSSupport",
+                "Resources", "Reconciler", "Agent", "AgentCLI", "Client", "TLSSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

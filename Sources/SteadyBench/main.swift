@@ -9,6 +9,11 @@ import Foundation
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
 // `converge` runs N agents in P child processes (`converge-worker`, one share each) against one controller.
+//
+//   .build-release/release/steady-bench agent-memory [--idle 30] [--agent "PATH [SUBCOMMAND]"]
+//
+// `agent-memory` runs one real agent (`steady-agent`) holding a three-object slice and prints its RSS, threads
+// and idle CPU.
 
 let arguments = CommandLine.arguments.dropFirst()
 let benchmark = arguments.first ?? "apply"
@@ -148,10 +153,16 @@ case "converge":
         agents: intOption("--agents") ?? 100, processes: intOption("--processes") ?? 0,
         mallocArenaMax: intOption("--malloc-arena-max"))
     await ConvergenceBenchmark.run(options, binaries: binaries)
+case "agent-memory":
+    await AgentMemoryBenchmark.run(
+        AgentMemoryBenchmark.Options(
+            idleSeconds: intOption("--idle") ?? 30,
+            agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
+        binaries: binaries)
 case "converge-worker":
     await AgentSimulator.run(
         AgentSimulator.Options(
             controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
             first: intOption("--first") ?? 0, count: intOption("--count") ?? 0))
-default: fail("unknown benchmark \(benchmark): use apply or converge")
+default: fail("unknown benchmark \(benchmark): use apply, converge or agent-memory")
 }
