@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Client
 import Foundation
 import Logging
 import NIOCore
@@ -7,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Resources
+import TLSSupport
 
 /// The agent's requests to the controller: CA discovery and enrolment over a shared `HTTPClient`, and the agent
 /// stream (slices down, reports up) on a connection of its own. Everything but CA discovery verifies the controller
@@ -63,14 +63,9 @@ public struct AgentControllerClient: Sendable {
             throw unexpected(status, body, "fetching the CA certificate from \(controllerURL)")
         }
         let pem = String(decoding: body, as: UTF8.self)
-        let certificate: NIOSSLCertificate
-        let hash: String
+        let der: [UInt8]
         do {
-            guard let first = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)).first else {
-                throw AgentError(code: .unexpectedResponse, message: "no certificate")
-            }
-            certificate = first
-            hash = try caHash(pem: pem)
+            der = try firstCertificateDER(pem: pem)
         } catch {
             throw AgentError(
                 code: .unexpectedResponse,
@@ -81,14 +76,11 @@ public struct AgentControllerClient: Sendable {
         guard caHashMatches(pem: pem, expected: expectedHash) else {
             throw AgentError(
                 code: .caMismatch,
-                message: "the controller's CA \(hash) does not match the join token's \(expectedHash.lowercased()); "
-                    + "check --controller and that the token was created by this controller")
+                message: "the controller's CA \(caHash(der: der)) does not match the join token's "
+                    + "\(expectedHash.lowercased()); check --controller and that the token was created by this "
+                    + "controller")
         }
-        do {
-            return pemEncode(try certificate.toDERBytes())
-        } catch {
-            throw AgentError(code: .unexpectedResponse, message: "cannot encode the CA certificate", underlying: error)
-        }
+        return PEM.encode(der: der, label: "CERTIFICATE")
     }
 
     // MARK: Enrolment
@@ -296,19 +288,6 @@ public struct AgentControllerClient: Sendable {
         while url.hasSuffix("/") { url.removeLast() }
         return url
     }
-}
-
-/// PEM of one certificate's DER, in 64-column lines.
-func pemEncode(_ der: [UInt8]) -> String {
-    let base64 = Data(der).base64EncodedString()
-    var lines: [Substring] = []
-    var index = base64.startIndex
-    while index < base64.endIndex {
-        let end = base64.index(index, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
-        lines.append(base64[index..<end])
-        index = end
-    }
-    return "-----BEGIN CERTIFICATE-----\n" + lines.joined(separator: "\n") + "\n-----END CERTIFICATE-----\n"
 }
 
 extension TimeAmount {

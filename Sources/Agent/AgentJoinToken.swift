@@ -1,3 +1,5 @@
+import TLSSupport
+
 /// A join token as an agent reads it: `<caHash>::<tokenID>.<tokenSecret>`.
 ///
 /// `caHash` is `sha256:` and the lowercase hex SHA-256 of the controller CA's DER; the agent pins the CA it
@@ -33,7 +35,7 @@ public struct AgentJoinToken: Sendable, Equatable, CustomStringConvertible {
         let credential = token[separator.upperBound...]
         guard hash.hasPrefix("sha256:") else { throw malformed("the CA hash does not start with \"sha256:\"") }
         let hex = hash.dropFirst("sha256:".count)
-        guard hex.utf8.count == 64, hex.utf8.allSatisfy(Self.isHexDigit) else {
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy(Hex.isDigit) else {
             throw malformed("the CA hash is not 64 hex digits after \"sha256:\"")
         }
         let parts = credential.split(separator: ".", omittingEmptySubsequences: false)
@@ -51,10 +53,6 @@ public struct AgentJoinToken: Sendable, Equatable, CustomStringConvertible {
 
     /// The CA hash and token id; never the secret.
     public var description: String { "\(caHash)::\(id).<redacted>" }
-
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
-    }
 
     private static func isLowercaseAlphanumeric(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)

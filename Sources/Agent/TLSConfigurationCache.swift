@@ -1,7 +1,7 @@
-import Client
-import Resources
 import NIOSSL
+import Resources
 import Synchronization
+import TLSSupport
 
 /// Client TLS configurations and stream contexts by the CA they trust, so that thousands of agents in one process
 /// parse the CA once.

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Resources
+import TLSSupport
 
 /// A typed client of the steady API (Kubernetes REST under `/apis/steady.dev/v1`).
 ///
@@ -424,8 +425,7 @@ public struct APIClient: Sendable {
                 UInt8(ascii: "~"):
                 result.append(Character(Unicode.Scalar(byte)))
             default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += byte < 16 ? "%0\(hex)" : "%\(hex)"
+                result += "%" + Hex.encode(CollectionOfOne(byte), uppercase: true)
             }
         }
         return result

@@ -1,7 +1,7 @@
-import Crypto
 import Foundation
-import Resources
 import NIOSSL
+import Resources
+import TLSSupport
 import Yams
 
 #if canImport(Glibc)
@@ -714,83 +714,6 @@ extension Kubeconfig {
         if fileExists(kube.path) { return kube }
         return nil
     }
-}
-
-// MARK: - Client TLS
-
-/// Client TLS for talking to the API server: TLS 1.2 or later and full certificate verification (chain and host
-/// name).
-///
-/// When `caPEM` is given, exactly the certificates in it are trusted, not the system store; otherwise the system's
-/// default trust store is used.
-/// - Throws: ``KubeconfigError`` with code ``KubeconfigError/Code/invalidCertificate`` when `caPEM` holds no
-///   valid certificate.
-public func makeClientTLSConfiguration(caPEM: String?) throws -> TLSConfiguration {
-    var configuration = TLSConfiguration.makeClientConfiguration()
-    configuration.minimumTLSVersion = .tlsv12
-    configuration.certificateVerification = .fullVerification
-    if let caPEM {
-        let roots: [NIOSSLCertificate]
-        do {
-            roots = try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8))
-        } catch {
-            throw KubeconfigError(
-                code: .invalidCertificate,
-                message: "the CA certificate to trust is not valid PEM",
-                underlying: error
-            )
-        }
-        guard !roots.isEmpty else {
-            throw KubeconfigError(code: .invalidCertificate, message: "the CA PEM to trust holds no certificate")
-        }
-        configuration.trustRoots = .certificates(roots)
-        configuration.additionalTrustRoots = []
-    } else {
-        configuration.trustRoots = .default
-    }
-    return configuration
-}
-
-/// `sha256:` and the lowercase hex SHA-256 of the DER of the first certificate in `pem`: the CA hash that join
-/// tokens carry (kubeadm's `--discovery-token-ca-cert-hash` format).
-public func caHash(pem: String) throws -> String {
-    let certificates: [NIOSSLCertificate]
-    do {
-        certificates = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))
-    } catch {
-        throw KubeconfigError(
-            code: .invalidCertificate,
-            message: "the CA certificate is not valid PEM",
-            underlying: error
-        )
-    }
-    guard let first = certificates.first else {
-        throw KubeconfigError(code: .invalidCertificate, message: "the CA PEM holds no certificate")
-    }
-    let der: [UInt8]
-    do {
-        der = try first.toDERBytes()
-    } catch {
-        throw KubeconfigError(
-            code: .invalidCertificate,
-            message: "the CA certificate cannot be encoded",
-            underlying: error
-        )
-    }
-    return "sha256:"
-        + SHA256.hash(data: der).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
-}
-
-/// Whether the first certificate in `pem` has the pinned hash `expected` (`sha256:<hex>`, hex in either case).
-/// False when the PEM holds no certificate or `expected` is not in that form.
-public func caHashMatches(pem: String, expected: String) -> Bool {
-    let pinned = expected.trimmingCharacters(in: .whitespaces).lowercased()
-    guard pinned.hasPrefix("sha256:"), pinned.utf8.count == 7 + 64 else { return false }
-    guard let actual = try? caHash(pem: pem) else { return false }
-    return actual == pinned
 }
 
 // MARK: - Files

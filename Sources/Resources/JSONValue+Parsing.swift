@@ -1,4 +1,5 @@
 import Foundation
+import TLSSupport
 
 /// A JSON text that could not be parsed, with the byte offset of the problem.
 public struct JSONParseError: Error, Sendable, CustomStringConvertible {
@@ -320,8 +321,7 @@ enum JSONWriter {
             case 0x0D: output.append(contentsOf: [0x5C, UInt8(ascii: "r")])
             case 0x09: output.append(contentsOf: [0x5C, UInt8(ascii: "t")])
             case 0x00..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                output.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+                output.append(contentsOf: "\\u00\(Hex.encode(CollectionOfOne(byte)))".utf8)
             default: output.append(byte)
             }
         }

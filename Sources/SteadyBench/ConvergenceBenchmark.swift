@@ -112,6 +112,7 @@ enum ConvergenceBenchmark {
                 Double(baseline) / 1024, Double(connected) / 1024, count, perRunner, Double(converged) / 1024))
     }
 
+    /// A slice of three objects for every runner labelled `role: bench`: a route, its action and its template.
     static let benchManifest = """
         apiVersion: steady.dev/v1
         kind: Action
@@ -119,9 +120,14 @@ enum ConvergenceBenchmark {
         spec: {type: stdout}
         ---
         apiVersion: steady.dev/v1
+        kind: Template
+        metadata: {name: bench-template}
+        spec: {type: raw-json}
+        ---
+        apiVersion: steady.dev/v1
         kind: Route
         metadata: {name: bench-route}
-        spec: {input: 'input.x == 1', actions: [bench-action]}
+        spec: {input: 'input.x == 1', actions: [bench-action], template: bench-template}
         ---
         apiVersion: steady.dev/v1
         kind: Assignment

@@ -13,6 +13,11 @@ import Foundation
 // `converge` runs N agents in P child processes (`converge-worker`, one share each) against one controller.
 // `reconcile` brings N routes and N actions to Ready in one process. `idle` measures the CPU an idle controller
 // and one connected agent use when nothing changes.
+//
+//   .build-release/release/steady-bench agent-memory [--idle 30] [--agent "PATH [SUBCOMMAND]"]
+//
+// `agent-memory` runs one real agent (`steady-agent`) holding a three-object slice and prints its RSS, threads
+// and idle CPU.
 
 let arguments = CommandLine.arguments.dropFirst()
 let benchmark = arguments.first ?? "apply"
@@ -157,10 +162,16 @@ case "reconcile":
     await ReconcileBenchmark.run(count: intOption("--objects") ?? 10_000, workers: intOption("--workers") ?? 4)
 case "idle":
     await IdleBenchmark.run(seconds: intOption("--seconds") ?? 10, binaries: binaries)
+case "agent-memory":
+    await AgentMemoryBenchmark.run(
+        AgentMemoryBenchmark.Options(
+            idleSeconds: intOption("--idle") ?? 30,
+            agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
+        binaries: binaries)
 case "converge-worker":
     await AgentSimulator.run(
         AgentSimulator.Options(
             controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
             first: intOption("--first") ?? 0, count: intOption("--count") ?? 0))
-default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile or idle")
+default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle or agent-memory")
 }

@@ -3,6 +3,7 @@ import Client
 import Foundation
 import Reconciler
 import Resources
+import TLSSupport
 
 /// `steady token create|list|revoke`: join tokens that let agents enrol.
 struct TokenCommand: AsyncParsableCommand {

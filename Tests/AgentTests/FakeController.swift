@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import HummingbirdTLS
 import NIOCore
 import NIOSSL
 @testable import Reconciler

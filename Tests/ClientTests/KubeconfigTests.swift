@@ -1,6 +1,6 @@
 import Client
 import Foundation
-import NIOSSL
+import SteadyTesting
 import Testing
 
 #if canImport(Glibc)
@@ -11,23 +11,7 @@ import Testing
     import Darwin
 #endif
 
-/// A self-signed P-256 CA made with `openssl req -x509`, and the SHA-256 of its DER computed by
-/// `openssl x509 -outform der | sha256sum`.
-private let fixtureCAPEM = """
-    -----BEGIN CERTIFICATE-----
-    MIIBgTCCASegAwIBAgIUHV99YPSye3qAIBZbii7nRiP+E4AwCgYIKoZIzj0EAwIw
-    FTETMBEGA1UEAwwKZml4dHVyZS1jYTAgFw0yNjExMjMwOTE4NTZaGA8yMTI2MTAz
-    MDA5MTg1NlowFTETMBEGA1UEAwwKZml4dHVyZS1jYTBZMBMGByqGSM49AgEGCCqG
-    SM49AwEHA0IABC2o2cKWl0ak9zIdwZzWYPtgyKLzZ3T/SYBJMm3CYwVJpDbsXcE/
-    ZE9O77cMI6w/XWe4wU1ygRPTDjYKA9ssE2ijUzBRMB0GA1UdDgQWBBSdkv0hsb2V
-    nS5VetVWkdpreDHDcjAfBgNVHSMEGDAWgBSdkv0hsb2VnS5VetVWkdpreDHDcjAP
-    BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDjhSfXv8YutU/1/btY
-    URSGasgVKu2uWBLSHjHgs6cuZwIgK9CaMjX2J2gXDYOJ1dsFNryD6PEnmK5qW2eQ
-    ZCjqf0g=
-    -----END CERTIFICATE-----
-
-    """
-private let fixtureCAHash = "sha256:a8788aa39e4263e133afe0b1c463fe8a072e04cb286446f4aa83cbe72c789051"
+private let fixtureCAPEM = FixtureCA.pem
 
 private struct KubeconfigTemporaryDirectory {
     let url: URL
@@ -328,41 +312,5 @@ private func fileMode(of url: URL) -> mode_t? {
             Kubeconfig.locate(explicit: nil, environment: environment, currentDirectory: temporary.url)?.path
                 == local.path
         )
-    }
-}
-
-@Suite(.timeLimit(.minutes(2))) struct ClientTLSTests {
-    @Test func trustsExactlyTheGivenCA() throws {
-        let configuration = try makeClientTLSConfiguration(caPEM: fixtureCAPEM)
-        #expect(configuration.certificateVerification == .fullVerification)
-        #expect(configuration.minimumTLSVersion == .tlsv12)
-        #expect(configuration.additionalTrustRoots.isEmpty)
-        let expected = try NIOSSLCertificate.fromPEMBytes(Array(fixtureCAPEM.utf8))
-        #expect(configuration.trustRoots == .certificates(expected))
-    }
-
-    @Test func usesTheSystemStoreWithoutACA() throws {
-        let configuration = try makeClientTLSConfiguration(caPEM: nil)
-        #expect(configuration.trustRoots == .default)
-        #expect(configuration.certificateVerification == .fullVerification)
-    }
-
-    @Test func rejectsAnInvalidCA() throws {
-        let error = try #require(throws: KubeconfigError.self) { try makeClientTLSConfiguration(caPEM: "nonsense") }
-        #expect(error.code == .invalidCertificate)
-    }
-
-    @Test func caHashMatchesOpenSSL() throws {
-        #expect(try caHash(pem: fixtureCAPEM) == fixtureCAHash)
-        #expect(caHashMatches(pem: fixtureCAPEM, expected: fixtureCAHash))
-        #expect(
-            caHashMatches(
-                pem: fixtureCAPEM,
-                expected: fixtureCAHash.uppercased().replacingOccurrences(of: "SHA256", with: "sha256")
-            )
-        )
-        #expect(!caHashMatches(pem: fixtureCAPEM, expected: "sha256:" + String(repeating: "0", count: 64)))
-        #expect(!caHashMatches(pem: fixtureCAPEM, expected: String(fixtureCAHash.dropFirst(7))))
-        #expect(!caHashMatches(pem: "junk", expected: fixtureCAHash))
     }
 }

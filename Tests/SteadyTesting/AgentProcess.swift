@@ -1,16 +1,26 @@
 import Foundation
 import Resources
 
-/// A real `steady agent` process enrolled with a controller, for end-to-end tests.
+/// A real `steady agent` (or `steady-agent`) process enrolled with a controller, for end-to-end tests.
 public final class AgentProcess: @unchecked Sendable {
+    /// The program that runs the agent.
+    public enum Program: Sendable {
+        /// `steady agent`.
+        case steadySubcommand
+        /// `steady-agent`, the executable that holds only the agent.
+        case steadyAgent
+    }
+
     // Only the test that owns it touches it, one call at a time.
     public let name: String
+    public let program: Program
     public let stateDirectory: TemporaryDirectory
     private var process: Process?
     private var logFile: URL { stateDirectory.url.deletingLastPathComponent().appendingPathComponent("agent-\(name)-\(stateDirectory.url.lastPathComponent).log") }
 
-    public init(name: String) throws {
+    public init(name: String, program: Program = .steadySubcommand) throws {
         self.name = name
+        self.program = program
         stateDirectory = try TemporaryDirectory(prefix: "steady-agent-\(name)")
     }
 
@@ -20,9 +30,10 @@ public final class AgentProcess: @unchecked Sendable {
         runCommand: String? = nil
     ) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.path("steady"))
-        var arguments = [
-            "agent", "--controller", controller.server, "--name", name, "--state-dir", stateDirectory.path,
+        process.executableURL = URL(fileURLWithPath: Binaries.path(program == .steadyAgent ? "steady-agent" : "steady"))
+        var arguments = program == .steadyAgent ? [] : ["agent"]
+        arguments += [
+            "--controller", controller.server, "--name", name, "--state-dir", stateDirectory.path,
             "--heartbeat-interval", "1s",
         ]
         if let joinToken { arguments += ["--join-token", joinToken] }

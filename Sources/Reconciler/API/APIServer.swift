@@ -2,12 +2,12 @@ import Crypto
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
 import Resources
 import ServiceLifecycle
+import TLSSupport
 
 /// The Kubernetes-compatible HTTPS API: discovery, OpenAPI, objects, health and metrics.
 public struct APIServer: Sendable {
@@ -76,7 +76,7 @@ public struct APIServer: Sendable {
         router.get("/apis/\(API.group)") { _, _ in APIResponses.json(Discovery.apiGroup) }
         router.get("/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(Discovery.resourceList) }
         let openAPI = OpenAPI.groupVersionDocument()
-        let openAPIHash = SHA256.hash(data: openAPI.jsonData()).prefix(8).map { String(format: "%02X", $0) }.joined()
+        let openAPIHash = Hex.encode(SHA256.hash(data: openAPI.jsonData()).prefix(8), uppercase: true)
         router.get("/openapi/v3") { _, _ in APIResponses.json(OpenAPI.indexDocument(hash: openAPIHash)) }
         router.get("/openapi/v3/apis/\(API.group)/\(API.version)") { _, _ in APIResponses.json(openAPI) }
         router.get("/openapi/v2") { request, _ in

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TLSSupport
 import X509
 
 #if canImport(Glibc)
@@ -356,22 +357,18 @@ public struct CertificateAuthority: Sendable, CustomStringConvertible {
         self.certificate = certificate
         self.signingKey = key
         let der = try derBytes(of: certificate, what: "CA certificate")
-        self.caCertificatePEM = pemEncode(der: der, label: "CERTIFICATE")
+        self.caCertificatePEM = PEM.encode(der: der, label: "CERTIFICATE")
         self.caHash = Self.hash(der: der)
     }
 
     /// The CA's private key in PKCS#8 PEM form. Secret: store it with 0600 permissions and never log it.
     public var privateKeyPEM: String {
-        pemEncode(der: Array(signingKey.derRepresentation), label: "PRIVATE KEY")
+        PEM.encode(der: Array(signingKey.derRepresentation), label: "PRIVATE KEY")
     }
 
     /// `sha256:` followed by the lowercase hex SHA-256 of the given DER bytes.
     public static func hash(der: [UInt8]) -> String {
-        "sha256:"
-            + SHA256.hash(data: der).map { byte in
-                let hex = String(byte, radix: 16)
-                return byte < 16 ? "0" + hex : hex
-            }.joined()
+        TLSSupport.caHash(der: der)
     }
 
     /// Whether `certificate` names this CA as its issuer and carries a valid signature from this CA's key.
@@ -477,7 +474,7 @@ public struct ServingCertificate: Sendable, CustomStringConvertible {
     fileprivate init(certificate: Certificate, key: P256.Signing.PrivateKey) throws {
         self.certificate = certificate
         self.key = key
-        self.certificatePEM = pemEncode(
+        self.certificatePEM = PEM.encode(
             der: try derBytes(of: certificate, what: "serving certificate"),
             label: "CERTIFICATE"
         )
@@ -494,7 +491,7 @@ public struct ServingCertificate: Sendable, CustomStringConvertible {
 
     /// The private key in PKCS#8 PEM form. Secret: store it with 0600 permissions and never log it.
     public var privateKeyPEM: String {
-        pemEncode(der: Array(key.derRepresentation), label: "PRIVATE KEY")
+        PEM.encode(der: Array(key.derRepresentation), label: "PRIVATE KEY")
     }
 
     /// The subject, names and expiry; never the key.
@@ -546,10 +543,4 @@ private func derBytes(of certificate: Certificate, what: String) throws -> [UInt
     } catch {
         throw SecurityError(code: .invalidCertificate, message: "the \(what) cannot be encoded", underlying: error)
     }
-}
-
-/// PEM with 64-column base64 lines and a trailing newline, as OpenSSL writes it.
-func pemEncode(der: [UInt8], label: String) -> String {
-    let body = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
-    return "-----BEGIN \(label)-----\n\(body)\n-----END \(label)-----\n"
 }

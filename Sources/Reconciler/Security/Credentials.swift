@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TLSSupport
 
 /// The SHA-256 digest of a bearer token, in lowercase hex: what the controller keeps instead of the token itself.
 ///
@@ -16,7 +17,7 @@ public struct TokenDigest: Hashable, Sendable, CustomStringConvertible {
     /// A digest read back from storage; nil unless `hex` is 64 hex characters (either case).
     public init?(hex: String) {
         let lowered = hex.lowercased()
-        guard lowered.utf8.count == 64, lowered.utf8.allSatisfy(Credentials.isHexDigit) else { return nil }
+        guard lowered.utf8.count == 64, lowered.utf8.allSatisfy(Hex.isDigit) else { return nil }
         self.hex = lowered
     }
 
@@ -48,25 +49,12 @@ public enum Credentials {
     /// (`2 * bytes` characters).
     public static func makeToken(bytes: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        var token = ""
-        token.reserveCapacity(max(bytes, 0) * 2)
-        for _ in 0..<max(bytes, 0) {
-            let byte = UInt8.random(in: .min ... .max, using: &generator)
-            token.append(hexDigits[Int(byte >> 4)])
-            token.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return token
+        return Hex.encode((0..<max(bytes, 0)).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
     /// The SHA-256 of the token's UTF-8 bytes in lowercase hex (64 characters).
     public static func digest(_ token: String) -> String {
-        var hex = ""
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(token.utf8)) {
-            hex.append(hexDigits[Int(byte >> 4)])
-            hex.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return hex
+        Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
     /// Whether two strings are byte-for-byte equal, in time that depends only on their lengths.
@@ -97,12 +85,5 @@ public enum Credentials {
         guard trimmed[..<space].lowercased() == "bearer" else { return nil }
         let token = trimmed[space...].trimmingCharacters(in: .whitespaces)
         return token.isEmpty ? nil : token
-    }
-
-    private static let hexDigits: [Character] = Array("0123456789abcdef")
-
-    static func isHexDigit(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-            || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import Resources
 import Routing
 import ServiceLifecycle
+import TLSSupport
 
 /// Applies a directory of manifests at start and whenever it changes, pruning what was removed.
 ///
@@ -204,6 +205,6 @@ public struct ManifestDirectorySource: Service {
             hasher.update(data: Data("\(document.file)\n\(document.index)\n".utf8))
             hasher.update(data: document.value.jsonData())
         }
-        return "sha256:" + hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + Hex.encode(hasher.finalize().prefix(12))
     }
 }

@@ -5,9 +5,9 @@ import Logging
 import Resources
 import ServiceLifecycle
 
-/// `steady agent`: a runner agent that enrols with a controller, follows its slice and reports.
-struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `steady agent` (and `steady-agent`): a runner agent that enrols with a controller, follows its slice and reports.
+public struct AgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run a runner agent: enrol with the controller, follow this runner's slice, report status.",
         discussion: """
@@ -48,7 +48,13 @@ struct AgentCommand: AsyncParsableCommand {
     var heartbeatInterval = "5s"
 
     @Option(help: "trace, debug, info, notice, warning or error.")
-    var logLevel: Logger.Level = .info
+    var logLevel = "info"
+
+    /// `--log-level` as a level (checked by `validate()`).
+    private var level: Logger.Level? { Logger.Level(rawValue: logLevel) }
+
+    /// Creates the command with no flags set; ArgumentParser fills them in.
+    public init() {}
 
     /// The token from the flag or the environment (the environment keeps it out of `ps`).
     private var tokenText: String? {
@@ -57,7 +63,10 @@ struct AgentCommand: AsyncParsableCommand {
         return nil
     }
 
-    func validate() throws {
+    public func validate() throws {
+        guard level != nil else {
+            throw ValidationError("--log-level: \"\(logLevel)\" is not trace, debug, info, notice, warning or error")
+        }
         _ = try makeConfiguration()
     }
 
@@ -83,8 +92,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let logger = makeLogger(level: logLevel)
+    public func run() async throws {
+        AgentProcessSettings.apply()
+        let logger = Self.makeLogger(level: level ?? .info)
         let configuration = try makeConfiguration()
         do {
             let directory = try AgentStateDirectory(path: stateDirectory)
@@ -115,5 +125,17 @@ struct AgentCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             throw ExitCode.failure
         }
+    }
+
+    /// Logs to standard error at `level`.
+    private static func makeLogger(level: Logger.Level) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "steady-agent")
+        logger.logLevel = level
+        return logger
     }
 }
