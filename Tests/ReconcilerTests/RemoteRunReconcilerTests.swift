@@ -6,9 +6,11 @@ import Testing
 @Suite struct RemoteRunReconcilerTests {
     typealias F = ControllerFixtures
 
-    static func remoteRun(_ name: String, target: JSONValue, results: [JSONValue]? = nil) -> JSONValue {
+    static func remoteRun(
+        _ name: String, target: JSONValue, results: [JSONValue]? = nil, phase: String = "Pending"
+    ) -> JSONValue {
         var run = F.object("RemoteRun", name, spec: ["target": target, "conditions": ["force_inventory"]])
-        if let results { run["status"] = ["phase": "Running", "results": .array(results)] }
+        if let results { run["status"] = ["phase": .string(phase), "results": .array(results)] }
         return run
     }
 
@@ -55,7 +57,7 @@ import Testing
             "inventory", target: ["all": true],
             results: [["runner": "web-1", "phase": "Succeeded", "exitCode": 0]])
         let status = try RemoteRunReconciler().status(of: run, in: F.cache([run] + Self.fleet))
-        #expect(status["phase"] == "Running")
+        #expect(status["phase"] == "Pending")
         #expect(status["results"]?.arrayValue?.first == ["runner": "db-1", "phase": "Pending"])
         #expect(status["results"]?.arrayValue?.last == ["runner": "web-2", "phase": "Pending"])
         #expect(status["results"]?.arrayValue?[1] == ["runner": "web-1", "phase": "Succeeded", "exitCode": 0])
@@ -70,6 +72,18 @@ import Testing
         let status = try RemoteRunReconciler().status(of: run, in: F.cache([run] + Self.fleet))
         #expect(status["results"]?.arrayValue?.compactMap { $0["runner"]?.stringValue } == ["db-1", "web-1"])
         #expect(status["counts"]?["failed"] == 1)
+    }
+
+    /// Once dispatch began, the dispatcher owns the results: a runner matching later is not added, and one no
+    /// longer matching keeps its entry.
+    @Test func theRunnersOfARunUnderWayAreFixed() throws {
+        let run = Self.remoteRun(
+            "under-way", target: ["runners": ["web-1"]],
+            results: [["runner": "web-2", "phase": "Pending"], ["runner": "db-1", "phase": "Running"]],
+            phase: "Running")
+        let status = try RemoteRunReconciler().status(of: run, in: F.cache([run] + Self.fleet))
+        #expect(status["results"]?.arrayValue?.compactMap { $0["runner"]?.stringValue } == ["db-1", "web-2"])
+        #expect(status["phase"] == "Running")
     }
 
     @Test func aRunnerChangeRequeuesTheRemoteRunsThatTargetIt() throws {

@@ -94,10 +94,11 @@ import Testing
             agentError(#"{"type":"runOutput","runUID":"u","stream":"stdout","sequence":0,"data":"\#(fits)"}"#) == nil)
     }
 
-    @Test func anOversizedLineIsRefusedBeforeParsing() {
+    @Test func anOversizedLineIsRefusedBeforeParsing() throws {
         let line = [UInt8](repeating: UInt8(ascii: " "), count: RunProtocol.maximumLineLength + 1)
         #expect(throws: RunProtocolError.self) { try RunAgentMessage.decode(line: line) }
-        #expect(throws: RunProtocolError.self) { try RunControllerMessage.decode(line: line) }
+        // Down the stream, a long line is a slice (many secrets), never a run message: left to the slice decoder.
+        #expect(try RunControllerMessage.decode(line: line) == nil)
     }
 
     @Test func malformedMessagesAreRefusedWithTheirField() {

@@ -289,7 +289,6 @@ public enum RunAgentMessage: Sendable, Equatable {
     ///   a missing or mistyped field, a chunk that is not base64 or larger than ``RunProtocol/maximumChunkBytes``,
     ///   a result whose phase is not final.
     public static func decode(line: some Collection<UInt8>) throws(RunProtocolError) -> RunAgentMessage? {
-        guard line.count > RunProtocol.maximumLineLength || RunProtocolLine.mayBeRunMessage(line) else { return nil }
         guard let split = try RunProtocolLine.split(line, types: types) else { return nil }
         let (type, body) = split
         let message: RunAgentMessage
