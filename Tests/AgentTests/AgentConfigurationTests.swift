@@ -1,7 +1,7 @@
 import Agent
 import Testing
 
-@Suite struct AgentConfigurationTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentConfigurationTests {
     @Test func acceptsAGoodConfiguration() throws {
         let configuration = AgentConfiguration(
             controllerURL: "https://ctl.example:7443", name: "web-1",

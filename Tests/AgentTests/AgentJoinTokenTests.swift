@@ -1,7 +1,7 @@
 import Agent
 import Testing
 
-@Suite struct AgentJoinTokenTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentJoinTokenTests {
     static let hash = "sha256:" + String(repeating: "0123456789abcdef", count: 4)
 
     @Test func parsesAGoodToken() throws {

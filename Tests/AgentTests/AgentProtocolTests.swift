@@ -4,7 +4,7 @@ import Resources
 import Testing
 
 /// Agents against a fake controller over real TLS sockets: discovery, enrolment, the stream, reports, refusals.
-@Suite struct AgentProtocolTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentProtocolTests {
     typealias F = SliceFixtures
     static let tokenTail = "abcdef.0123456789abcdef"
 

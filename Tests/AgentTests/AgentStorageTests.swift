@@ -4,7 +4,7 @@ import Resources
 import SteadyTesting
 import Testing
 
-@Suite struct AgentStorageTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentStorageTests {
     func permissions(_ path: String) throws -> Int {
         try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
     }

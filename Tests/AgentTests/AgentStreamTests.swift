@@ -10,7 +10,7 @@ import Testing
 
 /// The agent stream on a real TLS port of the controller's API server: only a runner's own credential opens its
 /// stream, reports become Runner status, and bad lines are refused.
-@Suite struct AgentStreamTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentStreamTests {
     static let fleet = """
         apiVersion: steady.dev/v1
         kind: Runner

@@ -12,7 +12,7 @@ struct ScriptedRandom: RandomNumberGenerator {
     }
 }
 
-@Suite struct ReconnectBackoffTests {
+@Suite(.timeLimit(.minutes(5))) struct ReconnectBackoffTests {
     @Test func doublesUpToTheMaximumWithoutJitter() {
         var backoff = ReconnectBackoff(initial: .milliseconds(200), maximum: .seconds(2), jitter: 0)
         var random = ScriptedRandom(values: [0])

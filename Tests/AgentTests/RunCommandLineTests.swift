@@ -2,7 +2,7 @@ import Agent
 import Testing
 
 /// `--run-command` is split into words without a shell.
-@Suite struct RunCommandLineTests {
+@Suite(.timeLimit(.minutes(5))) struct RunCommandLineTests {
     @Test func splitsOnBlanks() throws {
         #expect(try RunCommandLine.split("/usr/bin/rudder agent run") == ["/usr/bin/rudder", "agent", "run"])
         #expect(try RunCommandLine.split("  /bin/echo \t a\n b  ") == ["/bin/echo", "a", "b"])

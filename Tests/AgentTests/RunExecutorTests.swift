@@ -7,7 +7,7 @@ import Testing
 
 /// Real processes through `RunExecutor`: exit codes, streams, environment, timeouts with escalation, cancel,
 /// refusal. Assertions are about behaviour, never about how long anything took.
-@Suite struct RunExecutorTests {
+@Suite(.timeLimit(.minutes(5))) struct RunExecutorTests {
     static func executor(runCommand: [String]? = nil, allowsExec: Bool = true) -> RunExecutor {
         RunExecutor(
             configuration: .init(

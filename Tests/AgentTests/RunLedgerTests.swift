@@ -7,7 +7,7 @@ import Testing
 
 /// The agent's run ledger: one start per run UID across restarts, results kept until acknowledged, a corrupt file
 /// set aside.
-@Suite struct RunLedgerTests {
+@Suite(.timeLimit(.minutes(5))) struct RunLedgerTests {
     var logger: Logger {
         var logger = Logger(label: "run-ledger-test")
         logger.logLevel = .critical

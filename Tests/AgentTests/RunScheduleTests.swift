@@ -5,7 +5,7 @@ import Testing
 @testable import Agent
 
 /// Scheduled runs: a stable splay per runner, a fixed grid, no overlap. Time is passed in; nothing sleeps.
-@Suite struct RunScheduleTests {
+@Suite(.timeLimit(.minutes(5))) struct RunScheduleTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)  // a multiple of 300 s
     static func at(_ seconds: TimeInterval) -> Date { t0.addingTimeInterval(seconds) }
 

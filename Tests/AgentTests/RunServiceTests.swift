@@ -7,7 +7,7 @@ import Testing
 
 /// The agent's run service with real processes and a recording stream: the messages a controller sees, one start
 /// per run UID, results kept for a later stream until acknowledged.
-@Suite struct RunServiceTests {
+@Suite(.timeLimit(.minutes(5))) struct RunServiceTests {
     /// What a controller would have received.
     actor Stream {
         var messages: [RunAgentMessage] = []

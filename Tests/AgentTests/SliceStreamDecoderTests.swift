@@ -3,7 +3,7 @@ import Foundation
 import Resources
 import Testing
 
-@Suite struct SliceStreamDecoderTests {
+@Suite(.timeLimit(.minutes(5))) struct SliceStreamDecoderTests {
     func line(_ message: SliceMessage) -> [UInt8] {
         Array(try! JSONValue(encoding: message).jsonData()) + [UInt8(ascii: "\n")]
     }

@@ -2,7 +2,7 @@ import Agent
 import Resources
 import Testing
 
-@Suite struct SliceSynchronizerTests {
+@Suite(.timeLimit(.minutes(5))) struct SliceSynchronizerTests {
     typealias F = SliceFixtures
     let base = [F.route("alerts", actions: ["notify"], template: "summary"), F.httpAction("notify"), F.template("summary")]
 

@@ -3,7 +3,7 @@ import Resources
 import Testing
 
 /// The agent validates every slice object itself: a controller, or whoever impersonates one, cannot crash it.
-@Suite struct SliceValidatorTests {
+@Suite(.timeLimit(.minutes(5))) struct SliceValidatorTests {
     static let deepBody = String(repeating: "{{#a}}", count: 600) + "x" + String(repeating: "{{/a}}", count: 600)
 
     // Compiling this body overflowed the stack of the mustache parser and killed the agent.

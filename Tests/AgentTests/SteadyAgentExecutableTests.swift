@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// `steady-agent`, the executable that holds only the agent, as a real process against a real controller.
-@Suite struct SteadyAgentExecutableTests {
+@Suite(.timeLimit(.minutes(5))) struct SteadyAgentExecutableTests {
     static let configuration = """
         apiVersion: steady.dev/v1
         kind: Action

@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// A controller and real agent processes on loopback: slices, label changes, restarts, and denials.
-@Suite(.serialized) struct AgentEndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct AgentEndToEndTests {
     static let configuration = """
         apiVersion: steady.dev/v1
         kind: Secret

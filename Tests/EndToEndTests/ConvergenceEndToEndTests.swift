@@ -4,7 +4,7 @@ import Testing
 
 /// `apply --wait` and `steady wait --for=converged` against a real controller and agents: the example
 /// manifests converge, and a timeout names each laggard and why.
-@Suite(.serialized) struct ConvergenceEndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ConvergenceEndToEndTests {
     static let manifests = Binaries.packageRoot.appendingPathComponent("manifests")
 
     func joinToken(_ controller: ControllerProcess) throws -> String {

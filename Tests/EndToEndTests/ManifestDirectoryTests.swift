@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// `steady controller --manifests DIR`: applies, follows changes, prunes, and never applies a broken file.
-@Suite(.serialized) struct ManifestDirectoryTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ManifestDirectoryTests {
     static func action(_ name: String, type: String = "stdout") -> String {
         "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(name)}\nspec: {type: \(type)}\n"
     }

@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// SIGTERM stops the controller even while it serves a watch whose client vanished without closing it.
-@Suite(.serialized) struct ShutdownTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ShutdownTests {
     @Test func aWatchWhoseClientWasKilledDoesNotHoldTheShutdown() throws {
         let controller = try ControllerProcess()
         defer { controller.remove() }

@@ -3,7 +3,7 @@ import SteadyTesting
 import Testing
 
 /// `steady up`: the README's main command, on the example manifests.
-@Suite(.serialized) struct UpCommandTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct UpCommandTests {
     @Test func upAppliesTheExamplesAndRunsALocalRunner() throws {
         let directory = try TemporaryDirectory(prefix: "steady-up")
         defer { directory.remove() }

@@ -9,7 +9,7 @@ import SteadyTesting
 import Testing
 
 /// Slices hold exactly what each runner is responsible for; agents are confined to their own runner.
-@Suite struct AgentGatewayTests {
+@Suite(.timeLimit(.minutes(5))) struct AgentGatewayTests {
     static let admin = WriteOptions(fieldManager: "test")
 
     static func object(_ yaml: String) throws -> (KindInfo, JSONValue) {

@@ -48,7 +48,7 @@ private func executablePath(_ name: String) -> String? {
     return nil
 }
 
-@Suite struct CertificateAuthorityTests {
+@Suite(.timeLimit(.minutes(5))) struct CertificateAuthorityTests {
     let now = Date()
 
     @Test func caCertificateHasTheExpectedShape() throws {
@@ -234,7 +234,7 @@ private func executablePath(_ name: String) -> String? {
     }
 }
 
-@Suite struct ControllerIdentityTests {
+@Suite(.timeLimit(.minutes(5))) struct ControllerIdentityTests {
     @Test func firstStartCreatesEverythingAndLaterStartsLoadItUnchanged() throws {
         let temporary = try PKITemporaryDirectory()
         defer { temporary.cleanup() }
@@ -426,7 +426,7 @@ private func executablePath(_ name: String) -> String? {
     }
 }
 
-@Suite struct CredentialsTests {
+@Suite(.timeLimit(.minutes(5))) struct CredentialsTests {
     @Test func digestIsSHA256Hex() {
         #expect(Credentials.digest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(TokenDigest(token: "abc").hex == Credentials.digest("abc"))

@@ -6,7 +6,7 @@ import Testing
 @testable import Reconciler
 
 /// An agent's connection holds at most the buffer limit of unsent messages; a stuck agent is found out.
-@Suite struct ChannelSliceConnectionTests {
+@Suite(.timeLimit(.minutes(5))) struct ChannelSliceConnectionTests {
     /// Holds every write without completing it, as a socket whose peer stopped reading does.
     final class StuckSocket: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer

@@ -9,7 +9,7 @@ import Testing
 
 /// A write is compiled once on the controller: the API server's admission fills the cache, and the reconcilers
 /// and later writes of the same text reuse what it compiled.
-@Suite struct CompiledCacheReuseTests {
+@Suite(.timeLimit(.minutes(5))) struct CompiledCacheReuseTests {
     typealias F = ControllerFixtures
 
     @Test func theReconcilersReuseWhatAdmissionCompiled() async throws {

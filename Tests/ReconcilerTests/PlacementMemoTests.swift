@@ -4,7 +4,7 @@ import Testing
 @testable import Reconciler
 
 /// Selector matches are memoized: status writes leave the memo alone, relabelling a Runner does not.
-@Suite struct PlacementMemoTests {
+@Suite(.timeLimit(.minutes(5))) struct PlacementMemoTests {
     typealias F = ControllerFixtures
 
     static func event(_ object: JSONValue, revision: Int64) -> StoreEvent {

@@ -9,7 +9,7 @@ import Testing
 
 /// Route, Action and Assignment status say where each is placed and how many of those runners hold its current
 /// generation; the counts come from what agents report, gathered in batches.
-@Suite struct PlacementSyncTests {
+@Suite(.timeLimit(.minutes(5))) struct PlacementSyncTests {
     typealias F = ControllerFixtures
 
     static func fleet(routeGeneration: Int64 = 1) -> [JSONValue] {

@@ -85,7 +85,7 @@ enum ControllerFixtures {
     }
 }
 
-@Suite struct StatusReconcilerTests {
+@Suite(.timeLimit(.minutes(5))) struct StatusReconcilerTests {
     typealias F = ControllerFixtures
     let placements = PlacementResolver()
 
@@ -262,7 +262,7 @@ enum ControllerFixtures {
     }
 }
 
-@Suite struct InformerTests {
+@Suite(.timeLimit(.minutes(5))) struct InformerTests {
     typealias F = ControllerFixtures
 
     @Test func relistsAfterFallingBehindAndReportsEveryDifference() async throws {
@@ -337,7 +337,7 @@ enum ControllerFixtures {
     }
 }
 
-@Suite struct ControllerManagerTests {
+@Suite(.timeLimit(.minutes(5))) struct ControllerManagerTests {
     typealias F = ControllerFixtures
 
     func withManager(

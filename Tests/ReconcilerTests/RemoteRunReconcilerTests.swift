@@ -3,7 +3,7 @@ import Testing
 
 @testable import Reconciler
 
-@Suite struct RemoteRunReconcilerTests {
+@Suite(.timeLimit(.minutes(5))) struct RemoteRunReconcilerTests {
     typealias F = ControllerFixtures
 
     static func remoteRun(

@@ -6,7 +6,7 @@ import Testing
 
 /// The RemoteRun dispatcher as a value: batches, error budgets, delivery timeouts and cancellation, with time
 /// passed explicitly.
-@Suite struct RunDispatchTests {
+@Suite(.timeLimit(.minutes(5))) struct RunDispatchTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     static func at(_ seconds: TimeInterval) -> Date { t0.addingTimeInterval(seconds) }
 

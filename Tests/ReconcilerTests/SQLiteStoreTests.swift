@@ -4,7 +4,7 @@ import Testing
 @testable import Reconciler
 
 /// Tests for `SQLiteStore`, each against a fresh database in its own temporary directory.
-@Suite struct SQLiteStoreTests {
+@Suite(.timeLimit(.minutes(5))) struct SQLiteStoreTests {
     // MARK: - Objects
 
     @Test func createGetListUpdateDelete() async throws {

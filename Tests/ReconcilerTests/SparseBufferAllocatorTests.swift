@@ -3,7 +3,7 @@ import Testing
 
 @testable import Reconciler
 
-@Suite struct SparseBufferAllocatorTests {
+@Suite(.timeLimit(.minutes(5))) struct SparseBufferAllocatorTests {
     let allocator = SparseBufferAllocator.allocator
 
     func isMapped(_ buffer: ByteBuffer) -> Bool {

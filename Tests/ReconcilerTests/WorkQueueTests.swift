@@ -83,7 +83,7 @@ final class Locked<Value: Sendable>: Sendable {
     var value: Value { mutex.withLock { $0 } }
 }
 
-@Suite struct WorkQueueTests {
+@Suite(.timeLimit(.minutes(5))) struct WorkQueueTests {
     @Test func addingAQueuedKeyAgainQueuesItOnce() async throws {
         let queue = WorkQueue<String>()
         queue.add("a")

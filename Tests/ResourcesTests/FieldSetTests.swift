@@ -1,7 +1,7 @@
 import Resources
 import Testing
 
-@Suite struct FieldSetTests {
+@Suite(.timeLimit(.minutes(5))) struct FieldSetTests {
     static let applied: JSONValue = [
         "apiVersion": "steady.dev/v1", "kind": "Route", "metadata": ["name": "r", "labels": ["tier": "a"]],
         "spec": ["input": "", "actions": ["a", "b"]],

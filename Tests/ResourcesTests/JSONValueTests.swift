@@ -3,7 +3,7 @@ import Testing
 
 @testable import Resources
 
-@Suite struct JSONValueTests {
+@Suite(.timeLimit(.minutes(5))) struct JSONValueTests {
     func parse(_ text: String) throws -> JSONValue { try JSONValue.parse(Data(text.utf8)) }
 
     @Test func parsesEveryKindOfValue() throws {

@@ -2,7 +2,7 @@ import Foundation
 import Resources
 import Testing
 
-@Suite struct ManifestDocumentsTests {
+@Suite(.timeLimit(.minutes(5))) struct ManifestDocumentsTests {
     private func parse(_ text: String, file: String = "test.yaml") throws -> [ManifestDocument] {
         try ManifestDocuments.parse(text, file: file)
     }
@@ -274,7 +274,7 @@ import Testing
     }
 }
 
-@Suite struct ManifestLoadingTests {
+@Suite(.timeLimit(.minutes(5))) struct ManifestLoadingTests {
     /// A fresh directory with the given files (relative path → content), removed by the caller.
     private func makeTree(_ files: [String: String]) throws -> URL {
         let root = FileManager.default.temporaryDirectory

@@ -2,7 +2,7 @@ import Testing
 
 @testable import Resources
 
-@Suite struct ManifestValidationTests {
+@Suite(.timeLimit(.minutes(5))) struct ManifestValidationTests {
     func errors(_ yaml: String, file: String = "routes.yaml") throws -> [String] {
         let documents = try ManifestDocuments.parse(yaml, file: file)
         return ManifestValidation.objects(from: documents).errors.map(\.description)
@@ -141,7 +141,7 @@ import Testing
     }
 }
 
-@Suite struct SchemaTests {
+@Suite(.timeLimit(.minutes(5))) struct SchemaTests {
     @Test func routeSchemaIsRecordedFromTheType() throws {
         let schema = Kinds.route.schema
         let spec = try #require(schema.property("spec"))
@@ -164,7 +164,7 @@ import Testing
     }
 }
 
-@Suite struct LabelSelectorTests {
+@Suite(.timeLimit(.minutes(5))) struct LabelSelectorTests {
     @Test func parsesAndMatches() throws {
         let query = try LabelQuery.parse("role=web,site in (paris, lyon),!legacy,tier!=db")
         #expect(query.matches(["role": "web", "site": "paris"]))

@@ -3,7 +3,7 @@ import Testing
 @testable import Resources
 
 /// A run's output, bounded per runner with its head and its exact tail kept.
-@Suite struct RemoteRunOutputBufferTests {
+@Suite(.timeLimit(.minutes(5))) struct RemoteRunOutputBufferTests {
     /// Bytes that differ by position, so a misplaced byte shows.
     static func pattern(_ count: Int, from start: Int = 0) -> [UInt8] {
         (start..<(start + count)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }

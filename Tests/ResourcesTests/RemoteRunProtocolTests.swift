@@ -4,7 +4,7 @@ import Testing
 @testable import Resources
 
 /// The run messages of the agent stream: every message survives a round trip, and bad lines are refused by name.
-@Suite struct RemoteRunProtocolTests {
+@Suite(.timeLimit(.minutes(5))) struct RemoteRunProtocolTests {
     static let uid = "6f1c2a9e-1d4b-4a8e-9a57-0c3f7d2b1e11"
 
     func withoutNewline(_ line: [UInt8]) -> [UInt8] {

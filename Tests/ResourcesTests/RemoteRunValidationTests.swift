@@ -3,7 +3,7 @@ import Testing
 @testable import Resources
 
 /// The RemoteRun fields of issue #9 as a manifest author meets them: accepted values, and errors that name the field.
-@Suite struct RemoteRunValidationTests {
+@Suite(.timeLimit(.minutes(5))) struct RemoteRunValidationTests {
     func errors(spec: String) throws -> [String] {
         let yaml = "apiVersion: steady.dev/v1\nkind: RemoteRun\nmetadata: {name: now}\nspec:\n" + spec
         let documents = try ManifestDocuments.parse(yaml, file: "run.yaml")

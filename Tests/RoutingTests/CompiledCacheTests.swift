@@ -15,7 +15,7 @@ private let template: JSONValue = [
     "spec": ["type": "mustache", "title": "{{input.title}}", "body": "{{#input.items}}{{.}}{{/input.items}}"],
 ]
 
-@Test func admittingTheSameObjectAgainCompilesNothing() throws {
+@Test(.timeLimit(.minutes(2))) func admittingTheSameObjectAgainCompilesNothing() throws {
     let cache = CompiledCache()
     _ = try Admission.admit(Kinds.route, route, compiled: cache)
     _ = try Admission.admit(Kinds.template, template, compiled: cache)
@@ -29,7 +29,7 @@ private let template: JSONValue = [
     #expect(cache.statistics == CompiledCache.Statistics(compilations: 4, hits: 6))
 }
 
-@Test func aChangedSourceIsCompiledAndFailuresAreNotKept() throws {
+@Test(.timeLimit(.minutes(2))) func aChangedSourceIsCompiledAndFailuresAreNotKept() throws {
     let cache = CompiledCache()
     _ = try cache.expression("input.a == 1")
     _ = try cache.expression("input.a == 2")
@@ -46,7 +46,7 @@ private let template: JSONValue = [
     #expect(cache.statistics.compilations == 6)
 }
 
-@Test func theCacheIsBounded() throws {
+@Test(.timeLimit(.minutes(2))) func theCacheIsBounded() throws {
     let cache = CompiledCache(entriesPerGeneration: 2)
     for value in 0..<10 { _ = try cache.expression("input.a == \(value)") }
     // Only the last two generations (the last four sources at most) are kept.

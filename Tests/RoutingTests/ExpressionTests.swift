@@ -47,6 +47,7 @@ private let sample: JSONValue = [
 // MARK: - Literals and precedence
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("42", 42),
         ("-7", -7),
@@ -78,6 +79,7 @@ func literals(source: String, expected: JSONValue) throws {
 }
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("1 + 2 * 3", 7),
         ("(1 + 2) * 3", 9),
@@ -107,7 +109,7 @@ func precedence(source: String, expected: JSONValue) throws {
     #expect(try evaluate(source) == expected)
 }
 
-@Test func emptySourceMatchesEverything() throws {
+@Test(.timeLimit(.minutes(2))) func emptySourceMatchesEverything() throws {
     #expect(try Expression("").matches([:]))
     #expect(try Expression("  \n\t ").matches(["anything": 1]))
     #expect(try !Expression("false").matches([:]))
@@ -116,6 +118,7 @@ func precedence(source: String, expected: JSONValue) throws {
 // MARK: - Field and index access
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("input.name", "nginx"),
         ("input.nested.inner.value", 42),
@@ -136,7 +139,7 @@ func fieldAndIndexAccess(source: String, expected: JSONValue) throws {
     #expect(try evaluate(source, sample) == expected)
 }
 
-@Test func missingFieldIsAnErrorAndNoMatch() throws {
+@Test(.timeLimit(.minutes(2))) func missingFieldIsAnErrorAndNoMatch() throws {
     let error = try #require(try evaluationError("input.nested.nmae == 'x'", sample))
     #expect(error.code == .noSuchField)
     #expect(error.description == "1:14: no such key: nmae")
@@ -150,6 +153,7 @@ func fieldAndIndexAccess(source: String, expected: JSONValue) throws {
 }
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("has(input.name)", true),
         ("has(input.nothing)", true),
@@ -172,6 +176,7 @@ func hasTestsPresenceWithoutError(source: String, expected: Bool) throws {
 // MARK: - Logic
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("input.missing == 1 || true", true),
         ("true || input.missing == 1", true),
@@ -183,13 +188,13 @@ func logicalOperatorsAbsorbErrors(source: String, expected: JSONValue) throws {
     #expect(try evaluate(source, sample) == expected)
 }
 
-@Test func logicalOperatorsPropagateUndecidedErrors() throws {
+@Test(.timeLimit(.minutes(2))) func logicalOperatorsPropagateUndecidedErrors() throws {
     #expect(try evaluationError("input.missing == 1 || false", sample)?.code == .noSuchField)
     #expect(try evaluationError("true && input.missing == 1", sample)?.message == "no such key: missing")
     #expect(try evaluationError("input.name || false", sample)?.code == .typeMismatch)
 }
 
-@Test func longAlternativeChainsStayShallow() throws {
+@Test(.timeLimit(.minutes(2))) func longAlternativeChainsStayShallow() throws {
     let alternatives = (0..<120).map { "input.count == \($0)" }.joined(separator: " || ")
     let expression = try Expression(alternatives)
     #expect(expression.matches(sample))
@@ -199,6 +204,7 @@ func logicalOperatorsAbsorbErrors(source: String, expected: JSONValue) throws {
 // MARK: - Numbers
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("1 < 1.5", true),
         ("2 == 2.0", true),
@@ -217,7 +223,7 @@ func mixedNumericComparison(source: String, expected: Bool) throws {
     #expect(try evaluate(source, sample) == .bool(expected))
 }
 
-@Test func arithmeticErrors() throws {
+@Test(.timeLimit(.minutes(2))) func arithmeticErrors() throws {
     #expect(try evaluationError("input.count / 0", sample)?.description == "1:13: division by zero")
     #expect(try evaluationError("input.count % 0", sample)?.code == .divisionByZero)
     #expect(try evaluationError("input.score / 0", sample)?.code == .divisionByZero)
@@ -229,6 +235,7 @@ func mixedNumericComparison(source: String, expected: Bool) throws {
 // MARK: - Strings and functions
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("input.name.contains('gin')", true),
         ("input.name.contains('')", true),
@@ -262,7 +269,7 @@ func stringAndConversionFunctions(source: String, expected: JSONValue) throws {
     #expect(try evaluate(source, sample) == expected)
 }
 
-@Test func conversionErrors() throws {
+@Test(.timeLimit(.minutes(2))) func conversionErrors() throws {
     #expect(try evaluationError("int(input.name)", sample)?.description == "1:1: cannot convert 'nginx' to int")
     #expect(try evaluationError("int(1e30 * input.count)", sample)?.code == .overflow)
     // A pattern is compiled with the expression, so an event can neither supply one nor make one fail.
@@ -274,6 +281,7 @@ func stringAndConversionFunctions(source: String, expected: JSONValue) throws {
 // MARK: - in
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("'web' in input.tags", true),
         ("'dev' in input.tags", false),
@@ -292,6 +300,7 @@ func membership(source: String, expected: Bool) throws {
 // MARK: - Macros
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("input.tags.exists(t, t == 'prod')", true),
         ("input.tags.exists(t, t == 'dev')", false),
@@ -318,7 +327,7 @@ func macros(source: String, expected: JSONValue) throws {
     #expect(try evaluate(source, sample) == expected)
 }
 
-@Test func macrosAbsorbErrorsLikeLogicalOperators() throws {
+@Test(.timeLimit(.minutes(2))) func macrosAbsorbErrorsLikeLogicalOperators() throws {
     let items: JSONValue = ["items": [["a": 1], ["b": 2]]]
     #expect(try evaluate("input.items.exists(i, i.b == 2)", items) == true)
     #expect(try evaluationError("input.items.exists(i, i.b == 3)", items)?.message == "no such key: b")
@@ -330,6 +339,7 @@ func macros(source: String, expected: JSONValue) throws {
 // MARK: - Postee / Rego builtins
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         (#"contains(input.image, "alpine")"#, true),
         (#"contains(input.image, "debian")"#, false),
@@ -353,6 +363,7 @@ func posteeBuiltins(source: String, expected: Bool) throws {
 // MARK: - Compile-time errors
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         (#"input.name == "abc"#, .syntax, "1:15: unterminated string literal"),
         ("'line\nbreak'", .syntax, "1:1: unterminated string literal"),
@@ -425,7 +436,7 @@ func compileErrorsArePrecise(source: String, code: ExpressionError.Code, descrip
 
 // MARK: - Limits
 
-@Test func sourceLengthLimit() throws {
+@Test(.timeLimit(.minutes(2))) func sourceLengthLimit() throws {
     let long = String(repeating: "1 + ", count: 1100) + "1"
     let error = try #require(compileError(long))
     #expect(error.code == .tooComplex)
@@ -433,7 +444,7 @@ func compileErrorsArePrecise(source: String, code: ExpressionError.Code, descrip
     #expect(compileError("input.a == 1", limits: .init(maxSourceLength: 5))?.code == .tooComplex)
 }
 
-@Test func nestingLimit() throws {
+@Test(.timeLimit(.minutes(2))) func nestingLimit() throws {
     let parens = String(repeating: "(", count: 40) + "1" + String(repeating: ")", count: 40)
     #expect(compileError(parens)?.code == .tooComplex)
     let lists = String(repeating: "[", count: 40) + String(repeating: "]", count: 40)
@@ -445,7 +456,7 @@ func compileErrorsArePrecise(source: String, code: ExpressionError.Code, descrip
     #expect(compileError("(((1)))", limits: .init(maxDepth: 4)) == nil)
 }
 
-@Test func nodeLimit() throws {
+@Test(.timeLimit(.minutes(2))) func nodeLimit() throws {
     let list = "[" + Array(repeating: "1", count: 1000).joined(separator: ",") + "]"
     // Nodes are counted bottom-up, so the list itself is node 1001.
     #expect(compileError(list)?.description == "1:1: expression has more than 1000 nodes")
@@ -453,7 +464,7 @@ func compileErrorsArePrecise(source: String, code: ExpressionError.Code, descrip
     #expect(compileError("[1, 2, 3, 4]", limits: .init(maxNodes: 4))?.code == .tooComplex)
 }
 
-@Test func evaluationStepLimit() throws {
+@Test(.timeLimit(.minutes(2))) func evaluationStepLimit() throws {
     let big: JSONValue = ["items": .array((0..<1000).map { JSONValue.int($0) })]
     let quadratic = try Expression("input.items.map(x, input.items.map(y, x + y)).size() > 0")
     #expect(!quadratic.matches(big))
@@ -533,6 +544,7 @@ private let trivyReport = #"""
     """#
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         (#"input.Results.exists(r, r.Vulnerabilities.exists(v, v.Severity == "CRITICAL"))"#, true),
         (#"input.Results.exists(r, r.Class == "lang-pkgs" && r.Vulnerabilities.exists(v, true))"#, false),
@@ -589,6 +601,7 @@ private let traceeFinding = #"""
     """#
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         (#"input.SigMetadata.ID == "TRC-2""#, true),
         (#"input.SigMetadata.ID == "TRC-1""#, false),
@@ -610,7 +623,7 @@ func traceeFindingRoutes(source: String, expected: Bool) throws {
 
 // MARK: - Concurrency
 
-@Test func compiledExpressionIsSharedAcrossTasks() async throws {
+@Test(.timeLimit(.minutes(2))) func compiledExpressionIsSharedAcrossTasks() async throws {
     let expression = try Expression(#"input.n % 2 == 0 && input.tag.matches("^ev+en$")"#)
     let matched = await withTaskGroup(of: Bool.self) { group in
         for n in 0..<64 {

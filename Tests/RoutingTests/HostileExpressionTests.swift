@@ -26,6 +26,7 @@ private func repeated(_ prefix: String, _ count: Int, _ middle: String, _ suffix
 // Each of these nests 100,000 levels deep; a recursive step taken before the bound is checked would overflow the
 // stack and kill the process, so the test fails by crashing.
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("parentheses", repeated("(", 100_000, "1", ")")),
         ("not", repeated("!", 100_000, "true")),
@@ -51,7 +52,7 @@ func deeplyNestedExpressionsAreRejected(shape: String, source: String) throws {
 }
 
 // Long chains of `&&` and `||` are balanced, so they are as deep as the logarithm of their length.
-@Test func longLogicalChainsAreShallow() throws {
+@Test(.timeLimit(.minutes(2))) func longLogicalChainsAreShallow() throws {
     let limits = Expression.Limits(maxSourceLength: 10_000_000, maxNodes: 100_000)
     let chain = Array(repeating: "input.a == 1", count: 10_000).joined(separator: " || ")
     #expect(try Expression(chain, limits: limits).matches(["a": 1]))
@@ -64,7 +65,7 @@ private func deepEvent(_ depth: Int) throws -> JSONValue {
 
 // Events are parsed with a depth bound; everything the evaluator does to a value (compare, contain, concatenate,
 // iterate) is then bounded by it, and the evaluator itself walks only the expression.
-@Test func deeplyNestedEventsAreBoundedByTheJSONParser() throws {
+@Test(.timeLimit(.minutes(2))) func deeplyNestedEventsAreBoundedByTheJSONParser() throws {
     #expect(throws: JSONParseError.self) { try deepEvent(100_000) }
     let event = try deepEvent(JSONValue.maximumDepth)
     let sources = [

@@ -92,7 +92,7 @@ private struct TemplateGenerator {
 
 // The scan must never see less nesting than the parser recurses through: compare it with the depth of the tree the
 // parser builds from thousands of generated templates.
-@Test func theScanAgreesWithTheParser() throws {
+@Test(.timeLimit(.minutes(2))) func theScanAgreesWithTheParser() throws {
     var compared = 0
     for seed in 0..<4000 {
         var generator = TemplateGenerator(random: SeededGenerator(state: UInt64(seed)))
@@ -114,7 +114,7 @@ private struct TemplateGenerator {
 }
 
 // A cut or damaged template may fail to parse, but wherever the parser gets, the scan has been.
-@Test func theScanCoversWhatTheParserReadsOfBrokenTemplates() throws {
+@Test(.timeLimit(.minutes(2))) func theScanCoversWhatTheParserReadsOfBrokenTemplates() throws {
     var random = SeededGenerator(state: 42)
     for seed in 0..<2000 {
         var generator = TemplateGenerator(random: SeededGenerator(state: UInt64(seed)))

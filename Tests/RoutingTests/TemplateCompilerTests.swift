@@ -18,7 +18,7 @@ private func compileError(_ source: String, limits: TemplateLimits = TemplateLim
 }
 
 // A body nesting 600 sections overflowed the stack of the mustache parser and killed the process that compiled it.
-@Test func deeplyNestedSectionsAreRejectedBeforeParsing() throws {
+@Test(.timeLimit(.minutes(2))) func deeplyNestedSectionsAreRejectedBeforeParsing() throws {
     let error = try #require(compileError(nested(600)))
     #expect(error.description == "spec.body: sections nest 600 deep; the limit is 16")
     // Past the length limit the body is not even scanned.
@@ -26,6 +26,7 @@ private func compileError(_ source: String, limits: TemplateLimits = TemplateLim
 }
 
 @Test(
+    .timeLimit(.minutes(2)),
     arguments: [
         ("{{#a}}", "{{/a}}"),
         ("{{^a}}", "{{/a}}"),
@@ -42,7 +43,7 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
     #expect(error.message.hasSuffix(" deep; the limit is 16"))
 }
 
-@Test func nestingUpToTheLimitCompiles() throws {
+@Test(.timeLimit(.minutes(2))) func nestingUpToTheLimitCompiles() throws {
     #expect(compileError(nested(16)) == nil)
     #expect(compileError(nested(17))?.message == "sections nest 17 deep; the limit is 16")
     #expect(compileError(nested(3), limits: TemplateLimits(maxDepth: 2))?.message == "sections nest 3 deep; the limit is 2")
@@ -51,7 +52,7 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
 }
 
 // Changing the delimiters must not hide sections from the check.
-@Test func setDelimiterTagsCannotHideSections() throws {
+@Test(.timeLimit(.minutes(2))) func setDelimiterTagsCannotHideSections() throws {
     let custom = "{{=<% %>=}}" + nested(600, open: "<%#a%>", close: "<%/a%>")
     #expect(compileError(custom)?.message == "sections nest 600 deep; the limit is 16")
     let unusual = "{{=[[ ]]=}}" + nested(600, open: "[[#a]]", close: "[[/a]]")
@@ -74,7 +75,7 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
 }
 
 // The check reads comments as the parser does: a set-delimiter tag inside a comment changes nothing.
-@Test func commentsAreSkippedAsTheParserSkipsThem() throws {
+@Test(.timeLimit(.minutes(2))) func commentsAreSkippedAsTheParserSkipsThem() throws {
     // The comment ends at the first `}}`, which belongs to the commented-out tag; `<%#a%>` is then text.
     let commented = "{{! {{=<% %>=}} }}" + nested(600, open: "<%#a%>", close: "<%/a%>")
     #expect(compileError(commented) == nil)
@@ -83,7 +84,7 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
 }
 
 // swift-mustache traps on `{{=| |=}}|#a||/a|`: it steps two characters back from the `/` to find the section's end.
-@Test func oneCharacterDelimitersAreRejected() throws {
+@Test(.timeLimit(.minutes(2))) func oneCharacterDelimitersAreRejected() throws {
     let error = try #require(compileError("{{=| |=}}|#a||/a|"))
     #expect(error.message.hasPrefix("a set-delimiter tag chooses the one-character start delimiter \"|\""))
     #expect(compileError("{{=| |=}}hello") != nil)
@@ -92,13 +93,13 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
     #expect(compileError("{{! {{=| |=}} }}") == nil)
 }
 
-@Test func transformChainsAreBounded() throws {
+@Test(.timeLimit(.minutes(2))) func transformChainsAreBounded() throws {
     let chain = "{{" + String(repeating: "f(", count: 20) + "x" + String(repeating: ")", count: 20) + "}}"
     #expect(compileError(chain)?.message == "a tag applies 20 transforms; the limit is 8")
     #expect(compileError("{{uppercased(reversed(name))}}") == nil)
 }
 
-@Test func longBodiesAreRejected() throws {
+@Test(.timeLimit(.minutes(2))) func longBodiesAreRejected() throws {
     let long = String(repeating: "x", count: 20_000)
     let error = try #require(compileError(long))
     #expect(error.description == "spec.body: template is 20000 bytes long; the limit is 16384")
@@ -106,13 +107,13 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
     #expect(compileError(long, limits: TemplateLimits(maxLength: 20_000)) == nil)
 }
 
-@Test func syntaxErrorsKeepTheirPosition() throws {
+@Test(.timeLimit(.minutes(2))) func syntaxErrorsKeepTheirPosition() throws {
     #expect(compileError("{{#a}}x")?.description.hasPrefix("spec.body: 1:") == true)
     #expect(compileError("{{#a}}x{{/b}}")?.message.contains("section closed with a different name") == true)
 }
 
 // Admission runs the same check, for the title as well as the body.
-@Test func admissionRejectsDeepTemplatesNamingTheField() throws {
+@Test(.timeLimit(.minutes(2))) func admissionRejectsDeepTemplatesNamingTheField() throws {
     let template: JSONValue = [
         "apiVersion": "steady.dev/v1", "kind": "Template", "metadata": ["name": "deep"],
         "spec": ["type": "mustache", "title": .string(nested(20)), "body": .string(nested(600))],

@@ -3,7 +3,7 @@ import SteadyTesting
 import TLSSupport
 import Testing
 
-@Suite struct ClientTLSTests {
+@Suite(.timeLimit(.minutes(5))) struct ClientTLSTests {
     @Test func trustsExactlyTheGivenCA() throws {
         let configuration = try makeClientTLSConfiguration(caPEM: FixtureCA.pem)
         #expect(configuration.certificateVerification == .fullVerification)

@@ -1,7 +1,7 @@
 import TLSSupport
 import Testing
 
-@Suite struct HexTests {
+@Suite(.timeLimit(.minutes(5))) struct HexTests {
     @Test func encodesEveryByteAsTwoDigitsMostSignificantFirst() {
         #expect(Hex.encode([0x00, 0x01, 0x0f, 0x10, 0xa0, 0xff]) == "00010f10a0ff")
         #expect(Hex.encode([0x00, 0x01, 0x0f, 0x10, 0xa0, 0xff], uppercase: true) == "00010F10A0FF")

@@ -2,7 +2,7 @@ import SteadyTesting
 import TLSSupport
 import Testing
 
-@Suite struct PEMTests {
+@Suite(.timeLimit(.minutes(5))) struct PEMTests {
     /// OpenSSL wrote the fixture; re-encoding its DER must give the same text, 64-column lines and final newline.
     @Test func encodesAsOpenSSLDoes() throws {
         let der = try firstCertificateDER(pem: FixtureCA.pem)
