@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Resources
+import TLSSupport
 
 /// Per-agent credentials and join tokens, kept where the REST API cannot reach them.
 ///
@@ -23,15 +24,7 @@ public actor AgentCredentials: Authenticating {
     }
 
     static func digest(_ token: String) -> String {
-        hex(Array(SHA256.hash(data: Data(token.utf8))))
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes { text += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] }
-        return String(decoding: text, as: UTF8.self)
+        Hex.encode(Array(SHA256.hash(data: Data(token.utf8))))
     }
 
     public func identity(forToken token: String) async -> Identity? {
@@ -41,7 +34,7 @@ public actor AgentCredentials: Authenticating {
         if difference == 0 { return .admin }
         await loadIfNeeded()
         // Dictionary lookup by digest: the digest of a guessed token reveals nothing about stored ones.
-        return runnersByDigest[Self.hex(digest)].map(Identity.runner)
+        return runnersByDigest[Hex.encode(digest)].map(Identity.runner)
     }
 
     private func loadIfNeeded() async {
@@ -114,7 +107,7 @@ public actor AgentCredentials: Authenticating {
 
     static func randomToken(bytes: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return Hex.encode((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Resources
 
 /// Keeps an `ObjectCache` in step with the store: lists, then watches from the list's revision, and lists again
 /// whenever the watch fails (history compacted, watcher fell behind, stream ended).
@@ -40,19 +41,21 @@ public struct Informer: Sendable {
     /// Lists and watches until the task is cancelled, calling `onUpdate` after each list and each watch event, with
     /// what it changed in the cache and the revision the cache then reflects.
     public func run(onUpdate: @Sendable (InformerUpdate) -> Void) async {
-        var delay = retryDelay
+        let backoff = Backoff(base: retryDelay, cap: maximumRetryDelay)
+        var failures = 0
         while !Task.isCancelled {
             let revision: Int64
             do {
                 revision = try await relist(onUpdate: onUpdate)
-                delay = retryDelay
+                failures = 0
             } catch {
                 if Task.isCancelled { return }
+                let delay = backoff.delay(attempt: failures)
+                failures += 1
                 logger.info(
                     "listing objects failed; retrying",
                     metadata: ["steady.error": "\(error)", "steady.retryDelay": "\(delay)"])
                 try? await Task.sleep(for: delay)
-                delay = min(delay * 2, maximumRetryDelay)
                 continue
             }
             var delivered = 0
