@@ -19,6 +19,9 @@ enum AgentSimulator {
         var objects = 2
         /// How many agents start at a time.
         var wave = 100
+        /// The agents' run command (`remoterun`); each agent then keeps a run ledger under `stateBase`.
+        var runCommand: [String]?
+        var stateBase: String?
     }
 
     static func run(_ options: Options) async {
@@ -30,9 +33,9 @@ enum AgentSimulator {
             Agent(
                 configuration: AgentConfiguration(
                     controllerURL: options.controllerURL, name: "bench-\(index)", labels: ["role": "bench"],
-                    joinToken: joinToken, heartbeatInterval: .seconds(30)),
+                    joinToken: joinToken, runCommand: options.runCommand, heartbeatInterval: .seconds(30)),
                 sliceStorage: InMemoryAgentStorage(), identityStorage: InMemoryAgentStorage(), httpClient: nil,
-                logger: logger)
+                runLedgerDirectory: ledgerDirectory(options, index), logger: logger)
         }
         let commands = standardInputLines()
         await withTaskGroup(of: Void.self) { group in
@@ -55,6 +58,14 @@ enum AgentSimulator {
             while await iterator.next() != nil {}
             group.cancelAll()
         }
+    }
+
+    /// A run ledger directory of its own for agent `index`, when the agents run commands.
+    static func ledgerDirectory(_ options: Options, _ index: Int) -> String? {
+        guard let base = options.stateBase else { return nil }
+        let path = "\(base)/agent-\(index)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
     }
 
     /// Polls only the agents that do not yet hold a matching slice, so a round gets cheaper as they converge.

@@ -7,6 +7,7 @@ import Foundation
 //   .build/release/steady-bench converge [--agents 1000] [--processes P] [--malloc-arena-max N]
 //   .build/release/steady-bench reconcile [--objects 10000] [--workers 4]
 //   .build/release/steady-bench idle [--seconds 10]
+//   .build/release/steady-bench remoterun [--agents 20]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -168,10 +169,14 @@ case "agent-memory":
             idleSeconds: intOption("--idle") ?? 30,
             agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
         binaries: binaries)
+case "remoterun":
+    await RemoteRunBenchmark.run(agents: intOption("--agents") ?? 20, binaries: binaries)
 case "converge-worker":
-    await AgentSimulator.run(
-        AgentSimulator.Options(
-            controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
-            first: intOption("--first") ?? 0, count: intOption("--count") ?? 0))
-default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle or agent-memory")
+    var options = AgentSimulator.Options(
+        controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
+        first: intOption("--first") ?? 0, count: intOption("--count") ?? 0)
+    options.runCommand = option("--run-command").map { $0.split(separator: " ").map(String.init) }
+    options.stateBase = option("--state-base")
+    await AgentSimulator.run(options)
+default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle, agent-memory or remoterun")
 }
