@@ -32,7 +32,7 @@ public struct RunCommand: AsyncParsableCommand {
     public var runners: String?
 
     @Option(
-        name: [.short, .customLong("selector")],
+        name: [.customShort("l"), .customLong("selector")],
         help: ArgumentHelp("Run on runners with these labels.", valueName: "k=v"))
     public var selector: String?
 
@@ -77,7 +77,7 @@ public struct RunCommand: AsyncParsableCommand {
         if let error = Names.validateObjectName(name).first {
             throw ValidationError("--name \(name): \(error.message)")
         }
-        let target = RemoteRunSpec.Target(
+        let target = RemoteRunSpec.Target.make(
             all: all ? true : nil, runners: try runners.map(Self.runnerList),
             runnerSelector: try selector.map(Self.labelSelector))
         if [target.all != nil, target.runners != nil, target.runnerSelector != nil].filter({ $0 }).count != 1 {

@@ -72,10 +72,19 @@ struct RunLogRoutes: Sendable {
                 name: name)
         }
         guard isFollowing else {
-            let text = RunLogFormatter.text(of: output.outputs(run: uid, runner: runner), showsRunner: runner == nil)
+            // One runner at a time, so that a run of many runners is never all in memory at once.
+            let runners = runner.map { [$0] } ?? output.runners(run: uid)
+            let output = self.output
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: text)))
+                body: ResponseBody { writer in
+                    for name in runners {
+                        let text = RunLogFormatter.text(
+                            of: output.outputs(run: uid, runner: name), showsRunner: runner == nil)
+                        if !text.isEmpty { try await writer.write(ByteBuffer(bytes: text)) }
+                    }
+                    try await writer.finish(nil)
+                })
         }
         return try await follow(info: info, object: object, uid: uid, runner: runner)
     }

@@ -122,16 +122,14 @@ public final class RunOutputStore: Sendable {
 
     /// Says `runner` will write no more output for `run`: its tail is written and its followers end.
     public func finish(run: String, runner: String) {
-        state.withLock { state in
+        let ended = state.withLock { state in
             if let live = state.live[run]?.removeValue(forKey: runner) {
                 writeTail(live, run: run, runner: runner)
             }
             state.finished[run, default: []].insert(runner)
-            for (id, follower) in state.followers where follower.run == run && follower.runner == runner {
-                follower.end()
-                state.followers[id] = nil
-            }
+            return Self.removeFollowers(of: run, runner: runner, from: &state)
         }
+        for follower in ended { follower.end() }
     }
 
     /// Says no runner of `run` will write more output (the run reached its final phase, or was deleted): every
@@ -139,27 +137,30 @@ public final class RunOutputStore: Sendable {
     public func complete(run: String) {
         let runners = state.withLock { state in state.live[run].map { Array($0.keys) } ?? [] }
         for runner in runners { finish(run: run, runner: runner) }
-        state.withLock { state in
+        let ended = state.withLock { state in
             state.completed.insert(run)
-            for (id, follower) in state.followers where follower.run == run {
-                follower.end()
-                state.followers[id] = nil
-            }
+            return Self.removeFollowers(of: run, from: &state)
         }
+        for follower in ended { follower.end() }
     }
 
     /// Deletes every runner's output of `run`; its followers end.
     public func delete(run: String) {
-        state.withLock { state in
+        let ended = state.withLock { state in
             state.live[run] = nil
             state.finished[run] = nil
             state.completed.remove(run)
-            for (id, follower) in state.followers where follower.run == run {
-                follower.end()
-                state.followers[id] = nil
-            }
             try? FileManager.default.removeItem(at: runDirectory(run))
+            return Self.removeFollowers(of: run, from: &state)
         }
+        for follower in ended { follower.end() }
+    }
+
+    /// Unsubscribes the followers of `run` (of one runner, when given) and returns them, to be ended once the
+    /// lock is released: ending a stream runs its termination handler, which takes the lock.
+    private static func removeFollowers(of run: String, runner: String? = nil, from state: inout State) -> [Follower] {
+        let ids = state.followers.filter { $0.value.run == run && (runner == nil || $0.value.runner == runner) }.keys
+        return ids.compactMap { state.followers.removeValue(forKey: $0) }
     }
 
     // MARK: Reading

@@ -1,8 +1,7 @@
 extension RemoteRunSpec.Target {
-    /// A target from its fields; set exactly one (``RemoteRunSpec/validate()`` says so otherwise).
-    public init(all: Bool? = nil, runners: [String]? = nil, runnerSelector: LabelSelector? = nil) {
-        self.all = all
-        self.runners = runners
-        self.runnerSelector = runnerSelector
+    /// A target from its fields (the memberwise initializer is internal); set exactly one, as
+    /// ``RemoteRunSpec/validate()`` requires.
+    public static func make(all: Bool?, runners: [String]?, runnerSelector: LabelSelector?) -> Self {
+        Self(all: all, runners: runners, runnerSelector: runnerSelector)
     }
 }
