@@ -72,20 +72,20 @@ struct RunLogFormatter {
         return result
     }
 
+    /// The lines an event completes: output, or the note of a dropped middle.
+    mutating func format(_ event: RunOutputStore.FollowEvent) -> [UInt8] {
+        switch event {
+        case .output(let runner, let stream, let bytes): feed(runner: runner, stream: stream, bytes: bytes)
+        case .dropped(let runner, let bytes): dropped(runner: runner, bytes: bytes)
+        }
+    }
+
     /// Stored output of several runners, one after the other, as the complete text.
     static func text(of outputs: [RunOutputStore.RunnerOutput], showsRunner: Bool) -> [UInt8] {
         var formatter = RunLogFormatter(showsRunner: showsRunner)
         var result: [UInt8] = []
         for output in outputs {
-            for segment in output.head {
-                result += formatter.feed(runner: output.runner, stream: segment.stream, bytes: segment.bytes)
-            }
-            if output.droppedBytes > 0 {
-                result += formatter.dropped(runner: output.runner, bytes: output.droppedBytes)
-            }
-            for segment in output.tail {
-                result += formatter.feed(runner: output.runner, stream: segment.stream, bytes: segment.bytes)
-            }
+            for event in output.events { result += formatter.format(event) }
             result += formatter.flush(runner: output.runner)
         }
         return result

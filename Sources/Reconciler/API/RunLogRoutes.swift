@@ -123,13 +123,7 @@ struct RunLogRoutes: Sendable {
                     }
                     var formatter = RunLogFormatter(showsRunner: runner == nil)
                     for await event in chunks {
-                        let bytes: [UInt8]
-                        switch event {
-                        case .output(let runner, let stream, let data):
-                            bytes = formatter.feed(runner: runner, stream: stream, bytes: data)
-                        case .dropped(let runner, let count):
-                            bytes = formatter.dropped(runner: runner, bytes: count)
-                        }
+                        let bytes = formatter.format(event)
                         if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
                     }
                     let rest = formatter.flush()

@@ -33,6 +33,15 @@ public final class RunOutputStore: Sendable {
         public var tail: [OutputBuffer.Segment]
         /// Bytes written by the process, kept or not.
         public var totalBytes: Int64
+        /// The head, a ``FollowEvent/dropped(runner:bytes:)`` when bytes were dropped, then the tail.
+        public var events: [FollowEvent] {
+            let output = { (segment: OutputBuffer.Segment) in
+                FollowEvent.output(runner: runner, stream: segment.stream, bytes: segment.bytes)
+            }
+            return head.map(output) + (droppedBytes > 0 ? [.dropped(runner: runner, bytes: droppedBytes)] : [])
+                + tail.map(output)
+        }
+
         /// Bytes dropped between `head` and `tail`.
         public var droppedBytes: Int64 {
             totalBytes - Int64((head + tail).reduce(0) { $0 + $1.bytes.count })
@@ -63,7 +72,8 @@ public final class RunOutputStore: Sendable {
     private struct Follower {
         var run: String
         var runner: String?
-        var yield: @Sendable (FollowEvent) -> Void
+        /// Takes an event and the runner's byte count once it is appended (its end offset).
+        var yield: @Sendable (FollowEvent, Int64) -> Void
         var end: @Sendable () -> Void
     }
 
@@ -115,7 +125,7 @@ public final class RunOutputStore: Sendable {
             state.finished[run]?.remove(runner)
             for follower in state.followers.values
             where follower.run == run && (follower.runner == nil || follower.runner == runner) {
-                follower.yield(.output(runner: runner, stream: stream, bytes: bytes))
+                follower.yield(.output(runner: runner, stream: stream, bytes: bytes), live.totalBytes)
             }
         }
     }
@@ -206,7 +216,7 @@ public final class RunOutputStore: Sendable {
         let (stream, continuation) = AsyncStream<Chunk>.makeStream(bufferingPolicy: .unbounded)
         subscribe(
             run: run, runner: runner,
-            yield: { event in
+            yield: { event, _ in
                 if case .output(let runner, let stream, let bytes) = event {
                     continuation.yield((runner, stream, bytes))
                 }
@@ -217,44 +227,47 @@ public final class RunOutputStore: Sendable {
     }
 
     /// As ``follow(run:runner:)``, with a ``FollowEvent/dropped(runner:bytes:)`` between each runner's stored head
-    /// and tail when its middle was dropped.
-    public func followEvents(run: String, runner: String?) -> AsyncStream<FollowEvent> {
-        let (stream, continuation) = AsyncStream<FollowEvent>.makeStream(bufferingPolicy: .unbounded)
-        subscribe(
-            run: run, runner: runner, yield: { continuation.yield($0) }, end: { continuation.finish() },
+    /// and tail when its middle was dropped. The stored output is read one runner at a time as the sequence is
+    /// iterated, so a follower of a run with many runners holds one runner's kept output at a time.
+    public func followEvents(run: String, runner: String?) -> RunOutputFollow {
+        let (stream, continuation) = AsyncStream<(FollowEvent, Int64)>.makeStream(bufferingPolicy: .unbounded)
+        let runners = subscribe(
+            run: run, runner: runner, replaysStored: false, yield: { continuation.yield(($0, $1)) },
+            end: { continuation.finish() },
             onTermination: { cancel in continuation.onTermination = { _ in cancel() } })
-        return stream
+        return RunOutputFollow(store: self, run: run, storedRunners: runners, live: stream)
     }
 
+    /// Registers a follower of live output; with `replaysStored`, first passes it the stored output (under the
+    /// lock, so that no chunk slips between). Returns the runners with stored output at that moment.
+    @discardableResult
     private func subscribe(
-        run: String, runner: String?, yield: @escaping @Sendable (FollowEvent) -> Void,
-        end: @escaping @Sendable () -> Void, onTermination: (@escaping @Sendable () -> Void) -> Void
-    ) {
-        let id: Int? = state.withLock { state in
-            // Under the lock, so that no chunk slips between the stored output and the live ones.
-            for stored in outputs(run: run, runner: runner, state: state) {
-                for segment in stored.head {
-                    yield(.output(runner: stored.runner, stream: segment.stream, bytes: segment.bytes))
-                }
-                if stored.droppedBytes > 0 { yield(.dropped(runner: stored.runner, bytes: stored.droppedBytes)) }
-                for segment in stored.tail {
-                    yield(.output(runner: stored.runner, stream: segment.stream, bytes: segment.bytes))
+        run: String, runner: String?, replaysStored: Bool = true,
+        yield: @escaping @Sendable (FollowEvent, Int64) -> Void, end: @escaping @Sendable () -> Void,
+        onTermination: (@escaping @Sendable () -> Void) -> Void
+    ) -> [String] {
+        let (runners, id): ([String], Int?) = state.withLock { state in
+            let runners = runner.map { [$0] } ?? runnerNames(run: run, state: state)
+            if replaysStored {
+                for stored in outputs(run: run, runner: runner, state: state) {
+                    for event in stored.events { yield(event, 0) }
                 }
             }
             let isOver =
                 state.completed.contains(run) || runner.map { state.finished[run]?.contains($0) == true } == true
             if isOver {
                 end()
-                return nil
+                return (runners, nil)
             }
             let id = state.nextFollower
             state.nextFollower += 1
             state.followers[id] = Follower(run: run, runner: runner, yield: yield, end: end)
-            return id
+            return (runners, id)
         }
         if let id {
             onTermination { [weak self] in self?.state.withLock { state in state.followers[id] = nil } }
         }
+        return runners
     }
 
     /// How many followers of `run` are subscribed, for tests that must know a follower is listening.
