@@ -81,6 +81,30 @@ import Testing
         }
     }
 
+    @Test func runEndsAtOnceWhenTheTargetResolvesToNoRunner() async throws {
+        try await LiveServer.with { context in
+            let client = context.client
+            let command = try RunCommand.parse(["-l", "role=none"] + context.flags)
+            _ = try await client.create(Kinds.remoteRun, try command.makeObject(name: "nowhere"))
+            let notReady: JSONValue = [
+                "status": [
+                    "conditions": [
+                        [
+                            "type": "Ready", "status": "False", "reason": "NoMatchingRunners",
+                            "message": "target.runnerSelector matches no runner",
+                            "lastTransitionTime": "2030-01-01T00:00:00Z", "observedGeneration": 1,
+                        ]
+                    ]
+                ]
+            ]
+            _ = try await client.mergePatch(Kinds.remoteRun, name: "nowhere", patch: notReady, subresource: "status")
+            let error = await #expect(throws: CommandError.self) {
+                _ = try await RunCommand.follow(name: "nowhere", client: client, output: { _ in }, progress: { _ in })
+            }
+            #expect(error?.message.contains("Ready=False (NoMatchingRunners)") == true)
+        }
+    }
+
     @Test func runAsyncCreatesTheRunAndReturns() async throws {
         try await LiveServer.with { context in
             let command = try RunCommand.parse(

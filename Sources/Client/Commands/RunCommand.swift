@@ -229,6 +229,13 @@ public struct RunCommand: AsyncParsableCommand {
                     for: Kinds.remoteRun, name: name, once: false, client: client, progress: seen
                 ) { object in
                     guard let object else { throw CommandError("remoterun/\(name) was deleted before it finished") }
+                    let ready = WaitCondition.condition(type: "Ready", status: "False")
+                    if RemoteRunSummary.runners(of: object).isEmpty && ready.isMet(object) {
+                        // The target resolves to no runner: nothing will run until it does.
+                        throw CommandError(
+                            "remoterun/\(name) has no runner to run on: \(ready.describe(object)); fix the target, "
+                                + "or delete the run with steady delete remoterun/\(name)")
+                    }
                     let line = RemoteRunSummary.progress(object)
                     if shown.changes(to: line) { progress(line) }
                     return RemoteRunSummary.isOver(object)
