@@ -145,4 +145,13 @@ import Testing
             #expect(after.text == "live\n")
         }
     }
+
+    @Test func aLineWithoutNewlineIsCutSoItsMemoryIsBounded() {
+        var formatter = RunLogFormatter(showsRunner: true)
+        let long = [UInt8](repeating: UInt8(ascii: "y"), count: RunLogFormatter.maximumLineLength + 10)
+        let cut = formatter.feed(runner: "web-1", stream: .stdout, bytes: long)
+        #expect(cut == Array("web-1 | ".utf8) + long.prefix(RunLogFormatter.maximumLineLength) + [0x0A])
+        #expect(formatter.flush() == Array("web-1 | yyyyyyyyyy\n".utf8))
+        #expect(formatter.flush().isEmpty)
+    }
 }
