@@ -458,7 +458,7 @@ public struct APIClient: Sendable {
         return Response(status: status, body: data)
     }
 
-    fileprivate func execute(
+    func execute(
         _ method: HTTPMethod, path: String, query: [(String, String)], body: Data?, contentType: String?,
         accept: String = "application/json", deadline: NIODeadline
     ) async throws -> HTTPClientResponse {
@@ -487,7 +487,7 @@ public struct APIClient: Sendable {
         }
     }
 
-    fileprivate func collect(_ response: HTTPClientResponse) async throws -> Data {
+    func collect(_ response: HTTPClientResponse) async throws -> Data {
         do {
             let buffer = try await response.body.collect(upTo: 256 * 1024 * 1024)
             return Data(buffer.readableBytesView)

@@ -21,6 +21,8 @@ struct Steady: AsyncParsableCommand {
             DeleteCommand.self,
             DiffCommand.self,
             WaitCommand.self,
+            RunCommand.self,
+            LogsCommand.self,
         ]
     )
 }

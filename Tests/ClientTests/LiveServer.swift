@@ -24,6 +24,8 @@ struct LiveServer {
         let url: String
         let fixture: StoreFixture
         let directory: TemporaryDirectory
+        /// The server's RemoteRun output, which the `log` subresource serves.
+        let runOutput: RunOutputStore
 
         /// Writes a manifest file and returns its path.
         func manifest(_ text: String, named name: String = "manifests.yaml") throws -> String {
@@ -46,12 +48,13 @@ struct LiveServer {
             fixture.remove()
             directory.remove()
         }
+        let runOutput = RunOutputStore(directory: directory.file("run-output"))
         let server = APIServer(
             objects: ObjectService(store: fixture.store),
             authenticator: AdminTokenAuthenticator(adminToken: token),
             configuration: .init(
                 host: "127.0.0.1", port: 0, tls: tls, watchLimits: .init(maximumSeconds: watchSeconds)),
-            logger: Self.quietLogger)
+            runOutput: runOutput, logger: Self.quietLogger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let application = try server.makeApplication { port in
             continuation.yield(port)
@@ -64,7 +67,8 @@ struct LiveServer {
             let url = "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)"
             do {
                 try await APIClient.withClient(.init(server: url, caPEM: caPEM, token: token)) { client in
-                    try await body(Context(client: client, url: url, fixture: fixture, directory: directory))
+                    try await body(Context(
+                        client: client, url: url, fixture: fixture, directory: directory, runOutput: runOutput))
                 }
             } catch {
                 group.cancelAll()

@@ -66,7 +66,11 @@ import Testing
         try await withAPI { client, _ in
             let resources = try await send(client, .get, "/apis/steady.dev/v1")
             let names = resources.body["resources"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
-            for plural in ["runners", "assignments", "routes", "actions", "templates", "secrets", "remoteruns", "gitrepositories", "routes/status"] {
+            let plurals = [
+                "runners", "assignments", "routes", "actions", "templates", "secrets", "remoteruns", "gitrepositories",
+                "routes/status", "remoteruns/log",
+            ]
+            for plural in plurals {
                 #expect(names.contains(plural))
             }
             let groups = try await send(client, .get, "/apis")

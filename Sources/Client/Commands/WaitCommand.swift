@@ -7,7 +7,8 @@ import Resources
 /// until each meets the condition. Objects are named as arguments or with `-f PATH` as `apply` reads them.
 ///
 /// Exit status: 0 when every object met it, 1 on timeout (naming the objects that did not and their current
-/// condition, or the runners that lag and why) or error.
+/// condition, or the runners that lag and why) or error. Waiting for `Complete` on an object whose `Failed`
+/// condition is True (a RemoteRun that failed) ends at once with 1 instead of waiting for the timeout.
 public struct WaitCommand: AsyncParsableCommand {
     /// The command's name and help.
     public static let configuration = CommandConfiguration(
@@ -122,9 +123,24 @@ public struct WaitCommand: AsyncParsableCommand {
 
     /// Returns true once the object meets the condition; with `once`, checks once and returns whether it did.
     /// Otherwise it waits until cancelled (the caller's timer does that).
+    /// A condition that cannot be met any more (`Complete` on a run that `Failed`) is thrown as an error.
     static func wait(
         for info: KindInfo, name: String, condition: WaitCondition, once: Bool, client: APIClient,
         progress: WaitProgress
+    ) async throws -> Bool {
+        try await wait(for: info, name: name, once: once, client: client, progress: progress) { object in
+            if let failure = condition.failure(object) {
+                throw CommandError("\(info.qualifiedName)/\(name) will not meet the condition: \(failure)")
+            }
+            return condition.isMet(object)
+        }
+    }
+
+    /// Returns true once `isMet` is true of the object (nil when it does not exist), looked at each time it
+    /// changes; with `once`, looks once. Otherwise it waits until cancelled, or until `isMet` throws.
+    static func wait(
+        for info: KindInfo, name: String, once: Bool, client: APIClient, progress: WaitProgress,
+        until isMet: @Sendable (JSONValue?) throws -> Bool
     ) async throws -> Bool {
         let key = "\(info.qualifiedName)/\(name)"
         var isFirstLook = true
@@ -133,7 +149,7 @@ public struct WaitCommand: AsyncParsableCommand {
             let list = try await client.list(info, fieldSelector: "metadata.name=\(name)")
             let current = list.items.first
             await progress.record(key, current)
-            if condition.isMet(current) { return true }
+            if try isMet(current) { return true }
             if current == nil && isFirstLook {
                 // As kubectl: waiting for a condition on an object that does not exist is an error at once.
                 _ = try await client.get(info, name: name)
@@ -147,7 +163,7 @@ public struct WaitCommand: AsyncParsableCommand {
                     guard event.type != "BOOKMARK" else { continue }
                     let object: JSONValue? = event.type == "DELETED" ? JSONValue?.none : event.object
                     await progress.record(key, object)
-                    if condition.isMet(object) { return true }
+                    if try isMet(object) { return true }
                 }
             } catch let error as APIClientError where error.isGone {
                 // Too old to resume: list again.

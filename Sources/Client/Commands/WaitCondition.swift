@@ -51,6 +51,14 @@ public enum WaitCondition: Sendable, Equatable {
         }
     }
 
+    /// Why the condition will never be met, or nil: waiting for `Complete=True` on an object (a RemoteRun) whose
+    /// `Failed` condition is True, which is final.
+    public func failure(_ object: JSONValue?) -> String? {
+        guard case .condition("Complete", "True") = self else { return nil }
+        let failed = Self.condition(type: "Failed", status: "True")
+        return failed.isMet(object) ? failed.describe(object) : nil
+    }
+
     /// The current state in words: `Ready=False (MissingAction): route refers to ...`, `not found`, ...
     public func describe(_ object: JSONValue?) -> String {
         switch self {

@@ -39,13 +39,17 @@ public struct APIServer: Sendable {
     public let readiness: HealthChecks
     /// What `/livez` and `/healthz` check: whether the process works at all.
     public let liveness: HealthChecks
+    /// RemoteRun output, served by the `log` subresource; nil serves no `log`.
+    public let runOutput: RunOutputStore?
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
         configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
-        readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(), logger: Logger
+        readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
+        runOutput: RunOutputStore? = nil, logger: Logger
     ) {
+        self.runOutput = runOutput
         self.readiness = readiness
         self.liveness = liveness
         self.agents = agents
@@ -90,6 +94,7 @@ public struct APIServer: Sendable {
         ObjectRoutes(
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)
+        if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
         if let agents {
             AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)
         }

@@ -50,6 +50,13 @@ enum Discovery {
                     "kind": .string(info.kind), "verbs": ["get", "patch", "update"],
                 ])
             }
+            if info.kind == RemoteRunSpec.kind {
+                // Like `pods/log`: the output, as text, read with GET only.
+                resources.append([
+                    "name": .string("\(info.plural)/log"), "singularName": "", "namespaced": false,
+                    "kind": .string(info.kind), "verbs": ["get"],
+                ])
+            }
         }
         return [
             "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(API.apiVersion),

@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Resources
+
+/// `GET /apis/steady.dev/v1/remoteruns/{name}/log[?runner=R][&follow=true]`: a RemoteRun's output, in the
+/// manner of the pod log subresource, as `text/plain` lines (see ``RunLogFormatter`` for their prefixes).
+///
+/// Admins only: an agent's credential gets 403. An unknown run, or a runner the run neither targets nor has
+/// output of, is a 404 `Status`. With `follow=true` the answer streams: the stored output, then live output,
+/// until the runner (or, without `runner`, the whole run) is finished, or the run is deleted.
+struct RunLogRoutes: Sendable {
+    let objects: ObjectService
+    let output: RunOutputStore
+    let metrics: APIMetrics
+
+    func register(on router: Router<APIRequestContext>) {
+        // Registered as a constant segment after `:resource/:name`, so the trie still resolves every other
+        // path (`remoteruns/NAME`, `remoteruns/NAME/status`) to ObjectRoutes.
+        router.get("/apis/\(API.group)/\(API.version)/:resource/:name/log") { request, context in
+            let resource = context.parameters.get("resource") ?? ""
+            let response: Response
+            do {
+                response = try await log(request, context: context, resource: resource)
+            } catch let error as APIError {
+                response = APIResponses.error(error)
+            } catch {
+                response = APIResponses.error(APIError(.internalError, "\(error)"))
+            }
+            metrics.countRequest(verb: "get", resource: resource, code: Int(response.status.code))
+            return response
+        }
+    }
+
+    private func log(_ request: Request, context: APIRequestContext, resource: String) async throws(APIError)
+        -> Response
+    {
+        guard let info = Kinds.info(forPlural: resource) else {
+            throw APIError(.notFound, "the server could not find the requested resource (\(resource).\(API.group))")
+        }
+        guard info.kind == RemoteRunSpec.kind else {
+            throw APIError(.notFound, "\(info.plural).\(API.group) has no subresource \"log\"")
+        }
+        let name = context.parameters.get("name") ?? ""
+        switch context.identity {
+        case .admin:
+            break
+        case .runner(let runner):
+            throw APIError(
+                .forbidden,
+                "runner \"\(runner)\" cannot get \(info.plural).\(API.group) \"\(name)\"/log: only an admin reads "
+                    + "run output", kind: info.plural, name: name)
+        case nil:
+            throw APIError(.unauthorized, "Unauthorized")
+        }
+        if let error = Names.validateObjectName(name).first { throw APIError(.badRequest, error.message) }
+        let query = QueryParameters(request)
+        let isFollowing = try query.bool("follow") ?? false
+        let runner = query.string("runner")
+        if let runner, runner.isEmpty {
+            throw APIError(.badRequest, "invalid value \"\" for query parameter runner: name a runner of the run")
+        }
+        let object = try await objects.get(info, name: name)
+        guard let uid = object["metadata"]?["uid"]?.stringValue else {
+            throw APIError(.internalError, "\(info.plural).\(API.group) \"\(name)\" has no metadata.uid")
+        }
+        if let runner, !RemoteRunSummary.runners(of: object).contains(runner),
+            !output.runners(run: uid).contains(runner)
+        {
+            throw APIError(
+                .notFound, "\(info.plural).\(API.group) \"\(name)\" has no runner \"\(runner)\"", kind: info.plural,
+                name: name)
+        }
+        guard isFollowing else {
+            // One runner at a time, so that a run of many runners is never all in memory at once.
+            let runners = runner.map { [$0] } ?? output.runners(run: uid)
+            let output = self.output
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody { writer in
+                    for name in runners {
+                        let text = RunLogFormatter.text(
+                            of: output.outputs(run: uid, runner: name), showsRunner: runner == nil)
+                        if !text.isEmpty { try await writer.write(ByteBuffer(bytes: text)) }
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+        return try await follow(info: info, object: object, uid: uid, runner: runner)
+    }
+
+    /// Streams the output until the followed runners are finished or the run is over.
+    private func follow(info: KindInfo, object: JSONValue, uid: String, runner: String?) async throws(APIError)
+        -> Response
+    {
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
+        let revision = Int64(object["metadata"]?["resourceVersion"]?.stringValue ?? "") ?? 0
+        let events: AsyncThrowingStream<StoreEvent, any Error>
+        do {
+            events = try await objects.store.watch(kind: info.kind, fromRevision: revision)
+        } catch {
+            throw APIError(.serviceUnavailable, "cannot watch \(info.plural).\(API.group) \"\(name)\": \(error)")
+        }
+        // A run already over has no more output coming: followers end after what is stored.
+        if RemoteRunSummary.isOver(object) { output.complete(run: uid) }
+        let chunks = output.followEvents(run: uid, runner: runner)
+        let output = self.output
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody { writer in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // The run's end (or deletion) ends every follower of it, after what they were sent.
+                    group.addTask {
+                        for try await event in events where event.object.name == name {
+                            let value = try? JSONValue.parse(event.object.value)
+                            if event.type == .deleted || value?["metadata"]?["uid"]?.stringValue != uid
+                                || value.map(RemoteRunSummary.isOver) == true
+                            {
+                                output.complete(run: uid)
+                                return
+                            }
+                        }
+                    }
+                    var formatter = RunLogFormatter(showsRunner: runner == nil)
+                    for await event in chunks {
+                        let bytes = formatter.format(event)
+                        if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
+                    }
+                    let rest = formatter.flush()
+                    if !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
+                    group.cancelAll()
+                }
+                try await writer.finish(nil)
+            })
+    }
+}
