@@ -40,6 +40,8 @@ public struct ControllerRuntime: Sendable {
     public let controllers: ControllerManager
     /// Carries RemoteRuns out over the agents' streams.
     public let remoteRuns: RunDispatcher
+    /// Run output, outside the RemoteRun objects (the `log` subresource).
+    public let runOutput: RunOutputStore
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -61,13 +63,15 @@ public struct ControllerRuntime: Sendable {
             objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)
         controllers = ControllerManager(
             objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
-        remoteRuns = RunDispatcher(objects: objects, gateway: agents, informer: informer, output: nil, logger: logger)
+        runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
+        remoteRuns = RunDispatcher(
+            objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
         server = APIServer(
             objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
-            liveness: Self.liveness(store: store), logger: logger)
+            liveness: Self.liveness(store: store), runOutput: runOutput, logger: logger)
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }

@@ -76,6 +76,18 @@ import Testing
         // "ran inventory on web-1 with force_inventory\n": 44 bytes, counted by the agent.
         #expect(result(final, "web-1")?["outputBytes"] == 44)
 
+        // The output is kept outside the object and read through the log subresource.
+        let logs = try controller.run("steady", ["logs", "remoterun/inventory", "--runner", "web-1"])
+        #expect(logs.status == 0, "\(logs)")
+        #expect(logs.output.contains("ran inventory on web-1 with force_inventory"), "\(logs)")
+
+        // `steady run` streams each runner's output and exits 0 only when every runner succeeded.
+        let one = try controller.run("steady", ["run", "--name", "now", "--runners", "web-1", "--keep-output"])
+        #expect(one.status == 0, "\(one)")
+        #expect(one.output.contains("ran now on web-1"), "\(one)")
+        let both = try controller.run("steady", ["run", "--name", "both", "-l", "role=web"])
+        #expect(both.status != 0, "\(both)")
+
         // An explicit command runs only where the operator allowed exec: elsewhere nothing runs.
         try apply(
             controller,

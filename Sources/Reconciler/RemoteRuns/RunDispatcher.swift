@@ -8,8 +8,12 @@ import Synchronization
 public protocol RunOutputSink: Sendable {
     func append(run: String, runner: String, stream: RunOutputStream, bytes: [UInt8])
     func finish(run: String, runner: String)
+    /// Every runner of the run is done: followers of the whole run end.
+    func complete(run: String)
     func delete(run: String)
 }
+
+extension RunOutputStore: RunOutputSink {}
 
 /// Carries RemoteRuns out: the shell around one ``RunDispatch`` per run under way.
 ///
@@ -270,12 +274,14 @@ public actor RunDispatcher: Service {
                 _ = await gateway.send(run: .cancel(RunCancel(runUID: uid)), to: runner)
             case .markUnreachable(let runner, let reason):
                 note(runner, in: uid, reason: reason, message: "the runner's agent did not take the run in time")
+                output?.finish(run: uid, runner: runner)
             case .markSkipped(let runner):
                 note(runner, in: uid, reason: "MaxErrorsExceeded", message: "not started: too many runners failed")
             case .markCancelled(let runner, let reason):
                 note(runner, in: uid, reason: reason, message: "not started: the run was stopped")
             case .complete(let phase, let reason):
                 runs[uid]?.completionTime = Timestamp.now()
+                output?.complete(run: uid)
                 logger.info(
                     "remote run complete",
                     metadata: [
