@@ -94,7 +94,7 @@ public struct AgentCommand: AsyncParsableCommand {
 
     public func run() async throws {
         AgentProcessSettings.apply()
-        let logger = Self.makeLogger(level: level ?? .info)
+        let logger = makeStandardErrorLogger(label: "steady-agent", level: level ?? .info)
         let configuration = try makeConfiguration()
         do {
             let directory = try AgentStateDirectory(path: stateDirectory)
@@ -127,15 +127,16 @@ public struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    /// Logs to standard error at `level`.
-    private static func makeLogger(level: Logger.Level) -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "steady-agent")
-        logger.logLevel = level
-        return logger
+}
+
+/// A logger writing to standard error at `level`, set up once per process (by `steady` and `steady-agent` alike).
+public func makeStandardErrorLogger(label: String, level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
     }
+    var logger = Logger(label: label)
+    logger.logLevel = level
+    return logger
 }

@@ -46,18 +46,8 @@ enum ConvergenceBenchmark {
         watchdog.start()
         let clock = ContinuousClock()
         let start = clock.now
-        var workers: [Worker] = []
-        for index in 0..<processes {
-            let first = count * index / processes
-            let share = count * (index + 1) / processes - first
-            workers.append(
-                Worker(
-                    program: binaries.appendingPathComponent("steady-bench"),
-                    arguments: [
-                        "converge-worker", "--controller", cluster.server, "--token", token, "--first", String(first),
-                        "--count", String(share),
-                    ]))
-        }
+        let workers = Worker.start(
+            agents: count, processes: processes, binaries: binaries, controller: cluster.server, token: token)
         defer { for worker in workers { worker.stop() } }
         for worker in workers {
             guard await worker.next() == "ready" else { fail("agents did not connect") }
@@ -200,6 +190,23 @@ enum ConvergenceBenchmark {
 
 /// A `converge-worker` child process, spoken to over its standard input and output.
 final class Worker: @unchecked Sendable {
+    /// Starts `processes` workers sharing `agents` simulated agents between them.
+    static func start(
+        agents count: Int, processes: Int, binaries: URL, controller: String, token: String,
+        extraArguments: [String] = []
+    ) -> [Worker] {
+        (0..<processes).map { index in
+            let first = count * index / processes
+            let share = count * (index + 1) / processes - first
+            return Worker(
+                program: binaries.appendingPathComponent("steady-bench"),
+                arguments: [
+                    "converge-worker", "--controller", controller, "--token", token, "--first", String(first),
+                    "--count", String(share),
+                ] + extraArguments)
+        }
+    }
+
     // Unchecked: the process and pipes are set once in init, and only the benchmark's main task reads lines.
     private let process = Process()
     var pid: Int32 { process.processIdentifier }

@@ -21,19 +21,11 @@ enum RemoteRunBenchmark {
         ).trimmingCharacters(in: .whitespacesAndNewlines)
         let processes = max(1, (count + 2499) / 2500)
         say("remoterun benchmark: \(count) agents running /bin/echo ok, controller pid \(controller.processIdentifier)")
-        var workers: [Worker] = []
-        for index in 0..<processes {
-            let first = count * index / processes
-            let share = count * (index + 1) / processes - first
-            workers.append(
-                Worker(
-                    program: binaries.appendingPathComponent("steady-bench"),
-                    arguments: [
-                        "converge-worker", "--controller", cluster.server, "--token", token, "--first", String(first),
-                        "--count", String(share), "--run-command", "/bin/echo ok",
-                        "--state-base", directory.appendingPathComponent("agents").path,
-                    ]))
-        }
+        let workers = Worker.start(
+            agents: count, processes: processes, binaries: binaries, controller: cluster.server, token: token,
+            extraArguments: [
+                "--run-command", "/bin/echo ok", "--state-base", directory.appendingPathComponent("agents").path,
+            ])
         defer { for worker in workers { worker.stop() } }
         for worker in workers {
             guard await worker.next() == "ready" else { fail("agents did not connect") }

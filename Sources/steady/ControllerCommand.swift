@@ -1,3 +1,4 @@
+import AgentCLI
 import ArgumentParser
 import Client
 import Foundation
@@ -102,12 +103,5 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// A logger writing to standard error, set up once per process.
 func makeLogger(level: Logger.Level) -> Logger {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
-    var logger = Logger(label: "steady")
-    logger.logLevel = level
-    return logger
+    makeStandardErrorLogger(label: "steady", level: level)
 }

@@ -49,23 +49,13 @@ import Testing
 
     static let webSlice: Set<String> = ["Route/mixed", "Action/notify", "Secret/web-creds"]
 
-    func token(_ controller: ControllerProcess) throws -> String {
-        let result = try controller.run("steady", ["token", "create", "--ttl", "1h"])
-        guard result.status == 0 else { throw ControllerProcessError(message: "token create: \(result)") }
-        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    func apply(_ controller: ControllerProcess, _ yaml: String) throws {
-        let result = try controller.run("apply", ["-f", "-"], input: yaml)
-        guard result.status == 0 else { throw ControllerProcessError(message: "apply: \(result)") }
-    }
 
     @Test func slicesFollowLabelsAssignmentsAndRestarts() throws {
         let controller = try ControllerProcess()
         defer { controller.remove() }
         try controller.start()
-        try apply(controller, Self.configuration)
-        let joinToken = try token(controller)
+        try controller.apply(Self.configuration)
+        let joinToken = try controller.joinToken()
         let agents = try [("web-1", "web"), ("web-2", "web"), ("db-1", "db")].map { name, role in
             let agent = try AgentProcess(name: name)
             try agent.start(controller: controller, joinToken: joinToken, labels: ["role": role])
@@ -87,21 +77,17 @@ import Testing
         // Labels change: the slice follows.
         let relabel = try controller.run("steady", ["get", "runner", "db-1", "-o", "name"])
         #expect(relabel.status == 0)
-        try apply(controller, "apiVersion: steady.dev/v1\nkind: Runner\nmetadata: {name: db-1, labels: {role: web}}\n")
+        try controller.apply("apiVersion: steady.dev/v1\nkind: Runner\nmetadata: {name: db-1, labels: {role: web}}\n")
         #expect(eventually(timeout: .seconds(15)) { db1.sliceKeys() == Self.webSlice }, "\(db1.log())")
 
         // The assignment changes: runners lose what is no longer theirs.
-        try apply(
-            controller,
-            "apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-2]\n  routes: [mixed]\n  actions: [notify]\n")
+        try controller.apply("apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-2]\n  routes: [mixed]\n  actions: [notify]\n")
         #expect(eventually(timeout: .seconds(15)) { web1.sliceKeys().isEmpty && db1.sliceKeys().isEmpty })
         #expect(web2.sliceKeys() == Self.webSlice)
 
         // An agent is killed, the configuration changes, it restarts (with its stored credential) and resyncs.
         web2.stop(signal: SIGKILL)
-        try apply(
-            controller,
-            "apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-2]\n  routes: [mixed]\n")
+        try controller.apply("apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-2]\n  routes: [mixed]\n")
         try web2.start(controller: controller, joinToken: nil)
         #expect(eventually(timeout: .seconds(15)) { web2.sliceKeys() == ["Route/mixed"] }, "\(web2.log())")
 
@@ -114,9 +100,7 @@ import Testing
         #expect(web2.isRunning)
         #expect(web2.sliceKeys() == ["Route/mixed"])
         try controller.start(port: port)
-        try apply(
-            controller,
-            "apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-1, web-2]\n  routes: [mixed]\n  actions: [notify]\n")
+        try controller.apply("apiVersion: steady.dev/v1\nkind: Assignment\nmetadata: {name: placement}\nspec:\n  runners: [web-1, web-2]\n  routes: [mixed]\n  actions: [notify]\n")
         #expect(eventually(timeout: .seconds(20)) { web1.sliceKeys() == Self.webSlice && web2.sliceKeys() == Self.webSlice })
     }
 
@@ -124,10 +108,10 @@ import Testing
         let controller = try ControllerProcess()
         defer { controller.remove() }
         try controller.start()
-        try apply(controller, Self.configuration)
+        try controller.apply(Self.configuration)
         let agent = try AgentProcess(name: "edge-1")
         defer { agent.remove() }
-        try agent.start(controller: controller, joinToken: try token(controller))
+        try agent.start(controller: controller, joinToken: try controller.joinToken())
         let credentialFile = agent.stateDirectory.file("credential").path
         #expect(eventually(timeout: .seconds(20)) { FileManager.default.fileExists(atPath: credentialFile) }, "\(agent.log())")
         let attributes = try FileManager.default.attributesOfItem(atPath: credentialFile)
@@ -146,7 +130,7 @@ import Testing
         let controller = try ControllerProcess()
         defer { controller.remove() }
         try controller.start()
-        let good = try token(controller)
+        let good = try controller.joinToken()
         let wrongHash = "sha256:" + String(repeating: "0", count: 64) + "::" + good.components(separatedBy: "::")[1]
         for (token, expected) in [(wrongHash, "does not match"), ("garbage", "token"), (good.components(separatedBy: "::")[0] + "::abcdef.0123456789abcdef", "unknown or revoked")] {
             let agent = try AgentProcess(name: "bad-1")

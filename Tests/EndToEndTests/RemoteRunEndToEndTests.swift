@@ -6,16 +6,6 @@ import Testing
 /// RemoteRuns carried out by real agents: each runner's own run command, exit codes, refusals, and the status a
 /// user reads.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct RemoteRunEndToEndTests {
-    func token(_ controller: ControllerProcess) throws -> String {
-        let result = try controller.run("steady", ["token", "create", "--ttl", "1h"])
-        guard result.status == 0 else { throw ControllerProcessError(message: "token create: \(result)") }
-        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    func apply(_ controller: ControllerProcess, _ yaml: String) throws {
-        let result = try controller.run("apply", ["-f", "-"], input: yaml)
-        guard result.status == 0 else { throw ControllerProcessError(message: "apply: \(result)") }
-    }
 
     /// The RemoteRun's status, read with `steady get -o json`.
     func status(_ controller: ControllerProcess, _ name: String) -> JSONValue? {
@@ -32,7 +22,7 @@ import Testing
         let controller = try ControllerProcess()
         defer { controller.remove() }
         try controller.start()
-        let joinToken = try token(controller)
+        let joinToken = try controller.joinToken()
         let good = try AgentProcess(name: "web-1")
         let bad = try AgentProcess(name: "web-2")
         defer {
@@ -48,9 +38,7 @@ import Testing
         #expect(eventually(timeout: .seconds(30)) {
             (try? controller.run("steady", ["get", "runners", "-o", "name"]).output.contains("web-2")) == true
         })
-        try apply(
-            controller,
-            """
+        try controller.apply("""
             apiVersion: steady.dev/v1
             kind: RemoteRun
             metadata: {name: inventory}
@@ -89,9 +77,7 @@ import Testing
         #expect(both.status != 0, "\(both)")
 
         // An explicit command runs only where the operator allowed exec: elsewhere nothing runs.
-        try apply(
-            controller,
-            """
+        try controller.apply("""
             apiVersion: steady.dev/v1
             kind: RemoteRun
             metadata: {name: shell}

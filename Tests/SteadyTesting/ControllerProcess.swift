@@ -95,6 +95,19 @@ public final class ControllerProcess: @unchecked Sendable {
         return line.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
+    /// A new join token for agents (`steady token create --ttl 1h`).
+    public func joinToken() throws -> String {
+        let result = try run("steady", ["token", "create", "--ttl", "1h"])
+        guard result.status == 0 else { throw ControllerProcessError(message: "token create: \(result)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Applies manifests given as text with `apply -f -`.
+    public func apply(_ yaml: String) throws {
+        let result = try run("apply", ["-f", "-"], input: yaml)
+        guard result.status == 0 else { throw ControllerProcessError(message: "apply: \(result)") }
+    }
+
     /// Runs a steady executable (`steady` or `apply`) against this controller.
     public func run(_ binary: String, _ arguments: [String], input: String? = nil) throws -> CommandResult {
         try CommandResult.run(

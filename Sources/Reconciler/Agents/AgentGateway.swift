@@ -89,20 +89,15 @@ public actor AgentGateway {
     }
 
     /// Changes from the informer, handed over on its task in order; applied by the gateway soon after.
-    private nonisolated let pendingUpdates = Mutex<[InformerUpdate]>([])
-    private nonisolated let updatesArrived = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private nonisolated let updates = Mailbox<InformerUpdate>()
 
     private nonisolated func receive(_ update: InformerUpdate) {
-        let wasEmpty = pendingUpdates.withLock { pending in
-            defer { pending.append(update) }
-            return pending.isEmpty
-        }
-        if wasEmpty { updatesArrived.continuation.yield() }
+        updates.post(update)
     }
 
     /// Applies the informer's changes as they come, and recomputes slices once a batch has gathered.
     private func followDesiredState() async {
-        for await _ in updatesArrived.stream {
+        for await _ in updates.arrivals {
             await applyPendingUpdates()
             guard state.isDirty else { continue }
             // Changes come in bursts (an apply of many objects): gather the rest of the burst, then plan once.
@@ -113,11 +108,7 @@ public actor AgentGateway {
     }
 
     private func applyPendingUpdates() async {
-        let updates = pendingUpdates.withLock { pending in
-            defer { pending = [] }
-            return pending
-        }
-        for update in updates { await perform(state.apply(update)) }
+        for update in updates.take() { await perform(state.apply(update)) }
     }
 
     private func recompute() async {

@@ -54,8 +54,7 @@ public actor RunDispatcher: Service {
     /// Runs whose status must be written.
     private var unwritten: Set<String> = []
     private var connected: Set<String> = []
-    private let pending = Mutex<[Input]>([])
-    private let arrived = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private let inputs = Mailbox<Input>()
     private let deadlinesChanged = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     public init(
@@ -87,20 +86,12 @@ public actor RunDispatcher: Service {
     }
 
     private nonisolated func enqueue(_ input: Input) {
-        let wasEmpty = pending.withLock { pending in
-            defer { pending.append(input) }
-            return pending.isEmpty
-        }
-        if wasEmpty { arrived.continuation.yield() }
+        inputs.post(input)
     }
 
     private func followInputs() async {
-        for await _ in arrived.stream {
-            let inputs = pending.withLock { pending in
-                defer { pending = [] }
-                return pending
-            }
-            for input in inputs { await handle(input) }
+        for await _ in inputs.arrivals {
+            for input in inputs.take() { await handle(input) }
             await writeStatuses()
             deadlinesChanged.continuation.yield()
         }
