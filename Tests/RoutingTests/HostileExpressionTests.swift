@@ -23,29 +23,41 @@ private func repeated(_ prefix: String, _ count: Int, _ middle: String, _ suffix
     String(repeating: prefix, count: count) + middle + String(repeating: suffix, count: count)
 }
 
+/// A hostile source, shown in test output by its shape alone: the source itself is hundreds of kilobytes.
+private struct HostileSource: Sendable, CustomTestStringConvertible {
+    let shape: String
+    let source: String
+    init(_ shape: String, _ source: String) {
+        self.shape = shape
+        self.source = source
+    }
+    var testDescription: String { shape }
+}
+
 // Each of these nests 100,000 levels deep; a recursive step taken before the bound is checked would overflow the
 // stack and kill the process, so the test fails by crashing.
 @Test(
     .timeLimit(.minutes(2)),
     arguments: [
-        ("parentheses", repeated("(", 100_000, "1", ")")),
-        ("not", repeated("!", 100_000, "true")),
-        ("negation", repeated("-", 100_000, "1")),
-        ("negation of groups", repeated("-(", 100_000, "1", ")")),
-        ("lists", repeated("[", 100_000, "1", "]")),
-        ("maps", repeated("{'k': ", 100_000, "1", "}")),
-        ("member chain", "input" + String(repeating: ".a", count: 100_000)),
-        ("index chain", "input" + String(repeating: "[0]", count: 100_000)),
-        ("nested index", repeated("input[", 100_000, "0", "]")),
-        ("calls", repeated("size(", 100_000, "'x'", ")")),
-        ("method chain", "input" + String(repeating: ".lowerAscii()", count: 100_000)),
-        ("conditionals", repeated("true ? 1 : ", 100_000, "2")),
-        ("left-associative sums", Array(repeating: "1", count: 100_000).joined(separator: " + ")),
-        ("relations", Array(repeating: "1", count: 100_000).joined(separator: " == ")),
-        ("comprehensions", repeated("input.exists(x, ", 100_000, "true", ")")),
-        ("mixed", repeated("!(-[{'a': size(", 20_000, "1", ")}])")),
-    ] as [(String, String)])
-func deeplyNestedExpressionsAreRejected(shape: String, source: String) throws {
+        HostileSource("parentheses", repeated("(", 100_000, "1", ")")),
+        HostileSource("not", repeated("!", 100_000, "true")),
+        HostileSource("negation", repeated("-", 100_000, "1")),
+        HostileSource("negation of groups", repeated("-(", 100_000, "1", ")")),
+        HostileSource("lists", repeated("[", 100_000, "1", "]")),
+        HostileSource("maps", repeated("{'k': ", 100_000, "1", "}")),
+        HostileSource("member chain", "input" + String(repeating: ".a", count: 100_000)),
+        HostileSource("index chain", "input" + String(repeating: "[0]", count: 100_000)),
+        HostileSource("nested index", repeated("input[", 100_000, "0", "]")),
+        HostileSource("calls", repeated("size(", 100_000, "'x'", ")")),
+        HostileSource("method chain", "input" + String(repeating: ".lowerAscii()", count: 100_000)),
+        HostileSource("conditionals", repeated("true ? 1 : ", 100_000, "2")),
+        HostileSource("left-associative sums", Array(repeating: "1", count: 100_000).joined(separator: " + ")),
+        HostileSource("relations", Array(repeating: "1", count: 100_000).joined(separator: " == ")),
+        HostileSource("comprehensions", repeated("input.exists(x, ", 100_000, "true", ")")),
+        HostileSource("mixed", repeated("!(-[{'a': size(", 20_000, "1", ")}])")),
+    ])
+private func deeplyNestedExpressionsAreRejected(_ hostile: HostileSource) throws {
+    let (shape, source) = (hostile.shape, hostile.source)
     let error = try #require(compileError(source), "\(shape) compiled")
     #expect(error.code == .tooComplex, "\(shape): \(error)")
     #expect(error.message.contains("32 levels deep") || error.message.contains("nodes"), "\(shape): \(error)")
