@@ -190,7 +190,10 @@ import Testing
                     guard let operation = item[method] else { continue }
                     operations += 1
                     for code in ["400", "401", "403", "404", "409", "422", "500"] {
-                        let schema = operation["responses"]?[code]?["content"]?["application/json"]?["schema"]
+                        let reference = operation["responses"]?[code]?["$ref"]?.stringValue
+                        #expect(reference == "#/components/responses/Status\(code)", "\(method) \(path) \(code)")
+                        let answer = document["components"]?["responses"]?["Status\(code)"]
+                        let schema = answer?["content"]?["application/json"]?["schema"]
                         #expect(schema?["$ref"]?.stringValue == status, "\(method) \(path) \(code)")
                     }
                     #expect(operation["responses"]?["200"] != nil, "\(method) \(path)")

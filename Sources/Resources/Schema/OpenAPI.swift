@@ -23,7 +23,7 @@ public enum OpenAPI {
             "openapi": "3.0.0",
             "info": ["title": "steady", "version": .string(API.version)],
             "paths": .object(paths),
-            "components": ["schemas": .object(schemas)],
+            "components": ["schemas": .object(schemas), "responses": errorResponseComponents],
         ]
     }
 
@@ -164,15 +164,25 @@ public enum OpenAPI {
         ("500", "Internal error."),
     ]
 
+    /// Every error answer once, as a `Status`; operations refer to them, which keeps the document small (kubectl
+    /// reads it for each object it validates).
+    static var errorResponseComponents: JSONValue {
+        let statusReference: JSONValue = ["$ref": .string("#/components/schemas/\(statusComponent)")]
+        let status: JSONValue = ["application/json": ["schema": statusReference]]
+        return .object(
+            Dictionary(
+                uniqueKeysWithValues: errorResponses.map { code, description in
+                    ("Status\(code)", ["description": .string(description), "content": status] as JSONValue)
+                }))
+    }
+
     /// `200` with `schema`, and every error answer.
     private static func responses(ok schema: JSONValue, created: Bool = false) -> JSONValue {
         let content: JSONValue = ["application/json": ["schema": schema]]
         var responses: [String: JSONValue] = ["200": ["description": "OK", "content": content]]
         if created { responses["201"] = ["description": "Created", "content": content] }
-        let statusReference: JSONValue = ["$ref": .string("#/components/schemas/\(statusComponent)")]
-        let status: JSONValue = ["application/json": ["schema": statusReference]]
-        for (code, description) in errorResponses {
-            responses[code] = ["description": .string(description), "content": status]
+        for (code, _) in errorResponses {
+            responses[code] = ["$ref": .string("#/components/responses/Status\(code)")]
         }
         return .object(responses)
     }
