@@ -16,7 +16,7 @@ enum AgentSimulator {
         var joinToken = ""
         var first = 0
         var count = 0
-        var objects = 2
+        var objects = 3
         /// How many agents start at a time.
         var wave = 100
         /// The agents' run command (`remoterun`); each agent then keeps a run ledger under `stateBase`.

@@ -165,7 +165,10 @@ final class AgentStreamHandler: ChannelInboundHandler {
     private func read(_ line: ByteBuffer, context: ChannelHandlerContext) {
         guard line.readableBytes > 0, let receive else { return }
         do {
-            if let run = try RunAgentMessage.decode(line: line.readableBytesView) {
+            // Reports, the common line, are parsed once: only a line that may be a run message is tried as one.
+            if RunProtocol.mayBeRunMessage(line.readableBytesView),
+                let run = try RunAgentMessage.decode(line: line.readableBytesView)
+            {
                 receiveRun?(run)
                 return
             }

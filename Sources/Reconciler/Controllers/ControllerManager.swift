@@ -82,8 +82,18 @@ public struct ControllerManager: Service {
         await cancelWhenGracefulShutdown {
             await withTaskCancellationHandler {
                 await withTaskGroup(of: Void.self) { group in
+                    // The informer's task only hands changes over: working out what they trigger happens here,
+                    // so the agent gateway, fed by the same informer, does not wait for it.
+                    let changes = Mailbox<InformerUpdate>()
                     informer.subscribe { update in
-                        for change in update.changes { enqueue(change) }
+                        if !update.changes.isEmpty { changes.post(update) }
+                    }
+                    group.addTask {
+                        for await _ in changes.arrivals {
+                            for update in changes.take() {
+                                for change in update.changes { enqueue(change) }
+                            }
+                        }
                     }
                     if runsInformer { group.addTask { try? await informer.run() } }
                     group.addTask { await queue.run() }

@@ -13,6 +13,11 @@ import Foundation
 /// - controller → agent: ``RunAcknowledge`` once the result is stored, so the agent may stop re-sending it after
 ///   a reconnect; ``RunCancel`` to kill a run (delete or suspend).
 public enum RunProtocol {
+    /// Whether a line may be a run message, told without parsing it (see `RunProtocolLine.mayBeRunMessage`).
+    public static func mayBeRunMessage(_ line: some Collection<UInt8>) -> Bool {
+        RunProtocolLine.mayBeRunMessage(line)
+    }
+
     /// The most output bytes one ``RunOutputChunk`` carries. Base64 makes them 4/3 larger, which keeps a chunk
     /// line well below ``AgentProtocol/maximumAgentLineLength``.
     public static let maximumChunkBytes = 32 * 1024
