@@ -40,7 +40,7 @@ enum ObjectChangeSignal {
             } catch {
                 if Task.isCancelled { return }
                 // The server refused or dropped the watch: try again, backing off.
-                try? await Task.sleep(for: .milliseconds(200) * (1 << min(failures, 5)))
+                try? await Task.sleep(for: Backoff.watchRestart.jitteredDelay(attempt: failures))
                 failures += 1
             }
             // Whatever changed while no watch was open.

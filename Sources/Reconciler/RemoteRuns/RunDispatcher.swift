@@ -55,7 +55,7 @@ public actor RunDispatcher: Service {
     private var unwritten: Set<String> = []
     private var connected: Set<String> = []
     private let inputs = Mailbox<Input>()
-    private let deadlinesChanged = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private let deadlinesChanged = WakeSignal()
 
     public init(
         objects: ObjectService, gateway: AgentGateway, informer: SharedInformer, output: (any RunOutputSink)?,
@@ -93,27 +93,27 @@ public actor RunDispatcher: Service {
         for await _ in inputs.arrivals {
             for input in inputs.take() { await handle(input) }
             await writeStatuses()
-            deadlinesChanged.continuation.yield()
+            deadlinesChanged.signal()
         }
     }
 
-    /// Wakes at the first delivery deadline of any run (at least once a second while one is pending, since a run
-    /// taken up meanwhile may have an earlier one); sleeps without a timer while none is.
+    /// Wakes at the first delivery deadline of any run, or sooner when the deadlines changed (a run taken up may
+    /// have an earlier one); with no deadline it waits for a change, without a timer.
     private func keepTime() async {
-        let clock = ContinuousClock()
-        var changes = deadlinesChanged.stream.makeAsyncIterator()
         while !Task.isCancelled {
-            guard let deadline = earliestDeadline() else {
-                guard await changes.next() != nil else { return }
-                continue
+            let deadline = earliestDeadline()
+            await withTaskGroup(of: Void.self) { group in
+                if let deadline {
+                    group.addTask {
+                        let wait = max(deadline.timeIntervalSinceNow, 0)
+                        try? await ContinuousClock().sleep(for: .milliseconds(Int64(wait * 1000)))
+                    }
+                }
+                group.addTask { await self.deadlinesChanged.wait() }
+                await group.next()
+                group.cancelAll()
             }
-            let wait = min(max(deadline.timeIntervalSinceNow, 0), 1)
-            do {
-                try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
-            } catch {
-                return
-            }
-            enqueue(.timePassed)
+            if let deadline, deadline <= Date() { enqueue(.timePassed) }
         }
     }
 
