@@ -80,6 +80,10 @@ enum ConvergenceBenchmark {
         let synced = await syncedWatch
         let cpuAfter = (cpuSeconds(controller.processIdentifier), workers.map { cpuSeconds($0.pid) }.reduce(0, +))
         let converged = rssKilobytes(controller.processIdentifier)
+        // Each Runner status write is a store revision: how many the convergence cost, the apply's own included.
+        let writes = (try? await client.list(Kinds.runner)).flatMap { after in
+            Int64(after.resourceVersion).flatMap { end in Int64(listed.resourceVersion).map { end - $0 } }
+        }
         try? await client.shutdown()
 
         func seconds(_ instant: UInt64) -> String { String(format: "%.2f s", Double(instant &- applyStart) / 1e9) }
@@ -90,6 +94,7 @@ enum ConvergenceBenchmark {
         } else {
             say("  the controller did not record every Runner Synced=True within 600 s")
         }
+        if let writes { say("  store writes from the apply until then: \(writes)") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         say(
             String(

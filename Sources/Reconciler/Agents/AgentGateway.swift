@@ -23,17 +23,21 @@ public actor AgentGateway {
         public var batchInterval: Duration
         /// The backoff between attempts of a Runner status write that failed.
         public var statusRetry: Backoff
+        /// How many Runner statuses are written at once.
+        public var statusWriters: Int
 
         public init(
             heartbeatTimeout: Duration = .seconds(15), bufferLimit: Int = 64, keepaliveInterval: Duration = .seconds(10),
             batchInterval: Duration = .milliseconds(5),
-            statusRetry: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(10), jitter: 0.2)
+            statusRetry: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(10), jitter: 0.2),
+            statusWriters: Int = 4
         ) {
             self.heartbeatTimeout = heartbeatTimeout
             self.bufferLimit = bufferLimit
             self.keepaliveInterval = keepaliveInterval
             self.batchInterval = batchInterval
             self.statusRetry = statusRetry
+            self.statusWriters = max(1, statusWriters)
         }
     }
 
@@ -280,12 +284,19 @@ public actor AgentGateway {
     private var statusWritten: [String: [CheckedContinuation<Void, Never>]] = [:]
     private nonisolated let statusWriters = AsyncStream<String>.makeStream()
 
-    /// Writes statuses concurrently across runners, so that the writes share the store's transactions, but one
-    /// at a time per runner, so that a runner's newest status is what stays written.
+    /// Writes statuses a few runners at a time, so that the writes share the store's transactions without a
+    /// burst of a thousand reports taking the cores from the slice streams; one at a time per runner, so that a
+    /// runner's newest status is what stays written.
     private func writeStatuses() async {
-        await withDiscardingTaskGroup { group in
+        await withTaskGroup(of: Void.self) { group in
+            var writers = 0
             for await runner in statusWriters.stream {
+                if writers == configuration.statusWriters {
+                    await group.next()
+                    writers -= 1
+                }
                 group.addTask { await self.writeUntilCurrent(runner: runner) }
+                writers += 1
             }
         }
     }
@@ -303,6 +314,8 @@ public actor AgentGateway {
                 try await write(status, runner: runner)
                 failures = 0
             } catch {
+                // Shutting down: the status is written again by whichever controller serves the runner next.
+                if Task.isCancelled || error is CancellationError { return }
                 metrics?.statusWriteFailed()
                 logger.warning(
                     "cannot write runner status; retrying",

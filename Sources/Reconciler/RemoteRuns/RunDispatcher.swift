@@ -56,6 +56,9 @@ public actor RunDispatcher: Service {
     private var connected: Set<String> = []
     private let inputs = Mailbox<Input>()
     private let deadlinesChanged = WakeSignal()
+    /// Finished runs with `ttlSecondsAfterFinished`, by UID: their name and when they are to be deleted. Rebuilt
+    /// from the informer after a restart, so a run finished before it is still deleted on time.
+    private var expiries: [String: (name: String, at: Date)] = [:]
 
     public init(
         objects: ObjectService, gateway: AgentGateway, informer: SharedInformer, output: (any RunOutputSink)?,
@@ -118,7 +121,7 @@ public actor RunDispatcher: Service {
     }
 
     private func earliestDeadline() -> Date? {
-        runs.values.compactMap(\.dispatch.nextDeadline).min()
+        (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.map(\.at)).min()
     }
 
     // MARK: Inputs
@@ -129,6 +132,7 @@ public actor RunDispatcher: Service {
         case .update(let update):
             for change in update.changes where change.key.kind == RemoteRunSpec.kind {
                 await follow(change, now: now)
+                noteExpiry(change)
             }
         case .connection(let runner, let isConnected):
             if isConnected { connected.insert(runner) } else { connected.remove(runner) }
@@ -141,6 +145,7 @@ public actor RunDispatcher: Service {
             for (uid, run) in runs where (run.dispatch.nextDeadline.map { $0 <= now } ?? false) {
                 await apply(.timePassed, to: uid, now: now)
             }
+            await deleteExpiredRuns(now: now)
         }
     }
 
@@ -186,6 +191,44 @@ public actor RunDispatcher: Service {
             await perform(runs[uid]?.dispatch.start(now: now) ?? [], for: uid)
         }
         unwritten.insert(uid)
+    }
+
+    /// Keeps when a finished run with `ttlSecondsAfterFinished` is to be deleted: its completion time plus the TTL.
+    private func noteExpiry(_ change: ObjectChange) {
+        guard let uid = (change.new ?? change.old)?["metadata"]?["uid"]?.stringValue else { return }
+        guard let object = change.new, let name = object["metadata"]?["name"]?.stringValue,
+            let ttl = object["spec"]?["ttlSecondsAfterFinished"]?.intValue,
+            let phase = object["status"]?["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:)),
+            phase.isFinal, let completion = object["status"]?["completionTime"]?.stringValue.flatMap(Timestamp.parse)
+        else {
+            expiries[uid] = nil
+            return
+        }
+        expiries[uid] = (name, completion.addingTimeInterval(TimeInterval(ttl)))
+    }
+
+    /// Deletes the finished runs whose TTL has passed, output included; only the run with that UID, so a run
+    /// created again under the same name is left alone.
+    private func deleteExpiredRuns(now: Date) async {
+        for (uid, expiry) in expiries where expiry.at <= now {
+            expiries[uid] = nil
+            do {
+                let current = try await objects.get(Kinds.remoteRun, name: expiry.name)
+                guard current["metadata"]?["uid"]?.stringValue == uid else { continue }
+                let revision = current["metadata"]?["resourceVersion"]?.stringValue.flatMap { Int64($0) }
+                _ = try await objects.delete(
+                    Kinds.remoteRun, name: expiry.name, expectedRevision: revision,
+                    options: WriteOptions(fieldManager: "steady-remoterun"))
+                logger.info("finished remote run deleted after its TTL", metadata: ["steady.remoterun": "\(expiry.name)"])
+            } catch {
+                if error.reason == .notFound { continue }
+                // Changed meanwhile, or the store is busy: try again shortly.
+                expiries[uid] = (expiry.name, now.addingTimeInterval(5))
+                logger.info(
+                    "cannot delete an expired remote run yet",
+                    metadata: ["steady.remoterun": "\(expiry.name)", "steady.error": "\(error)"])
+            }
+        }
     }
 
     private func receive(_ message: RunAgentMessage, from runner: String, now: Date) async {
