@@ -192,4 +192,38 @@ import Testing
             return got.map { $0.status != 0 } ?? false
         }, "the run was not deleted after its TTL\n\(controller.log())")
     }
+
+    @Test func thirtyMegabytesOfOutputKeepTheirHeadAndTailAndLeaveMemoryFlat() throws {
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start()
+        let agents = try startAgents(["chatty-1"], controller: controller)
+        defer { agents.forEach { $0.remove() } }
+        let before = try #require(controller.residentKilobytes)
+        try controller.apply("""
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: chatty}
+            spec:
+              target: {runners: [chatty-1]}
+              command: [/bin/sh, -c, "echo START-OF-OUTPUT; head -c 31457280 /dev/zero | tr '\\\\0' x; echo; echo END-OF-OUTPUT"]
+              keepOutput: true
+            """)
+        #expect(
+            eventually(timeout: .seconds(120)) { isFinal(phase(controller, "chatty")) },
+            "\(String(describing: status(controller, "chatty")))")
+        let outcome = result(status(controller, "chatty"), "chatty-1")
+        #expect(outcome?["phase"] == "Succeeded", "\(String(describing: outcome))")
+        // "START-OF-OUTPUT\n", 30 MiB of x, "\n", "END-OF-OUTPUT\n": every byte counted, the middle dropped.
+        #expect(outcome?["outputBytes"] == .int(16 + 31_457_280 + 1 + 14), "\(String(describing: outcome))")
+        #expect(outcome?["outputTruncated"] == true)
+        let logs = try controller.run("steady", ["logs", "remoterun/chatty", "--runner", "chatty-1"])
+        #expect(logs.status == 0)
+        #expect(logs.output.hasPrefix("START-OF-OUTPUT"), "\(logs.output.prefix(200))")
+        #expect(logs.output.contains("END-OF-OUTPUT"), "\(logs.output.suffix(200))")
+        #expect(logs.output.utf8.count < 2 * 1024 * 1024, "\(logs.output.utf8.count) bytes of log kept")
+        let after = try #require(controller.residentKilobytes)
+        // The controller holds at most the per-runner bound of the output, never the 30 MiB.
+        #expect(after - before < 24 * 1024, "controller RSS grew from \(before) KiB to \(after) KiB")
+    }
 }

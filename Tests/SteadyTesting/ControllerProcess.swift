@@ -68,6 +68,15 @@ public final class ControllerProcess: @unchecked Sendable {
     /// Whether the process is still running.
     public var isRunning: Bool { process?.isRunning ?? false }
 
+    /// The process's resident memory in KiB (VmRSS), nil when it does not run.
+    public var residentKilobytes: Int? {
+        guard let process, process.isRunning,
+            let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+    }
+
     /// Sends a signal without waiting for the process to end.
     public func signal(_ signal: Int32) {
         guard let process, process.isRunning else { return }

@@ -71,6 +71,14 @@ struct RunLogRoutes: Sendable {
                 .notFound, "\(info.plural).\(API.group) \"\(name)\" has no runner \"\(runner)\"", kind: info.plural,
                 name: name)
         }
+        let isFinished = object["status"]?["phase"]?.stringValue
+            .flatMap(RemoteRunSpec.Phase.init(rawValue:))?.isFinal ?? false
+        if isFinished, object["spec"]?["keepOutput"]?.boolValue != true, output.runners(run: uid).isEmpty {
+            throw APIError(
+                .notFound,
+                "\(info.plural).\(API.group) \"\(name)\" is finished and its output was not kept: set spec.keepOutput "
+                    + "(steady run --keep-output) to read it afterwards", kind: info.plural, name: name)
+        }
         guard isFollowing else {
             // One runner at a time, so that a run of many runners is never all in memory at once.
             let runners = runner.map { [$0] } ?? output.runners(run: uid)

@@ -11,6 +11,8 @@ public protocol RunOutputSink: Sendable {
     /// Every runner of the run is done: followers of the whole run end.
     func complete(run: String)
     func delete(run: String)
+    /// The runners with output kept for `run`.
+    func runners(run: String) -> [String]
 }
 
 extension RunOutputStore: RunOutputSink {}
@@ -56,9 +58,20 @@ public actor RunDispatcher: Service {
     private var connected: Set<String> = []
     private let inputs = Mailbox<Input>()
     private let deadlinesChanged = WakeSignal()
-    /// Finished runs with `ttlSecondsAfterFinished`, by UID: their name and when they are to be deleted. Rebuilt
-    /// from the informer after a restart, so a run finished before it is still deleted on time.
-    private var expiries: [String: (name: String, at: Date)] = [:]
+    /// What happens to a finished run later: deleted after `ttlSecondsAfterFinished`, and its output dropped
+    /// after ``outputGrace`` unless `keepOutput` is set. Rebuilt from the informer after a restart.
+    private struct Expiry {
+        var name: String
+        var deleteRunAt: Date?
+        var dropOutputAt: Date?
+        var first: Date? { [deleteRunAt, dropOutputAt].compactMap { $0 }.min() }
+    }
+
+    /// Finished runs with something still to do, by UID.
+    private var expiries: [String: Expiry] = [:]
+    /// How long the output of a run without `keepOutput` stays after it finishes: long enough for a `steady run`
+    /// or `steady logs -f` that attached late to read it.
+    static let outputGrace: TimeInterval = 60
 
     public init(
         objects: ObjectService, gateway: AgentGateway, informer: SharedInformer, output: (any RunOutputSink)?,
@@ -121,7 +134,7 @@ public actor RunDispatcher: Service {
     }
 
     private func earliestDeadline() -> Date? {
-        (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.map(\.at)).min()
+        (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.compactMap(\.first)).min()
     }
 
     // MARK: Inputs
@@ -193,24 +206,38 @@ public actor RunDispatcher: Service {
         unwritten.insert(uid)
     }
 
-    /// Keeps when a finished run with `ttlSecondsAfterFinished` is to be deleted: its completion time plus the TTL.
+    /// Keeps what is due for a finished run: its deletion (`ttlSecondsAfterFinished` after its completion) and
+    /// the dropping of output it did not ask to keep.
     private func noteExpiry(_ change: ObjectChange) {
         guard let uid = (change.new ?? change.old)?["metadata"]?["uid"]?.stringValue else { return }
         guard let object = change.new, let name = object["metadata"]?["name"]?.stringValue,
-            let ttl = object["spec"]?["ttlSecondsAfterFinished"]?.intValue,
             let phase = object["status"]?["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:)),
             phase.isFinal, let completion = object["status"]?["completionTime"]?.stringValue.flatMap(Timestamp.parse)
         else {
             expiries[uid] = nil
             return
         }
-        expiries[uid] = (name, completion.addingTimeInterval(TimeInterval(ttl)))
+        let ttl = object["spec"]?["ttlSecondsAfterFinished"]?.intValue
+        let keepsOutput = object["spec"]?["keepOutput"]?.boolValue == true
+        let expiry = Expiry(
+            name: name, deleteRunAt: ttl.map { completion.addingTimeInterval(TimeInterval($0)) },
+            dropOutputAt: keepsOutput || output?.runners(run: uid).isEmpty != false
+                ? nil : completion.addingTimeInterval(Self.outputGrace))
+        expiries[uid] = expiry.first == nil ? nil : expiry
     }
 
-    /// Deletes the finished runs whose TTL has passed, output included; only the run with that UID, so a run
-    /// created again under the same name is left alone.
+    /// Drops the output that was not to be kept, and deletes the finished runs whose TTL has passed (only the run
+    /// with that UID, so a run created again under the same name is left alone).
     private func deleteExpiredRuns(now: Date) async {
-        for (uid, expiry) in expiries where expiry.at <= now {
+        for (uid, expiry) in expiries {
+            if let drop = expiry.dropOutputAt, drop <= now {
+                output?.delete(run: uid)
+                expiries[uid]?.dropOutputAt = nil
+            }
+            guard let due = expiry.deleteRunAt, due <= now else {
+                if expiries[uid]?.first == nil { expiries[uid] = nil }
+                continue
+            }
             expiries[uid] = nil
             do {
                 let current = try await objects.get(Kinds.remoteRun, name: expiry.name)
@@ -223,7 +250,7 @@ public actor RunDispatcher: Service {
             } catch {
                 if error.reason == .notFound { continue }
                 // Changed meanwhile, or the store is busy: try again shortly.
-                expiries[uid] = (expiry.name, now.addingTimeInterval(5))
+                expiries[uid] = Expiry(name: expiry.name, deleteRunAt: now.addingTimeInterval(5))
                 logger.info(
                     "cannot delete an expired remote run yet",
                     metadata: ["steady.remoterun": "\(expiry.name)", "steady.error": "\(error)"])
