@@ -208,6 +208,9 @@ import Testing
                     (.get, "/apis/steady.dev/v1/secrets"), (.get, "/apis/steady.dev/v1/secrets/web-creds"),
                     (.get, "/apis/steady.dev/v1/routes"), (.delete, "/apis/steady.dev/v1/runners/edge-1"),
                     (.post, ConvergenceRequest.path),
+                    // Only an admin starts remote runs: an agent's credential cannot make its fleet run anything.
+                    (.post, "/apis/steady.dev/v1/remoteruns"), (.get, "/apis/steady.dev/v1/remoteruns"),
+                    (.delete, "/apis/steady.dev/v1/remoteruns/inventory"),
                 ] {
                     let denied = try await call(client, method, uri, token: credential, body: method == .post ? ["synced": true] : nil)
                     #expect(denied.status == 403, "\(method) \(uri): \(denied.body)")
