@@ -161,6 +161,32 @@ import Testing
         #expect(dispatch.nextDeadline == nil)
     }
 
+    @Test func aLossThatEndedDoesNotExpireALaterOne() {
+        var dispatch = RunDispatch(runners: ["a"], policy: .init(deliveryTimeout: 10), connected: ["a"])
+        _ = dispatch.start(now: Self.t0)
+        _ = dispatch.handle(.started("a"), now: Self.at(1))
+        _ = dispatch.handle(.disconnected("a"), now: Self.at(2))
+        _ = dispatch.handle(.connected("a"), now: Self.at(4))
+        _ = dispatch.handle(.disconnected("a"), now: Self.at(8))
+        // The first loss (deadline 12) ended at 4; only the second one (deadline 18) counts.
+        #expect(dispatch.nextDeadline == Self.at(18))
+        #expect(dispatch.handle(.timePassed, now: Self.at(12)).isEmpty)
+        #expect(dispatch.phase(of: "a") == .running)
+        #expect(dispatch.handle(.timePassed, now: Self.at(18)).first == .markUnreachable("a", reason: "AgentLost"))
+    }
+
+    @Test func aThousandRunnersAreDispatchedAndFinishedInOrder() {
+        var dispatch = RunDispatch(
+            runners: Self.runners(1000), policy: .init(batchSize: .count(100), deliveryTimeout: 100_000),
+            connected: Set(Self.runners(1000)))
+        let (order, maximumInFlight, directives) = Self.drive(&dispatch) { _ in .succeeded }
+        #expect(order == Self.runners(1000))
+        #expect(maximumInFlight == 100)
+        #expect(directives.last == .complete(.succeeded, reason: nil))
+        #expect(dispatch.counts[.succeeded] == 1000)
+        #expect(dispatch.nextDeadline == nil)
+    }
+
     @Test func anAcceptedRunnerWhoseAgentIsLostDoesNotHoldTheRunForever() {
         var dispatch = RunDispatch(runners: ["a"], policy: .init(deliveryTimeout: 10), connected: ["a"])
         _ = dispatch.start(now: Self.t0)

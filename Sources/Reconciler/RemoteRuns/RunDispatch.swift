@@ -99,12 +99,26 @@ public struct RunDispatch: Sendable {
             }
         }
 
+        var isFinal: Bool {
+            if case .final = self { true } else { false }
+        }
+
         var isInFlight: Bool {
             switch self {
             case .dispatched, .accepted, .running: true
             case .waiting, .final: false
             }
         }
+    }
+
+    /// A delivery deadline: a dispatch not yet accepted, or an agent lost while its runner was in flight.
+    private struct Deadline {
+        enum Cause { case delivery, lost }
+        var at: Date
+        var runner: String
+        var cause: Cause
+        /// When the dispatch or the loss happened, to tell whether it still holds.
+        var since: Date
     }
 
     public let runners: [String]
@@ -115,6 +129,20 @@ public struct RunDispatch: Sendable {
     private var lostSince: [String: Date] = [:]
     private var stopReason: String?
     private var isMaxErrorsExceeded = false
+
+    // Kept as events happen, so that an event costs what it touches rather than a pass over every runner: a run
+    // of a thousand runners handles a thousand results.
+    /// Runners dispatched, accepted or running.
+    private var inFlight: Set<String> = []
+    private var finalCount = 0
+    private var errors = 0
+    private var hasDispatched = false
+    /// Where the search for waiting runners starts: every runner before it has left `waiting`.
+    private var firstWaiting = 0
+    /// Deadlines in the order they were set, which is their order in time (every one is its event's time plus
+    /// the same `deliveryTimeout`); entries that no longer hold are skipped when reached.
+    private var deadlines: [Deadline] = []
+    private var firstDeadline = 0
     /// The run's final phase and reason, once ``Directive/complete(_:reason:)`` was returned.
     public private(set) var completion: (phase: RemoteRunSpec.Phase, reason: String?)?
 
@@ -137,8 +165,8 @@ public struct RunDispatch: Sendable {
     /// others are dispatched again (an agent's ledger never starts the same run twice, and answers a repeated
     /// request with the result it kept). Call before ``start(now:)``.
     public mutating func restore(finished results: [String: RemoteRunSpec.Phase]) {
-        for (runner, phase) in results where phase.isFinal && progress[runner] != nil {
-            progress[runner] = .final(phase)
+        for (runner, phase) in results where phase.isFinal && progress[runner] == .waiting {
+            setFinal(runner, phase)
         }
     }
 
@@ -159,29 +187,29 @@ public struct RunDispatch: Sendable {
             if case .dispatched = progress[runner], stopReason == nil { directives.append(.dispatch(runner)) }
         case .disconnected(let runner):
             connected.remove(runner)
-            if progress[runner] == .accepted || progress[runner] == .running { lostSince[runner] = now }
+            if progress[runner] == .accepted || progress[runner] == .running { lose(runner, at: now) }
         case .accepted(let runner):
             if case .dispatched = progress[runner] {
                 progress[runner] = .accepted
-                if !connected.contains(runner) { lostSince[runner] = now }
+                if !connected.contains(runner) { lose(runner, at: now) }
             }
         case .started(let runner):
             switch progress[runner] {
             case .dispatched, .accepted:
                 progress[runner] = .running
-                if !connected.contains(runner) { lostSince[runner] = lostSince[runner] ?? now }
+                if !connected.contains(runner), lostSince[runner] == nil { lose(runner, at: now) }
             default: break
             }
         case .finished(let runner, let phase):
             guard phase.isFinal, let current = progress[runner], current.isInFlight else { break }
-            progress[runner] = .final(phase)
+            setFinal(runner, phase)
         case .stopped(let reason):
             guard stopReason == nil, completion == nil else { break }
             stopReason = reason
             for runner in runners {
                 switch progress[runner] {
                 case .waiting:
-                    progress[runner] = .final(.cancelled)
+                    setFinal(runner, .cancelled)
                     directives.append(.markCancelled(runner, reason: reason))
                 case .dispatched, .accepted, .running:
                     directives.append(.cancel(runner))
@@ -197,13 +225,7 @@ public struct RunDispatch: Sendable {
 
     /// When the shell must send ``Event/timePassed``: the earliest delivery deadline; nil when none is pending.
     public var nextDeadline: Date? {
-        progress.compactMap { runner, state -> Date? in
-            switch state {
-            case .dispatched(let at): at.addingTimeInterval(policy.deliveryTimeout)
-            case .accepted, .running: lostSince[runner]?.addingTimeInterval(policy.deliveryTimeout)
-            default: nil
-            }
-        }.min()
+        deadlines[firstDeadline...].first(where: holds)?.at
     }
 
     /// Each runner's phase, in target order.
@@ -220,38 +242,67 @@ public struct RunDispatch: Sendable {
     /// The run's phase: `Pending` before any dispatch, `Running` until complete, then its final phase.
     public var phase: RemoteRunSpec.Phase {
         if let completion { return completion.phase }
-        return progress.values.allSatisfy { $0 == .waiting } ? .pending : .running
+        return hasDispatched || finalCount > 0 ? .running : .pending
     }
 
     /// Errors so far: runners `Failed`, `TimedOut`, `Unreachable` or `Refused`.
-    public var errorCount: Int { progress.values.count { $0.phase.isFinal && $0.phase.isError } }
+    public var errorCount: Int { errors }
+
+    // MARK: Transitions
+
+    private mutating func setFinal(_ runner: String, _ phase: RemoteRunSpec.Phase) {
+        guard progress[runner].map({ !$0.isFinal }) ?? false else { return }
+        progress[runner] = .final(phase)
+        inFlight.remove(runner)
+        lostSince[runner] = nil
+        finalCount += 1
+        if phase.isError { errors += 1 }
+    }
+
+    private mutating func dispatch(_ runner: String, at now: Date) {
+        progress[runner] = .dispatched(at: now)
+        inFlight.insert(runner)
+        hasDispatched = true
+        deadlines.append(Deadline(at: now.addingTimeInterval(policy.deliveryTimeout), runner: runner, cause: .delivery, since: now))
+    }
+
+    private mutating func lose(_ runner: String, at now: Date) {
+        lostSince[runner] = now
+        deadlines.append(Deadline(at: now.addingTimeInterval(policy.deliveryTimeout), runner: runner, cause: .lost, since: now))
+    }
+
+    /// Whether a deadline still stands: its dispatch is still unaccepted, or its agent is still lost.
+    private func holds(_ deadline: Deadline) -> Bool {
+        switch deadline.cause {
+        case .delivery: progress[deadline.runner] == .dispatched(at: deadline.since)
+        case .lost:
+            lostSince[deadline.runner] == deadline.since
+                && (progress[deadline.runner] == .accepted || progress[deadline.runner] == .running)
+        }
+    }
 
     // MARK: Deciding
 
     /// Expires deadlines, applies maxErrors, fills the window and completes the run, in that order.
     private mutating func settle(now: Date, into directives: inout [Directive]) {
         guard completion == nil else { return }
-        for runner in runners {
-            switch progress[runner] {
-            case .dispatched(let at) where at.addingTimeInterval(policy.deliveryTimeout) <= now:
-                progress[runner] = .final(.unreachable)
-                directives.append(.markUnreachable(runner, reason: "DeliveryTimeout"))
-            case .accepted, .running:
-                guard let lost = lostSince[runner], lost.addingTimeInterval(policy.deliveryTimeout) <= now else {
-                    break
-                }
-                progress[runner] = .final(.unreachable)
-                lostSince[runner] = nil
-                directives.append(.markUnreachable(runner, reason: "AgentLost"))
-            default: break
-            }
+        while firstDeadline < deadlines.count, deadlines[firstDeadline].at <= now || !holds(deadlines[firstDeadline]) {
+            let deadline = deadlines[firstDeadline]
+            firstDeadline += 1
+            guard holds(deadline) else { continue }
+            setFinal(deadline.runner, .unreachable)
+            directives.append(.markUnreachable(deadline.runner, reason: deadline.cause == .delivery ? "DeliveryTimeout" : "AgentLost"))
+        }
+        if firstDeadline > 1024 && firstDeadline * 2 > deadlines.count {
+            deadlines.removeFirst(firstDeadline)
+            firstDeadline = 0
         }
         if !isMaxErrorsExceeded, stopReason == nil, let allowance = errorAllowance, errorCount > allowance {
             isMaxErrorsExceeded = true
             for runner in runners {
                 switch progress[runner] {
                 case .waiting:
-                    progress[runner] = .final(.skipped)
+                    setFinal(runner, .skipped)
                     directives.append(.markSkipped(runner))
                 case .dispatched, .accepted:
                     directives.append(.cancel(runner))
@@ -260,16 +311,9 @@ public struct RunDispatch: Sendable {
             }
         }
         if stopReason == nil && !isMaxErrorsExceeded {
-            var free = windowSize - progress.values.count(where: \.isInFlight)
-            let waiting = runners.filter { progress[$0] == .waiting }
-            let ordered = waiting.filter { connected.contains($0) } + waiting.filter { !connected.contains($0) }
-            for runner in ordered where free > 0 {
-                progress[runner] = .dispatched(at: now)
-                directives.append(.dispatch(runner))
-                free -= 1
-            }
+            fillWindow(now: now, into: &directives)
         }
-        guard progress.values.allSatisfy({ $0.phase.isFinal }) else { return }
+        guard finalCount == runners.count else { return }
         let result: (RemoteRunSpec.Phase, String?)
         if let stopReason {
             result = (.cancelled, stopReason)
@@ -284,5 +328,32 @@ public struct RunDispatch: Sendable {
         }
         completion = result
         directives.append(.complete(result.0, reason: result.1))
+    }
+
+    /// Dispatches waiting runners into the free slots of the window, in target order, those with an agent
+    /// connected first.
+    private mutating func fillWindow(now: Date, into directives: inout [Directive]) {
+        var free = windowSize - inFlight.count
+        guard free > 0 else { return }
+        while firstWaiting < runners.count, progress[runners[firstWaiting]] != .waiting { firstWaiting += 1 }
+        var unconnected: [String] = []
+        var index = firstWaiting
+        while index < runners.count && free > 0 {
+            let runner = runners[index]
+            index += 1
+            guard progress[runner] == .waiting else { continue }
+            if connected.contains(runner) {
+                dispatch(runner, at: now)
+                directives.append(.dispatch(runner))
+                free -= 1
+            } else if unconnected.count < free {
+                unconnected.append(runner)
+            }
+        }
+        for runner in unconnected where free > 0 {
+            dispatch(runner, at: now)
+            directives.append(.dispatch(runner))
+            free -= 1
+        }
     }
 }

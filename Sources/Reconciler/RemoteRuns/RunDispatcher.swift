@@ -55,6 +55,10 @@ public actor RunDispatcher: Service {
     private var runs: [String: ActiveRun] = [:]
     /// Runs whose status must be written.
     private var unwritten: Set<String> = []
+    /// When each run's status was last written. A run under way is written at most once per
+    /// ``statusWriteInterval``, since every write carries all its results; a run that completes is written at once.
+    private var lastStatusWrite: [String: Date] = [:]
+    static let statusWriteInterval: TimeInterval = 0.2
     private var connected: Set<String> = []
     private let inputs = Mailbox<Input>()
     private let deadlinesChanged = WakeSignal()
@@ -134,7 +138,8 @@ public actor RunDispatcher: Service {
     }
 
     private func earliestDeadline() -> Date? {
-        (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.compactMap(\.first)).min()
+        let writes = unwritten.compactMap { lastStatusWrite[$0]?.addingTimeInterval(Self.statusWriteInterval) }
+        return (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.compactMap(\.first) + writes).min()
     }
 
     // MARK: Inputs
@@ -363,12 +368,19 @@ public actor RunDispatcher: Service {
 
     // MARK: Status
 
-    /// Writes the status of every run that changed; a failed write stays to be written with the next change or
-    /// tick. Completed runs are forgotten once written.
+    /// Writes the status of every run that changed and is due (see ``statusWriteInterval``); a failed write is
+    /// tried again after the interval. Completed runs are forgotten once written.
     private func writeStatuses() async {
+        let now = Date()
         for uid in unwritten.sorted() {
             guard let run = runs[uid] else {
                 unwritten.remove(uid)
+                lastStatusWrite[uid] = nil
+                continue
+            }
+            if run.dispatch.completion == nil, let last = lastStatusWrite[uid],
+                now.timeIntervalSince(last) < Self.statusWriteInterval
+            {
                 continue
             }
             do {
@@ -379,13 +391,18 @@ public actor RunDispatcher: Service {
                     return try Self.status(of: run, over: current)
                 }
                 unwritten.remove(uid)
+                lastStatusWrite[uid] = now
                 for runner in acknowledgements.removeValue(forKey: uid) ?? [] {
                     _ = await gateway.send(run: .acknowledge(RunAcknowledge(runUID: uid)), to: runner)
                 }
-                if !isWritten || run.dispatch.completion != nil { runs[uid] = nil }
+                if !isWritten || run.dispatch.completion != nil {
+                    runs[uid] = nil
+                    lastStatusWrite[uid] = nil
+                }
             } catch {
+                lastStatusWrite[uid] = now
                 logger.warning(
-                    "cannot write remote run status; retrying with the next change",
+                    "cannot write remote run status; retrying",
                     metadata: ["steady.remoterun": "\(run.name)", "steady.error": "\(error)"])
             }
         }

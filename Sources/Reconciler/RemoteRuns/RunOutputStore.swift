@@ -347,6 +347,9 @@ public final class RunOutputStore: Sendable {
 
     /// Rewrites the tail file: the total byte count (8 bytes, big-endian), then the tail's records.
     private func writeTail(_ live: LiveRunner, run: String, runner: String) {
+        // Output that fits in the head needs no tail file: its count is the head's (most runs print little, and
+        // creating files is what a thousand runners finishing at once would otherwise spend their time on).
+        guard live.totalBytes > Int64(live.headWritten) else { return }
         createRunDirectory(run)
         let url = file(run: run, runner: runner, suffix: "tail")
         let temporary = url.appendingPathExtension("new")
