@@ -37,7 +37,8 @@ public struct MailMessage: Sendable, Equatable {
             "Content-Type: text/plain; charset=UTF-8",
         ]
         let lines = Self.normalizedLines(body)
-        let isPlain = body.utf8.allSatisfy { $0 < 0x80 && $0 != 0 }
+        let isPlain =
+            body.utf8.allSatisfy { $0 < 0x80 && $0 != 0 }
             && lines.allSatisfy { $0.utf8.count <= Self.maximumPlainLineLength }
         let content: String
         if isPlain {

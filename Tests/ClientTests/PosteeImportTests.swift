@@ -9,18 +9,26 @@ import Testing
     @Test(arguments: [
         (#"contains(input.image, "alpine")"#, #"contains(input.image, "alpine")"#),
         (#"input.SigMetadata.ID == "TRC-2""#, #"input.SigMetadata.ID == "TRC-2""#),
-        (#"startswith(input.registry, "ghcr.io") or endswith(input.image, ":latest")"#,
-         #"startswith(input.registry, "ghcr.io") || endswith(input.image, ":latest")"#),
+        (
+            #"startswith(input.registry, "ghcr.io") or endswith(input.image, ":latest")"#,
+            #"startswith(input.registry, "ghcr.io") || endswith(input.image, ":latest")"#
+        ),
         (#"input.a == 1 and input.b != "x""#, #"input.a == 1 && input.b != "x""#),
-        ("input.vulnerability_summary.critical > 0\ninput.vulnerability_summary.high >= 2",
-         "(input.vulnerability_summary.critical > 0) && (input.vulnerability_summary.high >= 2)"),
-        (#"not contains(input.image, "test"); input.x["a b"] == true"#,
-         #"(!(contains(input.image, "test"))) && (input.x["a b"] == true)"#),
+        (
+            "input.vulnerability_summary.critical > 0\ninput.vulnerability_summary.high >= 2",
+            "(input.vulnerability_summary.critical > 0) && (input.vulnerability_summary.high >= 2)"
+        ),
+        (
+            #"not contains(input.image, "test"); input.x["a b"] == true"#,
+            #"(!(contains(input.image, "test"))) && (input.x["a b"] == true)"#
+        ),
         ("regex.match(`^ghcr\\.io/`, input.registry) # only GitHub", #"regex.match(r"^ghcr\.io/", input.registry)"#),
         (#"contains(input.note, "a and b; or not")"#, #"contains(input.note, "a and b; or not")"#),
         ("  \n# nothing but a comment\n", ""),
-        (#"input.id == "TRC-2" and not contains(input.p, "sshd") or input.x"#,
-         #"input.id == "TRC-2" && !(contains(input.p, "sshd")) || input.x"#),
+        (
+            #"input.id == "TRC-2" and not contains(input.p, "sshd") or input.x"#,
+            #"input.id == "TRC-2" && !(contains(input.p, "sshd")) || input.x"#
+        ),
         (#"not (input.a == 1 || input.b == 2) && input.c"#, #"!((input.a == 1 || input.b == 2)) && input.c"#),
     ])
     func translates(rego: String, expected: String) throws {
@@ -77,11 +85,15 @@ import Testing
             """)
         let route = try #require(object(result, "Route", "r"))
         #expect(route["spec"]?["input"] == "false")
-        #expect(route["metadata"]?["annotations"]?[PosteeImporter.untranslatedInputAnnotation] == "some i\ninput.v[i] == 1\n")
-        #expect(result.warnings.map(\.description) == [
-            "cfg.yaml:3: route \"r\": input cannot be translated (the Rego keyword `some`); the route is written with "
-                + "input \"false\", matching nothing, and the Rego kept in the annotation import.steady.dev/postee-input"
-        ])
+        #expect(
+            route["metadata"]?["annotations"]?[PosteeImporter.untranslatedInputAnnotation]
+                == "some i\ninput.v[i] == 1\n")
+        #expect(
+            result.warnings.map(\.description) == [
+                "cfg.yaml:3: route \"r\": input cannot be translated (the Rego keyword `some`); the route is written "
+                    + "with input \"false\", matching nothing, and the Rego kept in the annotation "
+                    + "import.steady.dev/postee-input"
+            ])
         #expect(validationErrors(result).isEmpty)
     }
 
@@ -105,17 +117,21 @@ import Testing
         let warnings = result.warnings.map(\.description)
         #expect(warnings.contains("cfg.yaml:6: action \"ticket\": steady has no jira action; not imported"))
         #expect(warnings.contains("cfg.yaml:7: action \"off\": disabled (enable: false); not imported"))
-        #expect(warnings.contains("cfg.yaml:12: action \"out\": field \"colour\" has no steady equivalent; not imported"))
+        #expect(
+            warnings.contains("cfg.yaml:12: action \"out\": field \"colour\" has no steady equivalent; not imported"))
         #expect(warnings.contains("cfg.yaml:3: route \"r\": action \"ticket\" is left out: steady has no jira action"))
-        #expect(warnings.contains("cfg.yaml:3: route \"r\": action \"missing\" is not defined in the configuration; left out"))
+        #expect(
+            warnings.contains(
+                "cfg.yaml:3: route \"r\": action \"missing\" is not defined in the configuration; left out"))
         #expect(validationErrors(result).isEmpty)
     }
 
     @Test func routeWithoutAnyImportedActionIsReported() throws {
         let result = try translate("routes:\n- name: r\n  actions: [ticket]\nactions:\n- {name: ticket, type: jira}\n")
         #expect(object(result, "Route", "r") == nil)
-        #expect(result.warnings.map(\.description).contains(
-            "cfg.yaml:2: route \"r\": no action of this route could be imported, so neither is the route"))
+        #expect(
+            result.warnings.map(\.description).contains(
+                "cfg.yaml:2: route \"r\": no action of this route could be imported, so neither is the route"))
     }
 
     @Test func namesAreMadeValidAndUnique() throws {

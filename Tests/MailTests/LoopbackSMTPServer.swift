@@ -23,7 +23,8 @@ final class LoopbackSMTPServer: @unchecked Sendable {
     static let unavailableReason: String? = {
         let check = try? CommandResult.run("/usr/bin/env", ["python3", "-c", "import aiosmtpd"], timeout: .seconds(30))
         guard let check, check.status == 0 else {
-            let reason = "skipping the SMTP server tests: python3 with aiosmtpd is missing "
+            let reason =
+                "skipping the SMTP server tests: python3 with aiosmtpd is missing "
                 + "(python3 -m pip install aiosmtpd): \(check?.error ?? "python3 not found")"
             print(reason)
             return reason

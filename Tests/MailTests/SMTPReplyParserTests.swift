@@ -29,9 +29,10 @@ import Testing
     }
 
     @Test func bareLineFeedsAndBareCodes() throws {
-        #expect(try replies(["250-first\n250\n354 go ahead\n"]) == [
-            SMTPReply(code: 250, lines: ["first", ""]), SMTPReply(code: 354, lines: ["go ahead"]),
-        ])
+        #expect(
+            try replies(["250-first\n250\n354 go ahead\n"]) == [
+                SMTPReply(code: 250, lines: ["first", ""]), SMTPReply(code: 354, lines: ["go ahead"]),
+            ])
     }
 
     @Test func incompleteReplyWaits() throws {

@@ -76,7 +76,8 @@ import Testing
             let yaml = validEmail.replacingOccurrences(of: "port: 587", with: "startTLS: \(policy)")
             #expect(
                 try errors(yaml) == [
-                    "spec.email.startTLS: must be required when a password is sent, so that it never crosses in clear text"
+                    "spec.email.startTLS: must be required when a password is sent, "
+                        + "so that it never crosses in clear text"
                 ])
         }
         let withoutCredentials = validEmail.replacingOccurrences(of: "port: 587", with: "startTLS: disabled")
@@ -160,7 +161,8 @@ import Testing
         #expect(email.schema.property("passwordFrom")?.schema.description?.contains("Secret") == true)
         let pagerduty = try #require(spec.property("pagerduty"))
         #expect(pagerduty.schema.property("routingKeyFrom")?.isRequired == true)
-        #expect(pagerduty.schema.property("severity")?.schema.allowedValues == ["critical", "error", "warning", "info"])
+        #expect(
+            pagerduty.schema.property("severity")?.schema.allowedValues == ["critical", "error", "warning", "info"])
         let document = OpenAPI.groupVersionDocument()
         let action = try #require(document["components"]?["schemas"]?["dev.steady.v1.Action"])
         #expect(action["properties"]?["spec"]?["properties"]?["email"]?["properties"]?["to"]?["type"] == "array")

@@ -104,11 +104,14 @@ extension PosteeImporter {
             if let port = node["port"]?.int {
                 email["port"] = .int(Int64(port))
                 if port == 465 {
-                    warn(node["port"] ?? node, subject, "port 465 is implicit TLS, which steady does not speak; use 587")
+                    warn(
+                        node["port"] ?? node, subject, "port 465 is implicit TLS, which steady does not speak; use 587")
                 }
             }
             if node["use-mx"]?.bool == true {
-                warn(node["use-mx"] ?? node, subject, "use-mx (delivery straight to MX hosts) is not supported; set host")
+                warn(
+                    node["use-mx"] ?? node, subject, "use-mx (delivery straight to MX hosts) is not supported; set host"
+                )
             }
             if let user = node["user"]?.string, !user.isEmpty {
                 email["username"] = .string(user)

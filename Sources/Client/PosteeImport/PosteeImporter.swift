@@ -46,14 +46,16 @@ public struct PosteeImporter {
             throw Failure(description: "\(file): not valid YAML: \(error)")
         }
         guard let root, let mapping = root.mapping else {
-            throw Failure(description: "\(file): a Postee configuration is a mapping with routes, templates and actions")
+            throw Failure(
+                description: "\(file): a Postee configuration is a mapping with routes, templates and actions")
         }
         var importer = PosteeImporter(file: file)
         let actionsKey = mapping["actions"] != nil ? "actions" : "outputs"
         for (key, value) in mapping {
             let name = key.string ?? ""
             if !["routes", "templates", "actions", "outputs"].contains(name) {
-                importer.warn(value, "setting \"\(name)\"", "Postee server settings have no steady equivalent; not imported")
+                importer.warn(
+                    value, "setting \"\(name)\"", "Postee server settings have no steady equivalent; not imported")
             }
         }
         for node in mapping["templates"]?.sequence ?? [] { importer.importTemplate(node) }
@@ -85,7 +87,12 @@ public struct PosteeImporter {
             PosteeImport.File(name: "routes.yaml", objects: routes),
             PosteeImport.File(name: "runners.yaml", objects: runners),
         ].filter { !$0.objects.isEmpty }
-        return PosteeImport(files: files, warnings: warnings)
+        // In the order of the file, as an editor would go through them.
+        let ordered = warnings.enumerated().sorted { left, right in
+            let (l, r) = (left.element.line ?? 0, right.element.line ?? 0)
+            return l != r ? l < r : left.offset < right.offset
+        }.map(\.element)
+        return PosteeImport(files: files, warnings: ordered)
     }
 
     // MARK: - Templates
@@ -103,12 +110,16 @@ public struct PosteeImporter {
             templates.append(Self.object("Template", name, spec: ["type": "raw-json"]))
             templateNames[original] = .some(name)
         } else {
-            let how =
-                if let regoPackage { "renders with the Rego package \(regoPackage)" }
-                else if body != nil { "renders with a Rego body" }
-                else if let url = node["url"]?.string { "renders with Rego fetched from \(url)" }
-                else if let legacy = node["legacy-scan-renderer"]?.string { "uses the legacy renderer \(legacy)" }
-                else { "has no rego-package, body or url" }
+            var how = "has no rego-package, body or url"
+            if let regoPackage {
+                how = "renders with the Rego package \(regoPackage)"
+            } else if body != nil {
+                how = "renders with a Rego body"
+            } else if let url = node["url"]?.string {
+                how = "renders with Rego fetched from \(url)"
+            } else if let legacy = node["legacy-scan-renderer"]?.string {
+                how = "uses the legacy renderer \(legacy)"
+            }
             warn(
                 node, subject,
                 "\(how), which steady cannot translate; not imported: routes using it send the raw event until a "
@@ -173,8 +184,10 @@ public struct PosteeImporter {
         if let templateNode = node["template"], let template = templateNode.string {
             switch templateNames[template] {
             case .some(.some(let name)): spec["template"] = .string(name)
-            case .some(.none): warn(templateNode, subject, "template \"\(template)\" was not imported; the route sends the raw event")
-            case .none: warn(templateNode, subject, "template \"\(template)\" is not defined; the route sends the raw event")
+            case .some(.none):
+                warn(templateNode, subject, "template \"\(template)\" was not imported; the route sends the raw event")
+            case .none:
+                warn(templateNode, subject, "template \"\(template)\" is not defined; the route sends the raw event")
             }
         }
         let serialize = node["serialize-actions"] ?? node["serialize-outputs"]
@@ -230,7 +243,8 @@ public struct PosteeImporter {
     static func inputPath(_ property: String) -> String {
         var path = "input"
         for part in property.split(separator: ".") {
-            let isIdentifier = part.first.map { $0.isLetter || $0 == "_" } == true
+            let isIdentifier =
+                part.first.map { $0.isLetter || $0 == "_" } == true
                 && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
             path += isIdentifier ? ".\(part)" : "[\"\(part.replacingOccurrences(of: "\"", with: "\\\""))\"]"
         }

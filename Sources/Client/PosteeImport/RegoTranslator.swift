@@ -121,7 +121,8 @@ enum RegoTranslator {
                 output += "r\"\(content)\""
                 index = condition.index(after: close)
             } else if character.isLetter || character == "_" {
-                let end = condition[index...].firstIndex { !($0.isLetter || $0.isNumber || $0 == "_") }
+                let end =
+                    condition[index...].firstIndex { !($0.isLetter || $0.isNumber || $0 == "_") }
                     ?? condition.endIndex
                 let word = String(condition[index..<end])
                 index = end
