@@ -42,6 +42,10 @@ public struct SMTPReplyParser: Sendable {
         }
     }
 
+    /// Whether bytes beyond the replies taken with ``next()`` have arrived: after STARTTLS's 220 there must be
+    /// none, or they could be plaintext injected to pass for answers given under TLS.
+    public var hasPendingInput: Bool { !pending.isEmpty || !lines.isEmpty || !ready.isEmpty }
+
     /// The next complete reply, if one has arrived.
     /// - Throws: ``Failure`` when the server sent something that is not a reply.
     public mutating func next() throws(Failure) -> SMTPReply? {

@@ -34,6 +34,11 @@ struct SMTPSession {
         if configuration.startTLS != .disabled {
             if capabilities["STARTTLS"] != nil {
                 try expect(await command("STARTTLS", at: .startTLS), 220, at: .startTLS)
+                guard !parser.hasPendingInput else {
+                    throw failure(
+                        .startTLS, .connection,
+                        "the server sent more after its answer to STARTTLS; refusing it as possible plaintext injection")
+                }
                 try await startTLS()
                 capabilities = try await hello()
             } else if configuration.startTLS == .required {

@@ -51,6 +51,17 @@ import Testing
         #expect(throws: SMTPReplyParser.Failure.self) { try replies([String(repeating: "2", count: 5000)]) }
     }
 
+    @Test func pendingInputIsSeen() throws {
+        var parser = SMTPReplyParser()
+        parser.feed("220 go ahead\r\n".utf8)
+        #expect(parser.hasPendingInput)
+        _ = try parser.next()
+        #expect(!parser.hasPendingInput)
+        parser.feed("220 go ahead\r\n250 injected".utf8)
+        _ = try parser.next()
+        #expect(parser.hasPendingInput)
+    }
+
     @Test func repliesBeforeAnErrorAreStillDelivered() throws {
         var parser = SMTPReplyParser()
         parser.feed("220 hi\r\nnonsense\r\n".utf8)
