@@ -108,6 +108,28 @@ import Testing
         #expect(warnings.contains("with \(result.error.components(separatedBy: "warning: ").count - 1) warnings"))
     }
 
+    @Test func theWrittenManifestsApplyToARealController() throws {
+        let directory = try TemporaryDirectory(prefix: "steady-postee")
+        defer { directory.remove() }
+        let output = directory.file("manifests").path
+        let imported = try CommandResult.run(Binaries.path("steady"), ["import", "postee", Self.fixture, "-o", output])
+        #expect(imported.status == 0, "\(imported)")
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start()
+        let dryRun = try controller.run("apply", ["-f", output, "--dry-run=server"])
+        #expect(dryRun.status == 0, "\(dryRun)")
+        let applied = try controller.run("apply", ["-f", output])
+        #expect(applied.status == 0, "\(applied)")
+        let routes = try controller.run("steady", ["get", "routes", "-o", "name"])
+        #expect(
+            Set(routes.output.split(separator: "\n").map(String.init)) == [
+                "route.steady.dev/stdout", "route.steady.dev/route1", "route.steady.dev/critical-vulns",
+                "route.steady.dev/runner-only-route", "route.steady.dev/controller-runner-route",
+                "route.steady.dev/iterating-route", "route.steady.dev/rego-files-route",
+            ])
+    }
+
     @Test func withoutOutputItPrintsOneYAMLStream() throws {
         let result = try CommandResult.run(Binaries.path("steady"), ["import", "postee", Self.fixture])
         #expect(result.status == 0, "\(result)")
