@@ -5,7 +5,12 @@ Prints "READY <port>" once it accepts connections, writes one JSON line per rece
 raw content, and the subject and body as Python's email parser decodes them), and stops when stdin closes.
 
     smtp_server.py --out FILE [--cert PEM --key PEM] [--user NAME --password SECRET] [--reject ADDRESS]
+    smtp_server.py --out FILE --inject
+
+With --inject it is not aiosmtpd but a bare server that answers STARTTLS with 220 and, in the same write, a
+plaintext "250" a man in the middle could have added.
 """
+import asyncio
 import argparse
 import email
 import email.policy
@@ -56,6 +61,32 @@ class Handler:
         return "250 OK queued"
 
 
+def run_injecting_server(port):
+    async def serve(reader, writer):
+        writer.write(b"220 injector ESMTP\r\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            command = line.strip().upper()
+            if command.startswith(b"EHLO"):
+                writer.write(b"250-injector\r\n250 STARTTLS\r\n")
+            elif command == b"STARTTLS":
+                writer.write(b"220 go ahead\r\n250-injector\r\n250 AUTH PLAIN\r\n")
+            else:
+                writer.write(b"500 unexpected\r\n")
+            await writer.drain()
+        writer.close()
+
+    async def main_loop():
+        server = await asyncio.start_server(serve, "127.0.0.1", port)
+        print(f"READY {port}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        server.close()
+
+    asyncio.run(main_loop())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -64,7 +95,11 @@ def main():
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--reject")
+    parser.add_argument("--inject", action="store_true")
     args = parser.parse_args()
+    if args.inject:
+        run_injecting_server(free_port())
+        return
 
     context = None
     if args.cert:

@@ -45,7 +45,10 @@ final class LoopbackSMTPServer: @unchecked Sendable {
     private let input: Pipe
 
     /// Starts a server; with `tls`, it offers (and requires) STARTTLS with a certificate for 127.0.0.1.
-    init(tls: Bool, user: String? = nil, password: String? = nil, reject: String? = nil) throws {
+    /// With `injecting`, a bare server that follows its 220 to STARTTLS with plaintext answers.
+    init(
+        tls: Bool, user: String? = nil, password: String? = nil, reject: String? = nil, injecting: Bool = false
+    ) throws {
         directory = try TemporaryDirectory(prefix: "steady-smtp")
         var arguments = [Self.script, "--out", directory.file("received.jsonl").path]
         if tls {
@@ -60,6 +63,7 @@ final class LoopbackSMTPServer: @unchecked Sendable {
         }
         if let user, let password { arguments += ["--user", user, "--password", password] }
         if let reject { arguments += ["--reject", reject] }
+        if injecting { arguments.append("--inject") }
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + arguments

@@ -123,6 +123,16 @@ struct SMTPServerTests {
         #expect(try server.received().count == 1)
     }
 
+    @Test func plaintextAfterTheAnswerToStartTLSIsRefused() async throws {
+        let server = try LoopbackSMTPServer(tls: false, injecting: true)
+        defer { server.stop() }
+        let error = try await #require(throws: SMTPError.self) {
+            try await SMTPClient(configuration: configuration(server)).send(message)
+        }
+        #expect(error.step == .startTLS)
+        #expect(error.message.contains("possible plaintext injection"))
+    }
+
     @Test func refusedRecipientNamesTheAddressAndCode() async throws {
         let server = try LoopbackSMTPServer(
             tls: true, user: "alerts", password: Self.password, reject: "sec@example.com")
