@@ -44,11 +44,25 @@ final class LoopbackSMTPServer: @unchecked Sendable {
     private let process: Process
     private let input: Pipe
 
-    /// Starts a server; with `tls`, it offers (and requires) STARTTLS with a certificate for 127.0.0.1.
-    /// With `injecting`, a bare server that follows its 220 to STARTTLS with plaintext answers.
-    init(
+    /// Starts a server; with `tls`, it offers (and requires) STARTTLS with a certificate for 127.0.0.1. With
+    /// `injecting`, a bare server that follows its 220 to STARTTLS with plaintext answers.
+    ///
+    /// The wait for the server runs on a thread of its own, not on the tests' cooperative threads.
+    static func start(
         tls: Bool, user: String? = nil, password: String? = nil, reject: String? = nil, injecting: Bool = false
-    ) throws {
+    ) async throws -> LoopbackSMTPServer {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(
+                    with: Result {
+                        try LoopbackSMTPServer(
+                            tls: tls, user: user, password: password, reject: reject, injecting: injecting)
+                    })
+            }
+        }
+    }
+
+    private init(tls: Bool, user: String?, password: String?, reject: String?, injecting: Bool) throws {
         directory = try TemporaryDirectory(prefix: "steady-smtp")
         var arguments = [Self.script, "--out", directory.file("received.jsonl").path]
         if tls {
@@ -104,10 +118,9 @@ final class LoopbackSMTPServer: @unchecked Sendable {
         }
     }
 
-    /// Stops the server (closing its standard input) and removes its files.
+    /// Stops the server (closing its standard input, on which it exits) and removes its files.
     func stop() {
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
         directory.remove()
     }
 }

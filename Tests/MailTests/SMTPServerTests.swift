@@ -29,7 +29,7 @@ struct SMTPServerTests {
 
     @Test(arguments: [SMTPConfiguration.AuthMechanism.plain, .login])
     func deliversOverStartTLSWithAuthentication(mechanism: SMTPConfiguration.AuthMechanism) async throws {
-        let server = try LoopbackSMTPServer(tls: true, user: "alerts", password: Self.password)
+        let server = try await LoopbackSMTPServer.start(tls: true, user: "alerts", password: Self.password)
         defer { server.stop() }
         let reply = try await SMTPClient(configuration: configuration(server, mechanism: mechanism)).send(message)
         #expect(reply.code == 250)
@@ -47,7 +47,7 @@ struct SMTPServerTests {
     }
 
     @Test func plainASCIIBodyKeepsItsDotLinesAfterStuffing() async throws {
-        let server = try LoopbackSMTPServer(tls: true, user: "alerts", password: Self.password)
+        let server = try await LoopbackSMTPServer.start(tls: true, user: "alerts", password: Self.password)
         defer { server.stop() }
         let ascii = MailMessage(
             from: "alerts@example.com", to: ["ops@example.com"], subject: "dots",
@@ -59,7 +59,7 @@ struct SMTPServerTests {
     }
 
     @Test func wrongPasswordNamesTheStepAndCodeButNeverThePassword() async throws {
-        let server = try LoopbackSMTPServer(tls: true, user: "alerts", password: Self.password)
+        let server = try await LoopbackSMTPServer.start(tls: true, user: "alerts", password: Self.password)
         defer { server.stop() }
         for mechanism in SMTPConfiguration.AuthMechanism.allCases {
             let wrong = "wr0ng-\(mechanism.rawValue)"
@@ -77,7 +77,7 @@ struct SMTPServerTests {
     }
 
     @Test func untrustedCertificateFailsTheHandshake() async throws {
-        let server = try LoopbackSMTPServer(tls: true, user: "alerts", password: Self.password)
+        let server = try await LoopbackSMTPServer.start(tls: true, user: "alerts", password: Self.password)
         defer { server.stop() }
         var settings = try configuration(server)
         settings.tls = try makeClientTLSConfiguration(caPEM: FixtureCA.pem)
@@ -90,7 +90,7 @@ struct SMTPServerTests {
     }
 
     @Test func credentialsAreNeverSentWithoutTLS() async throws {
-        let server = try LoopbackSMTPServer(tls: false, user: "alerts", password: Self.password)
+        let server = try await LoopbackSMTPServer.start(tls: false, user: "alerts", password: Self.password)
         defer { server.stop() }
         for policy in [SMTPConfiguration.StartTLS.opportunistic, .disabled] {
             let client = SMTPClient(configuration: try configuration(server, startTLS: policy))
@@ -109,7 +109,7 @@ struct SMTPServerTests {
     }
 
     @Test func requiredStartTLSFailsWhenTheServerDoesNotOfferIt() async throws {
-        let server = try LoopbackSMTPServer(tls: false)
+        let server = try await LoopbackSMTPServer.start(tls: false)
         defer { server.stop() }
         var settings = try configuration(server)
         settings.credentials = nil
@@ -124,7 +124,7 @@ struct SMTPServerTests {
     }
 
     @Test func plaintextAfterTheAnswerToStartTLSIsRefused() async throws {
-        let server = try LoopbackSMTPServer(tls: false, injecting: true)
+        let server = try await LoopbackSMTPServer.start(tls: false, injecting: true)
         defer { server.stop() }
         let error = try await #require(throws: SMTPError.self) {
             try await SMTPClient(configuration: configuration(server)).send(message)
@@ -134,7 +134,7 @@ struct SMTPServerTests {
     }
 
     @Test func refusedRecipientNamesTheAddressAndCode() async throws {
-        let server = try LoopbackSMTPServer(
+        let server = try await LoopbackSMTPServer.start(
             tls: true, user: "alerts", password: Self.password, reject: "sec@example.com")
         defer { server.stop() }
         let error = try await #require(throws: SMTPError.self) {
