@@ -24,21 +24,31 @@ public enum Admission {
                 guard normalized["spec"]?["type"]?.stringValue != TemplateSpec.TemplateType.rawJSON.rawValue,
                     let source = normalized["spec"]?[field]?.stringValue
                 else { continue }
-                do {
-                    if let compiled {
-                        _ = try compiled.template(source, field: "spec.\(field)")
-                    } else {
-                        _ = try TemplateCompiler.compile(source, field: "spec.\(field)")
-                    }
-                } catch {
-                    errors.append(error)
-                }
+                errors += checkTemplate(source, at: "spec.\(field)", compiled)
+            }
+        case ActionSpec.kind:
+            // An email's subject is a template of its own, rendered over the event.
+            if let subject = normalized["spec"]?["email"]?["subject"]?.stringValue {
+                errors += checkTemplate(subject, at: "spec.email.subject", compiled)
             }
         default:
             break
         }
         if !errors.isEmpty { throw ValidationFailure(errors) }
         return normalized
+    }
+
+    private static func checkTemplate(_ source: String, at path: String, _ compiled: CompiledCache?) -> [FieldError] {
+        do {
+            if let compiled {
+                _ = try compiled.template(source, field: path)
+            } else {
+                _ = try TemplateCompiler.compile(source, field: path)
+            }
+            return []
+        } catch {
+            return [error]
+        }
     }
 
     private static func checkExpression(

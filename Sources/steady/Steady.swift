@@ -23,6 +23,7 @@ struct Steady: AsyncParsableCommand {
             WaitCommand.self,
             RunCommand.self,
             LogsCommand.self,
+            ImportCommand.self,
         ]
     )
 }

@@ -112,6 +112,29 @@ func everyKindOfSectionCounts(open: String, close: String) throws {
     #expect(compileError("{{#a}}x{{/b}}")?.message.contains("section closed with a different name") == true)
 }
 
+// An email action's subject is a template too: admission compiles it and names the field.
+@Test(.timeLimit(.minutes(2))) func admissionRejectsABrokenEmailSubject() throws {
+    func action(subject: String) -> JSONValue {
+        [
+            "apiVersion": "steady.dev/v1", "kind": "Action", "metadata": ["name": "mail"],
+            "spec": [
+                "type": "email",
+                "email": [
+                    "host": "smtp.example.com", "from": "a@example.com", "to": ["b@example.com"],
+                    "subject": .string(subject),
+                ],
+            ],
+        ]
+    }
+    _ = try Admission.admit(Kinds.action, action(subject: "{{input.image}} has findings"))
+    do {
+        _ = try Admission.admit(Kinds.action, action(subject: "{{#input.image}} never closed"))
+        Issue.record("a subject with an unclosed section was admitted")
+    } catch {
+        #expect(error.description.hasPrefix("spec.email.subject: 1:"))
+    }
+}
+
 // Admission runs the same check, for the title as well as the body.
 @Test(.timeLimit(.minutes(2))) func admissionRejectsDeepTemplatesNamingTheField() throws {
     let template: JSONValue = [
