@@ -157,6 +157,15 @@ let package = Package(
             path: "Sources/SteadyBench",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "steady-fuzz",
+            dependencies: [
+                "Agent", "Client", "Resources", "Routing",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            path: "Sources/SteadyFuzz",
+            swiftSettings: strict
+        ),
         .target(
             name: "SteadyTesting",
             dependencies: ["Resources", "Reconciler", "Client"],
