@@ -60,7 +60,8 @@ public final class Agent: Service {
             logger.warning(
                 "cannot load the last good slice; starting empty", metadata: ["steady.error": "\(error)"])
         }
-        state = AgentState(lastGood: lastGood, validator: SliceValidator(allowsExec: configuration.allowsExec, runner: configuration.name))
+        let validator = SliceValidator(allowsExec: configuration.allowsExec, runner: configuration.name)
+        state = AgentState(lastGood: lastGood, validator: validator)
         var runs: RunService?
         if let runLedgerDirectory {
             do {

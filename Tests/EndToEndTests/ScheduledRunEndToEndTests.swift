@@ -62,7 +62,8 @@ import Testing
         controller.stop(signal: SIGKILL)
         agent.stop()
         let endsBefore = lines(log).filter { $0 == "end" }.count
-        try agent.start(controller: controller, joinToken: nil, runCommand: "/bin/sh -c 'echo start >> \(log); echo end >> \(log)'")
+        try agent.start(
+            controller: controller, joinToken: nil, runCommand: "/bin/sh -c 'echo start >> \(log); echo end >> \(log)'")
         #expect(
             eventually(timeout: .seconds(60)) { lines(log).filter { $0 == "end" }.count > endsBefore },
             "\(lines(log))\n\(agent.log())")

@@ -86,7 +86,8 @@ public struct RunSchedule: Sendable, Equatable {
         startingAt start: Date, maxOutputBytes: Int = RunProtocol.defaultMaximumOutputBytes
     ) -> RunRequest {
         RunRequest(
-            runUID: "\(Self.runUIDPrefix)\(runner).\(Int64((start.timeIntervalSince1970 * 1000).rounded()))", runName: "schedule",
+            runUID: "\(Self.runUIDPrefix)\(runner).\(Int64((start.timeIntervalSince1970 * 1000).rounded()))",
+            runName: "schedule",
             timeoutMilliseconds: maxDuration.map { Int64(($0 * 1000).rounded()) }, maxOutputBytes: maxOutputBytes)
     }
 

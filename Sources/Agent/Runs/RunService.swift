@@ -122,7 +122,8 @@ public actor RunService {
         do {
             try ledger.acknowledge(uid)
         } catch {
-            logger.error("cannot record an acknowledged run", metadata: ["steady.run": "\(uid)", "steady.error": "\(error)"])
+            logger.error(
+                "cannot record an acknowledged run", metadata: ["steady.run": "\(uid)", "steady.error": "\(error)"])
         }
     }
 
