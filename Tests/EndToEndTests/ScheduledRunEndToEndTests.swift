@@ -4,7 +4,8 @@ import SteadyTesting
 import Testing
 
 /// Runner `spec.schedule` with a real controller and agent: the agent runs its own run command on schedule, one run
-/// at a time, records each in `status.lastRun`, and keeps its schedule while the controller is down.
+/// at a time, records each in `status.lastRun` (its output for `steady logs runner/NAME`), and keeps its schedule
+/// while the controller is down.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ScheduledRunEndToEndTests {
     /// The Runner's `status.lastRun`, read with `steady get -o json`.
     func lastRun(_ controller: ControllerProcess) -> JSONValue? {
@@ -56,6 +57,11 @@ import Testing
         #expect(recorded?["outputBytes"] == 3)
         #expect(recorded?["startTime"]?.stringValue != nil)
         let completed = try #require(recorded?["completionTime"]?.stringValue)
+        // The latest scheduled run's output is kept on the controller (a run just started may have none yet).
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                (try? controller.run("steady", ["logs", "runner/web-1"]))?.output == "ok\n"
+            }, "\(String(describing: try? controller.run("steady", ["logs", "runner/web-1"])))")
 
         // With the controller down, the agent (restarted too) runs on the schedule it kept in its slice.
         let port = controller.port

@@ -16,7 +16,7 @@ import Resources
 /// agent reports the result as the Runner's `status.lastRun`.
 public struct RunSchedule: Sendable, Equatable {
     /// How the run UIDs of scheduled runs start.
-    public static let runUIDPrefix = "schedule."
+    public static let runUIDPrefix = RunProtocol.scheduledRunUIDPrefix
 
     /// What to do now.
     public enum Action: Sendable, Equatable {
@@ -81,13 +81,12 @@ public struct RunSchedule: Sendable, Equatable {
     }
 
     /// The request for the run starting at `start`: the agent's own run command, `maxDuration` as its timeout, and
-    /// a run UID unique to this runner and start, so the ledger never starts one slot twice.
+    /// a run UID unique to the start (the ledger is this runner's own), so the ledger never starts one slot twice.
     public func request(
         startingAt start: Date, maxOutputBytes: Int = RunProtocol.defaultMaximumOutputBytes
     ) -> RunRequest {
         RunRequest(
-            runUID: "\(Self.runUIDPrefix)\(runner).\(Int64((start.timeIntervalSince1970 * 1000).rounded()))",
-            runName: "schedule",
+            runUID: "\(Self.runUIDPrefix)\(Int64((start.timeIntervalSince1970 * 1000).rounded()))", runName: "schedule",
             timeoutMilliseconds: maxDuration.map { Int64(($0 * 1000).rounded()) }, maxOutputBytes: maxOutputBytes)
     }
 

@@ -38,8 +38,8 @@ public actor RunService {
 
     public init(executor: RunExecutor, ledger: RunLedger, logger: Logger) {
         var ledger = ledger
-        // Scheduled runs are reported in the agent's report, never on the stream: a result the ledger made on load
-        // (AgentRestarted) is acknowledged here rather than sent to a dispatcher that never dispatched it.
+        // Scheduled runs reach the Runner's status in the agent's report, and their results are not re-sent after a
+        // reconnect: one the ledger made on load (AgentRestarted) is acknowledged here.
         for result in ledger.unacknowledgedResults where result.runUID.hasPrefix(RunSchedule.runUIDPrefix) {
             Self.acknowledge(result.runUID, in: &ledger, logger: logger)
         }
@@ -55,7 +55,7 @@ public actor RunService {
     public func run() async {
         await withDiscardingTaskGroup { group in
             for await request in work {
-                group.addTask { await self.execute(request) }
+                group.addTask { _ = await self.execute(request) }
             }
         }
     }
@@ -90,21 +90,18 @@ public actor RunService {
 
     /// Runs a scheduled request (``RunSchedule/request(startingAt:)``) to its end through the ledger and the
     /// executor, as a remote run, and returns its result; nil when the ledger has seen its UID already (that slot
-    /// ran before) or cannot record it. Nothing goes on the stream: the result reaches the controller in the
-    /// agent's report, so it is acknowledged in the ledger at once.
+    /// ran before) or cannot record it. Its start, output and result go on the stream while one is up, for the
+    /// controller to keep its output; the result reaches the Runner's status in the agent's report, so it is
+    /// acknowledged in the ledger at once and never sent again.
     public func runScheduled(
         _ request: RunRequest, onStart: @escaping @Sendable (Date) async -> Void = { _ in }
     ) async -> RunResult? {
         guard begin(request) == .start else { return nil }
-        let cancellation = RunCancellation()
-        cancellations[request.runUID] = cancellation
         // A refusal (no run command) comes back as a `Refused` result without starting anything.
-        let outcome = await executor.run(request, cancellation: cancellation, onStart: onStart)
-        cancellations[request.runUID] = nil
-        record(outcome.result, runName: request.runName)
+        let result = await execute(request, onStart: onStart)
         Self.acknowledge(request.runUID, in: &ledger, logger: logger)
-        lastScheduledResult = outcome.result
-        return outcome.result
+        lastScheduledResult = result
+        return result
     }
 
     /// Records `request` in the ledger; nil when it cannot (then it must not start: a restart could start it again).
@@ -150,18 +147,25 @@ public actor RunService {
         }
     }
 
-    private func execute(_ request: RunRequest) async {
+    private func execute(
+        _ request: RunRequest, onStart: @escaping @Sendable (Date) async -> Void = { _ in }
+    ) async -> RunResult {
         let uid = request.runUID
         let cancellation = cancellations[uid] ?? RunCancellation()
+        cancellations[uid] = cancellation
+        sequences[uid] = sequences[uid] ?? 0
         let outcome = await executor.run(
             request, cancellation: cancellation,
-            onStart: { time in await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
+            onStart: { time in
+                await onStart(time)
+                await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
             },
             onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
         cancellations[uid] = nil
         sequences[uid] = nil
         record(outcome.result, runName: request.runName)
         await send?(.result(outcome.result))
+        return outcome.result
     }
 
     private func deliver(_ message: RunAgentMessage) async {
