@@ -26,6 +26,10 @@ public final class Agent: Service {
     /// Remote runs: nil for an agent without a state directory (the ledger that keeps a run from starting twice
     /// lives there).
     let runs: RunService?
+    /// Runs on the Runner's own `spec.schedule`, through ``runs``; nil when ``runs`` is.
+    let scheduler: RunScheduler?
+    /// Asks the connected stream for a report: on each heartbeat, each slice message, each scheduled run.
+    private let reportTrigger = ReportTrigger()
 
     /// Creates an agent and loads its last good slice from `sliceStorage`, so it serves it at once.
     ///
@@ -56,7 +60,8 @@ public final class Agent: Service {
             logger.warning(
                 "cannot load the last good slice; starting empty", metadata: ["steady.error": "\(error)"])
         }
-        state = AgentState(lastGood: lastGood, validator: SliceValidator(allowsExec: configuration.allowsExec))
+        let validator = SliceValidator(allowsExec: configuration.allowsExec, runner: configuration.name)
+        state = AgentState(lastGood: lastGood, validator: validator)
         var runs: RunService?
         if let runLedgerDirectory {
             do {
@@ -72,6 +77,12 @@ public final class Agent: Service {
             }
         }
         self.runs = runs
+        scheduler = runs.map { [state, reportTrigger] runs in
+            RunScheduler(runner: configuration.name, runs: runs) { summary in
+                await state.setLastRun(summary)
+                reportTrigger.pull()
+            }
+        }
     }
 
     /// Creates an agent keeping everything in one state directory.
@@ -109,6 +120,12 @@ public final class Agent: Service {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     if let runs = self.runs { group.addTask { await runs.run() } }
+                    if let runs = self.runs, let scheduler = self.scheduler {
+                        // Runs on schedule from the slice kept on disk, whether or not the controller is up.
+                        await self.state.setLastRun(await runs.lastScheduledResult.map(RunSchedule.summary(of:)))
+                        await scheduler.update(await self.state.currentSlice.schedule(of: self.configuration.name))
+                        group.addTask { await scheduler.run() }
+                    }
                     group.addTask { try await self.enrolAndFollow() }
                     defer { group.cancelAll() }
                     // The agent's life ends with its stream loop; runs still going are stopped with it.
@@ -141,7 +158,7 @@ public final class Agent: Service {
     }
 
     private func run(client: AgentControllerClient, identity: AgentIdentity) async throws {
-        let reportTrigger = ReportTrigger()
+        let reportTrigger = self.reportTrigger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.followSlice(client: client, identity: identity, reportTrigger: reportTrigger) }
             group.addTask {
@@ -363,6 +380,7 @@ public final class Agent: Service {
             do {
                 try sliceStorage.saveSlice(slice)
                 await state.commit(slice)
+                await scheduler?.update(slice.schedule(of: configuration.name))
                 logger.info(
                     "slice applied",
                     metadata: [

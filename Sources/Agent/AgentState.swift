@@ -19,6 +19,8 @@ public actor AgentState {
     public var syncStatus: SyncStatus { synchronizer.status }
     /// Whether the slice stream is connected now.
     public private(set) var isConnected = false
+    /// The latest run on the Runner's own schedule, going or ended; sent in every report.
+    public private(set) var lastRun: RunnerSpec.RunSummary?
     /// Why the slice loaded from storage was not used, when it was not.
     public var droppedLoadedSlice: (reason: String, message: String)? { synchronizer.droppedLoadedSlice }
 
@@ -45,6 +47,10 @@ public actor AgentState {
         synchronizer.failToPersist(error)
     }
 
+    func setLastRun(_ summary: RunnerSpec.RunSummary?) {
+        lastRun = summary
+    }
+
     /// The report to send now, or nil before the first slice message was handled.
     func makeReport(hostname: String, agentVersion: String) -> AgentReport? {
         let status = synchronizer.status
@@ -52,6 +58,7 @@ public actor AgentState {
         let applied = synchronizer.applied
         return AgentReport(
             hostname: hostname, agentVersion: agentVersion, observedSliceRevision: applied.revision,
-            sliceDigest: applied.digest, synced: status.isSynced, reason: status.reason, message: status.message)
+            sliceDigest: applied.digest, synced: status.isSynced, reason: status.reason, message: status.message,
+            lastRun: lastRun)
     }
 }

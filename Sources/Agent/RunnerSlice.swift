@@ -41,6 +41,13 @@ public struct RunnerSlice: Sendable, Equatable {
         objects[SliceKey(kind: kind, name: name)]
     }
 
+    /// The `spec.schedule` of `runner`'s own Runner, when the slice holds it (the controller sends it only to a
+    /// runner that has a schedule); nil when it does not, or when it does not decode (the validator admitted it).
+    public func schedule(of runner: String) -> RunnerSpec.Schedule? {
+        guard let schedule = self[RunnerSpec.kind, runner]?["spec"]?["schedule"], schedule != .null else { return nil }
+        return try? schedule.decode(as: RunnerSpec.Schedule.self)
+    }
+
     /// This slice with `upserts` added or replaced and `removed` deleted, at `revision`.
     public func applying(upserts: [SliceObject], removed: [SliceKey], revision: Int64) -> RunnerSlice {
         var objects = self.objects

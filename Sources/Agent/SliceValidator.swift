@@ -2,7 +2,8 @@ import Resources
 import Routing
 
 /// Checks slice objects before an agent applies them: the same admission the API server runs, the kinds a slice
-/// may hold, and the agent's own policy (no `exec` actions unless `--allow-exec`).
+/// may hold (a Runner only when it is the agent's own), and the agent's own policy (no `exec` actions unless
+/// `--allow-exec`).
 public struct SliceValidator: Sendable {
     /// Why one object cannot be applied.
     public enum Problem: Sendable, Equatable {
@@ -26,10 +27,13 @@ public struct SliceValidator: Sendable {
 
     /// Whether `exec` actions may be applied.
     public var allowsExec: Bool
+    /// The agent's runner: the only Runner its slice may hold (for its schedule). Nil accepts any name.
+    public var runner: String?
 
     /// Creates a validator.
-    public init(allowsExec: Bool) {
+    public init(allowsExec: Bool, runner: String? = nil) {
         self.allowsExec = allowsExec
+        self.runner = runner
     }
 
     /// The problem with one object, or nil when it can be applied.
@@ -42,6 +46,9 @@ public struct SliceValidator: Sendable {
         }
         guard object["metadata"]?["name"]?.stringValue == key.name else {
             return .invalid("its metadata.name is \(object["metadata"]?["name"]?.stringValue ?? "missing"), not \(key.name)")
+        }
+        if key.kind == RunnerSpec.kind, let runner, key.name != runner {
+            return .invalid("a slice holds only its own runner's Runner (\(runner)), not another runner's")
         }
         let admitted: JSONValue
         do {

@@ -4,7 +4,7 @@ import NIOHTTP1
 import Resources
 
 /// The text of a RemoteRun's `log` subresource, as it arrives: the stored output, then, when following, live
-/// output until the run is over.
+/// output until the run is over. Or a Runner's: the output of its latest scheduled run.
 ///
 /// The request starts on the first `next()` and runs in the iterating task, so cancelling that task ends it.
 /// An error answer (unknown run or runner, 403) is thrown as ``APIClientError``.
@@ -14,10 +14,13 @@ public struct RunLog: AsyncSequence, Sendable {
     let path: String
     let query: [(String, String)]
 
-    /// The log of the RemoteRun `name`: one runner's (no prefixes) or every runner's, followed or not.
-    public init(client: APIClient, name: String, runner: String? = nil, follow: Bool = false) {
+    /// The log of the RemoteRun `name`: one runner's (no prefixes) or every runner's, followed or not; or, with
+    /// `kind` ``Kinds/runner``, of the Runner `name`.
+    public init(
+        client: APIClient, kind: KindInfo = Kinds.remoteRun, name: String, runner: String? = nil, follow: Bool = false
+    ) {
         self.client = client
-        path = client.itemPath(Kinds.remoteRun, name, subresource: "log")
+        path = client.itemPath(kind, name, subresource: "log")
         var query: [(String, String)] = []
         if let runner { query.append(("runner", runner)) }
         if follow { query.append(("follow", "true")) }

@@ -72,7 +72,7 @@ import Testing
         let request = schedule.request(startingAt: Self.at(10))
         #expect(request.timeoutMilliseconds == 120_000)
         #expect(request.command == nil)
-        #expect(request.runUID == "schedule.web-1.1800000010000")
+        #expect(request.runUID == "schedule.1800000010000")
         #expect(schedule.request(startingAt: Self.at(310)).runUID != request.runUID)
     }
 }

@@ -104,8 +104,8 @@ import Testing
 
     @Test func objectsOfOtherKindsOrMislabelledAreInvalid() {
         let validator = SliceValidator(allowsExec: false)
-        let runner = F.object("Runner", "web-1", field: "spec", [:])
-        #expect(validator.problem(with: runner.object, key: runner.key) == .invalid("kind Runner may not be in a slice"))
+        let run = F.object("RemoteRun", "nightly", field: "spec", [:])
+        #expect(validator.problem(with: run.object, key: run.key) == .invalid("kind RemoteRun may not be in a slice"))
         let action = F.httpAction("notify")
         if case .invalid(let message) = validator.problem(with: action.object, key: SliceKey(kind: "Action", name: "other")) {
             #expect(message.contains("metadata.name"))

@@ -133,9 +133,13 @@ import Testing
                 == "1 running, 1 succeeded of 2")
     }
 
-    @Test func logsTakesOneRemoteRun() throws {
-        #expect(try LogsCommand.parse(["remoterun/nightly", "--runner", "web-1", "-f"]).name() == "nightly")
-        #expect(try LogsCommand.parse(["rr", "nightly"]).name() == "nightly")
+    @Test func logsTakesOneRemoteRunOrRunner() throws {
+        #expect(try LogsCommand.parse(["remoterun/nightly", "--runner", "web-1", "-f"]).target().1 == "nightly")
+        #expect(try LogsCommand.parse(["rr", "nightly"]).target().1 == "nightly")
+        // A runner's log is its latest scheduled run: nothing to pick or follow.
+        #expect(try LogsCommand.parse(["runner/web-1"]).target().0.kind == "Runner")
+        #expect(throws: (any Error).self) { try LogsCommand.parse(["runner/web-1", "-f"]) }
+        #expect(throws: (any Error).self) { try LogsCommand.parse(["runner/web-1", "--runner", "web-1"]) }
         #expect(throws: (any Error).self) { try LogsCommand.parse(["route/x"]) }
         #expect(throws: (any Error).self) { try LogsCommand.parse(["remoterun/a", "remoterun/b"]) }
         #expect(throws: (any Error).self) { try LogsCommand.parse([]) }

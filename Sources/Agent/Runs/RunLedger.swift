@@ -139,6 +139,12 @@ public struct RunLedger: Sendable {
     /// Runs recorded as started and not finished (in this process's life: the ones running now).
     public var runningUIDs: [String] { entries.filter { $0.value.state == .started }.map(\.key).sorted() }
 
+    /// The newest result, acknowledged or not, of the runs whose UID starts with `prefix` (scheduled runs).
+    public func latestResult(uidPrefix prefix: String) -> RunResult? {
+        entries.filter { $0.key.hasPrefix(prefix) && $0.value.result != nil }
+            .max { ($0.value.recordedTime, $0.key) < ($1.value.recordedTime, $1.key) }?.value.result
+    }
+
     /// Whether `runUID` was ever taken.
     public func contains(_ runUID: String) -> Bool { entries[runUID] != nil }
 

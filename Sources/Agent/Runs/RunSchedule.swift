@@ -10,10 +10,14 @@ import Resources
 /// next start comes is not started again: that start is missed, and the next one is the first after it ends.
 /// `maxDuration` becomes the run's timeout, so ``RunExecutor`` stops it like any other timed-out run.
 ///
-/// Wiring: the agent keeps one from its Runner's `spec.schedule` (replaced when the slice or Runner changes), sleeps
-/// on an injected clock until ``next(now:)`` says `.start`, runs ``request(startingAt:)`` through the `RunLedger` and
-/// ``RunExecutor``, then calls ``finished(at:)`` and reports the result as the Runner's `status.lastRun`.
+/// Wiring: ``RunScheduler`` keeps one from the Runner in the agent's slice (replaced when its `spec.schedule`
+/// changes), sleeps until ``next(now:)`` says `.start`, runs ``request(startingAt:)`` (the slot's start) through the
+/// `RunLedger` and ``RunExecutor`` (``RunService/runScheduled(_:onStart:)``), then calls ``finished(at:)``; the
+/// agent reports the result as the Runner's `status.lastRun`.
 public struct RunSchedule: Sendable, Equatable {
+    /// How the run UIDs of scheduled runs start.
+    public static let runUIDPrefix = RunProtocol.scheduledRunUIDPrefix
+
     /// What to do now.
     public enum Action: Sendable, Equatable {
         /// Start a run now (the schedule now counts it as running).
@@ -77,13 +81,22 @@ public struct RunSchedule: Sendable, Equatable {
     }
 
     /// The request for the run starting at `start`: the agent's own run command, `maxDuration` as its timeout, and
-    /// a run UID unique to this runner and start, so the ledger never starts one slot twice.
+    /// a run UID unique to the start (the ledger is this runner's own), so the ledger never starts one slot twice.
     public func request(
         startingAt start: Date, maxOutputBytes: Int = RunProtocol.defaultMaximumOutputBytes
     ) -> RunRequest {
         RunRequest(
-            runUID: "schedule.\(runner).\(Int64((start.timeIntervalSince1970 * 1000).rounded()))", runName: "schedule",
+            runUID: "\(Self.runUIDPrefix)\(Int64((start.timeIntervalSince1970 * 1000).rounded()))", runName: "schedule",
             timeoutMilliseconds: maxDuration.map { Int64(($0 * 1000).rounded()) }, maxOutputBytes: maxOutputBytes)
+    }
+
+    /// A run's result as the Runner's `status.lastRun`.
+    public static func summary(of result: RunResult) -> RunnerSpec.RunSummary {
+        RunnerSpec.RunSummary(
+            phase: result.phase, exitCode: result.exitCode, signal: result.signal, startTime: result.startTime,
+            completionTime: result.completionTime, outputBytes: result.outputBytes,
+            outputTruncated: result.outputTruncated, reason: result.reason, message: result.message,
+            trigger: RunnerSpec.RunSummary.scheduleTrigger)
     }
 
     /// FNV-1a, 64 bits: the same value for the same name in every process (Swift's `hashValue` is seeded per

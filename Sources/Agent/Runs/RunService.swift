@@ -19,6 +19,7 @@ import Resources
 /// Wiring: the agent runs ``run()`` in its service group for its whole life; its stream loop calls
 /// ``connected(send:)`` when a stream is up (with a closure writing one line: `RunAgentMessage.line()`),
 /// ``disconnected()`` when it drops, and ``handle(_:)`` for each line `RunControllerMessage.decode(line:)` returns.
+/// ``RunScheduler`` calls ``runScheduled(_:onStart:)`` for the runs on the Runner's own schedule.
 public actor RunService {
     /// Writes one message on the current stream.
     public typealias Send = @Sendable (RunAgentMessage) async -> Void
@@ -32,7 +33,17 @@ public actor RunService {
     private let work: AsyncStream<RunRequest>
     private let workContinuation: AsyncStream<RunRequest>.Continuation
 
+    /// The newest result of a scheduled run: the ledger's at start, then each one's as it ends.
+    public private(set) var lastScheduledResult: RunResult?
+
     public init(executor: RunExecutor, ledger: RunLedger, logger: Logger) {
+        var ledger = ledger
+        // Scheduled runs reach the Runner's status in the agent's report, and their results are not re-sent after a
+        // reconnect: one the ledger made on load (AgentRestarted) is acknowledged here.
+        for result in ledger.unacknowledgedResults where result.runUID.hasPrefix(RunSchedule.runUIDPrefix) {
+            Self.acknowledge(result.runUID, in: &ledger, logger: logger)
+        }
+        lastScheduledResult = ledger.latestResult(uidPrefix: RunSchedule.runUIDPrefix)
         self.executor = executor
         self.ledger = ledger
         self.logger = logger
@@ -44,7 +55,7 @@ public actor RunService {
     public func run() async {
         await withDiscardingTaskGroup { group in
             for await request in work {
-                group.addTask { await self.execute(request) }
+                group.addTask { _ = await self.execute(request) }
             }
         }
     }
@@ -73,24 +84,48 @@ public actor RunService {
         case .cancel(let cancel):
             cancellations[cancel.runUID]?.cancel()
         case .acknowledge(let acknowledge):
-            do {
-                try ledger.acknowledge(acknowledge.runUID)
-            } catch {
-                logger.error("cannot record an acknowledged run", metadata: metadata(acknowledge.runUID, error))
-            }
+            Self.acknowledge(acknowledge.runUID, in: &ledger, logger: logger)
+        }
+    }
+
+    /// Runs a scheduled request (``RunSchedule/request(startingAt:)``) to its end through the ledger and the
+    /// executor, as a remote run, and returns its result; nil when the ledger has seen its UID already (that slot
+    /// ran before) or cannot record it. Its start, output and result go on the stream while one is up, for the
+    /// controller to keep its output; the result reaches the Runner's status in the agent's report, so it is
+    /// acknowledged in the ledger at once and never sent again.
+    public func runScheduled(
+        _ request: RunRequest, onStart: @escaping @Sendable (Date) async -> Void = { _ in }
+    ) async -> RunResult? {
+        guard begin(request) == .start else { return nil }
+        // A refusal (no run command) comes back as a `Refused` result without starting anything.
+        let result = await execute(request, onStart: onStart)
+        Self.acknowledge(request.runUID, in: &ledger, logger: logger)
+        lastScheduledResult = result
+        return result
+    }
+
+    /// Records `request` in the ledger; nil when it cannot (then it must not start: a restart could start it again).
+    private func begin(_ request: RunRequest) -> RunLedger.Admission? {
+        do {
+            return try ledger.begin(request)
+        } catch {
+            logger.error(
+                "cannot record a run before starting it; it is not started", metadata: metadata(request.runUID, error))
+            return nil
+        }
+    }
+
+    private static func acknowledge(_ uid: String, in ledger: inout RunLedger, logger: Logger) {
+        do {
+            try ledger.acknowledge(uid)
+        } catch {
+            logger.error(
+                "cannot record an acknowledged run", metadata: ["steady.run": "\(uid)", "steady.error": "\(error)"])
         }
     }
 
     private func take(_ request: RunRequest) async {
-        let admission: RunLedger.Admission
-        do {
-            admission = try ledger.begin(request)
-        } catch {
-            // Without a ledger entry a restart could start it again: better not to start it at all.
-            logger.error(
-                "cannot record a run before starting it; it is not started", metadata: metadata(request.runUID, error))
-            return
-        }
+        guard let admission = begin(request) else { return }
         switch admission {
         case .alreadyStarted:
             await send?(.accepted(RunAccepted(runUID: request.runUID)))
@@ -112,18 +147,25 @@ public actor RunService {
         }
     }
 
-    private func execute(_ request: RunRequest) async {
+    private func execute(
+        _ request: RunRequest, onStart: @escaping @Sendable (Date) async -> Void = { _ in }
+    ) async -> RunResult {
         let uid = request.runUID
         let cancellation = cancellations[uid] ?? RunCancellation()
+        cancellations[uid] = cancellation
+        sequences[uid] = sequences[uid] ?? 0
         let outcome = await executor.run(
             request, cancellation: cancellation,
-            onStart: { time in await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
+            onStart: { time in
+                await onStart(time)
+                await self.deliver(.started(RunStarted(runUID: uid, startTime: Timestamp.format(time))))
             },
             onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
         cancellations[uid] = nil
         sequences[uid] = nil
         record(outcome.result, runName: request.runName)
         await send?(.result(outcome.result))
+        return outcome.result
     }
 
     private func deliver(_ message: RunAgentMessage) async {

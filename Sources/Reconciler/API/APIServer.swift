@@ -108,7 +108,11 @@ public struct APIServer: Sendable {
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
             // By ALPN: HTTP/2 or HTTP/1.1 for the API, and the agent stream for agents.
-            let streams = agents.map { AgentStreamServer(gateway: $0, authenticator: authenticator) }
+            let streams = agents.map { gateway in
+                var server = AgentStreamServer(gateway: gateway, authenticator: authenticator)
+                server.scheduledOutput = runOutput.map(ScheduledRunOutput.init(store:))
+                return server
+            }
             server = try ControllerChannel.builder(tlsConfiguration: tls, agentStreams: streams?.serve)
         } else {
             server = .http1()

@@ -9,6 +9,9 @@ import Resources
 /// Admins only: an agent's credential gets 403. An unknown run, or a runner the run neither targets nor has
 /// output of, is a 404 `Status`. With `follow=true` the answer streams: the stored output, then live output,
 /// until the runner (or, without `runner`, the whole run) is finished, or the run is deleted.
+///
+/// `GET /apis/steady.dev/v1/runners/{name}/log`: the output of the runner's latest scheduled run
+/// (``ScheduledRunOutput``), unprefixed; not followed.
 struct RunLogRoutes: Sendable {
     let objects: ObjectService
     let output: RunOutputStore
@@ -38,7 +41,7 @@ struct RunLogRoutes: Sendable {
         guard let info = Kinds.info(forPlural: resource) else {
             throw APIError(.notFound, "the server could not find the requested resource (\(resource).\(API.group))")
         }
-        guard info.kind == RemoteRunSpec.kind else {
+        guard info.kind == RemoteRunSpec.kind || info.kind == RunnerSpec.kind else {
             throw APIError(.notFound, "\(info.plural).\(API.group) has no subresource \"log\"")
         }
         let name = context.parameters.get("name") ?? ""
@@ -57,6 +60,9 @@ struct RunLogRoutes: Sendable {
         let query = QueryParameters(request)
         let isFollowing = try query.bool("follow") ?? false
         let runner = query.string("runner")
+        if info.kind == RunnerSpec.kind {
+            return try await scheduledLog(info: info, name: name, isFollowing: isFollowing)
+        }
         if let runner, runner.isEmpty {
             throw APIError(.badRequest, "invalid value \"\" for query parameter runner: name a runner of the run")
         }
@@ -95,6 +101,20 @@ struct RunLogRoutes: Sendable {
                 })
         }
         return try await follow(info: info, object: object, uid: uid, runner: runner)
+    }
+
+    /// The output of runner `name`'s latest scheduled run, all of it stored (at most the per-runner bound).
+    private func scheduledLog(info: KindInfo, name: String, isFollowing: Bool) async throws(APIError) -> Response {
+        guard !isFollowing else {
+            throw APIError(
+                .badRequest, "follow is for remoteruns: a runner's log is the output of its latest scheduled run")
+        }
+        _ = try await objects.get(info, name: name)
+        let text = RunLogFormatter.text(
+            of: output.outputs(run: ScheduledRunOutput.run(of: name), runner: name), showsRunner: false)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
     }
 
     /// Streams the output until the followed runners are finished or the run is over.

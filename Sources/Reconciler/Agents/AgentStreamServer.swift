@@ -17,6 +17,8 @@ public struct AgentStreamServer: Sendable {
 
     let gateway: AgentGateway
     let authenticator: any Authenticating
+    /// Where the output of scheduled runs goes; nil drops it.
+    var scheduledOutput: ScheduledRunOutput?
     /// How long a new connection may take to send its hello.
     var helloTimeout: TimeAmount = .seconds(10)
 
@@ -33,11 +35,19 @@ public struct AgentStreamServer: Sendable {
 
     func serve(_ connection: Connection, logger: Logger) async {
         let gateway = gateway
+        let scheduledOutput = scheduledOutput
         await Self.accept(
             connection, helloTimeout: helloTimeout, logger: logger,
             authorize: { hello in await authorize(hello) },
             receive: { hello, report in gateway.receive(runner: hello.runner, report: report) },
-            receiveRun: { hello, message in gateway.receive(runner: hello.runner, run: message) },
+            receiveRun: { hello, message in
+                // A runner's own scheduled runs are not RemoteRuns: the dispatcher never hears of them.
+                guard ScheduledRunOutput.isScheduled(message) else {
+                    gateway.receive(runner: hello.runner, run: message)
+                    return
+                }
+                scheduledOutput?.receive(runner: hello.runner, message)
+            },
             start: { hello in
                 await gateway.attach(
                     runner: hello.runner, revision: hello.revision, digest: hello.digest,

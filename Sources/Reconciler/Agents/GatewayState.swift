@@ -133,12 +133,14 @@ struct GatewayState {
             let slice: SlicePlanner.Slice
             if let labels = inputs.runners[name] {
                 let matching = planner.assignments(matching: name, labels: labels, inputs: inputs)
+                let shared: SlicePlanner.Slice
                 if let known = planned[matching] {
-                    slice = known
+                    shared = known
                 } else {
-                    slice = intern(planner.slice(ofAssignments: matching, inputs: inputs))
-                    planned[matching] = slice
+                    shared = intern(planner.slice(ofAssignments: matching, inputs: inputs))
+                    planned[matching] = shared
                 }
+                slice = intern(planner.slice(shared, ownedBy: name, inputs: inputs))
             } else {
                 slice = .empty
             }

@@ -19,6 +19,8 @@ struct RunnerStatus: Hashable, Sendable {
     var observedSliceRevision: Int64?
     var desiredSliceRevision: Int64?
     var assigned: Assigned?
+    /// The latest scheduled run the agent reported; nil keeps the stored `status.lastRun`.
+    var lastRun: RunnerSpec.RunSummary?
     var isConnected: Bool
     var isSynced: Bool
 
@@ -68,6 +70,7 @@ struct RunnerStatus: Hashable, Sendable {
         hostname = report.hostname
         agentVersion = report.agentVersion
         observedSliceRevision = report.observedSliceRevision
+        lastRun = report.lastRun
         desiredSliceRevision = desiredRevision
         let names = slice.names
         assigned = Assigned(
@@ -98,6 +101,12 @@ struct RunnerStatus: Hashable, Sendable {
         status["desiredSliceRevision"] = desiredSliceRevision.map(JSONValue.int)
         if let assigned { status["assigned"] = try JSONValue(encoding: assigned) }
         if let heartbeatTime { status["lastHeartbeatTime"] = .string(heartbeatTime) }
+        // An agent that restarted reports no run until its next one: the last one written stays.
+        if let lastRun {
+            status["lastRun"] = try JSONValue(encoding: lastRun)
+        } else if let stored = current["status"]?["lastRun"] {
+            status["lastRun"] = stored
+        }
         status["observedGeneration"] = current["metadata"]?["generation"]
         return status
     }

@@ -6,6 +6,9 @@ public struct SlicePlanner: Sendable {
     /// The desired state the slices are computed from, keyed by name.
     public struct Inputs: Sendable {
         public var runners: [String: [String: String]] = [:]
+        /// The slice form of each Runner that has a `spec.schedule` (name and schedule only): it goes into that
+        /// runner's own slice.
+        public var scheduledRunners: [String: JSONValue] = [:]
         public var assignments: [String: AssignmentSpec] = [:]
         public var objects: [SliceKey: JSONValue] = [:]
 
@@ -16,10 +19,13 @@ public struct SlicePlanner: Sendable {
         public mutating func upsert(kind: String, name: String, object: JSONValue) -> Bool {
             switch kind {
             case RunnerSpec.kind:
-                // Only labels place slices: a Runner status write (one per agent report) changes nothing here.
+                // Only labels and the schedule make slices: a Runner status write (one per agent report) changes
+                // nothing here.
                 let labels = ObjectService.labels(of: object)
-                if runners[name] == labels { return false }
+                let scheduled = SlicePlanner.scheduledForm(of: object)
+                if runners[name] == labels && scheduledRunners[name] == scheduled { return false }
                 runners[name] = labels
+                scheduledRunners[name] = scheduled
             case AssignmentSpec.kind:
                 assignments[name] = try? object["spec"]?.decode(as: AssignmentSpec.self)
             case _ where AgentProtocol.sliceKinds.contains(kind):
@@ -33,7 +39,9 @@ public struct SlicePlanner: Sendable {
         @discardableResult
         public mutating func remove(kind: String, name: String) -> Bool {
             switch kind {
-            case RunnerSpec.kind: runners[name] = nil
+            case RunnerSpec.kind:
+                runners[name] = nil
+                scheduledRunners[name] = nil
             case AssignmentSpec.kind: assignments[name] = nil
             case _ where AgentProtocol.sliceKinds.contains(kind): objects[SliceKey(kind: kind, name: name)] = nil
             default: return false
@@ -94,11 +102,31 @@ public struct SlicePlanner: Sendable {
         return form
     }
 
+    /// A Runner's slice form when it has a `spec.schedule`: its name, generation and schedule, nothing else (not
+    /// its labels or status, which change without the schedule changing). Nil without a schedule.
+    static func scheduledForm(of runner: JSONValue) -> JSONValue? {
+        guard let schedule = runner["spec"]?["schedule"], schedule != .null else { return nil }
+        var form = sliceForm(of: runner)
+        form["spec"] = ["schedule": schedule]
+        return form
+    }
+
     public init() {}
 
     /// The slice of one runner.
     public func slice(runner: String, labels: [String: String], inputs: Inputs) -> Slice {
-        slice(ofAssignments: assignments(matching: runner, labels: labels, inputs: inputs), inputs: inputs)
+        slice(
+            slice(ofAssignments: assignments(matching: runner, labels: labels, inputs: inputs), inputs: inputs),
+            ownedBy: runner, inputs: inputs)
+    }
+
+    /// `shared` (the slice of the runner's Assignments) with the runner's own Runner added when it has a schedule.
+    /// Only scheduled runners get a slice of their own: the others keep sharing theirs.
+    public func slice(_ shared: Slice, ownedBy runner: String, inputs: Inputs) -> Slice {
+        guard let own = inputs.scheduledRunners[runner] else { return shared }
+        var objects = shared.objects
+        objects[SliceKey(kind: RunnerSpec.kind, name: runner)] = own
+        return Slice(objects: objects)
     }
 
     /// The sorted names of the Assignments that match a runner: runners matched by the same ones share a slice.

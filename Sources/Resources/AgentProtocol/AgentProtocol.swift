@@ -22,8 +22,9 @@ public enum AgentProtocol {
     /// The longest line the controller accepts from an agent (a hello or a report).
     public static let maximumAgentLineLength = 64 * 1024
 
-    /// Kinds a slice may hold.
-    public static let sliceKinds = [Secret.kind, TemplateSpec.kind, ActionSpec.kind, RouteSpec.kind]
+    /// Kinds a slice may hold. A runner with a `spec.schedule` gets its own Runner (name and schedule only) in its
+    /// slice, so its agent keeps running on schedule while the controller is away.
+    public static let sliceKinds = [Secret.kind, TemplateSpec.kind, ActionSpec.kind, RouteSpec.kind, RunnerSpec.kind]
 }
 
 /// The first line an agent sends on its stream: who it is and what it holds.
@@ -155,10 +156,14 @@ public struct AgentReport: Codable, Sendable, Equatable {
     public var synced: Bool
     public var reason: String?
     public var message: String?
+    /// The latest run on the runner's own schedule (running or ended), written as the Runner's `status.lastRun`;
+    /// absent when the agent has none to tell (the status keeps what it had).
+    public var lastRun: RunnerSpec.RunSummary?
 
     public init(
         hostname: String? = nil, agentVersion: String? = nil, observedSliceRevision: Int64? = nil,
-        sliceDigest: String? = nil, synced: Bool, reason: String? = nil, message: String? = nil
+        sliceDigest: String? = nil, synced: Bool, reason: String? = nil, message: String? = nil,
+        lastRun: RunnerSpec.RunSummary? = nil
     ) {
         self.hostname = hostname
         self.agentVersion = agentVersion
@@ -167,6 +172,7 @@ public struct AgentReport: Codable, Sendable, Equatable {
         self.synced = synced
         self.reason = reason
         self.message = message
+        self.lastRun = lastRun
     }
 }
 

@@ -27,6 +27,10 @@ public enum RunProtocol {
     public static let maximumUIDLength = 128
     /// The default bound on the output kept per runner: 1 MiB.
     public static let defaultMaximumOutputBytes = 1024 * 1024
+    /// How the run UIDs of a runner's scheduled runs (Runner `spec.schedule`) start. The agent sends their
+    /// `runStarted`, `runOutput` and `runResult` too, so the controller keeps the last one's output; no
+    /// RemoteRun has such a UID.
+    public static let scheduledRunUIDPrefix = "schedule."
     /// The largest bound a request may ask for.
     public static let maximumOutputBytesLimit = 64 * 1024 * 1024
 }

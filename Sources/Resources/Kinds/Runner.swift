@@ -5,6 +5,12 @@ public struct RunnerSpec: ResourceSpec, FieldDocumented {
         public var splay: DurationString?
         public var maxDuration: DurationString?
 
+        public init(interval: DurationString, splay: DurationString? = nil, maxDuration: DurationString? = nil) {
+            self.interval = interval
+            self.splay = splay
+            self.maxDuration = maxDuration
+        }
+
         public static let fieldDescriptions = [
             "interval": "How often the agent runs its local run command.",
             "splay": "Largest deterministic delay added per runner, so that a fleet does not run at once.",
@@ -42,12 +48,52 @@ public struct RunnerSpec: ResourceSpec, FieldDocumented {
         }
     }
 
-    /// The outcome of the runner's latest scheduled or remote run.
-    public struct RunSummary: Codable, Sendable, Equatable {
+    /// The outcome of the runner's latest scheduled run (`spec.schedule`), as its agent reported it.
+    public struct RunSummary: Codable, Sendable, Hashable, FieldDocumented {
+        /// What started a run on its own schedule.
+        public static let scheduleTrigger = "schedule"
+
+        public var phase: RemoteRunSpec.Phase?
+        public var exitCode: Int?
+        /// The signal that ended the process, when one did (a run over `maxDuration` ends with 15 or 9).
+        public var signal: Int?
         public var startTime: String?
         public var completionTime: String?
-        public var exitCode: Int?
+        public var outputBytes: Int64?
+        public var outputTruncated: Bool?
+        public var reason: String?
+        public var message: String?
         public var trigger: String?
+
+        public init(
+            phase: RemoteRunSpec.Phase? = nil, exitCode: Int? = nil, signal: Int? = nil, startTime: String? = nil,
+            completionTime: String? = nil, outputBytes: Int64? = nil, outputTruncated: Bool? = nil,
+            reason: String? = nil, message: String? = nil, trigger: String? = nil
+        ) {
+            self.phase = phase
+            self.exitCode = exitCode
+            self.signal = signal
+            self.startTime = startTime
+            self.completionTime = completionTime
+            self.outputBytes = outputBytes
+            self.outputTruncated = outputTruncated
+            self.reason = reason
+            self.message = message
+            self.trigger = trigger
+        }
+
+        public static let fieldDescriptions = [
+            "phase": "Running while the run goes; then Succeeded, Failed, TimedOut, Cancelled or Refused.",
+            "exitCode": "The process's exit status, when it exited.",
+            "signal": "The signal that ended the process, when one did.",
+            "startTime": "When the process started.",
+            "completionTime": "When the run ended.",
+            "outputBytes": "Bytes the process wrote to stdout and stderr, kept or not.",
+            "outputTruncated": "Whether the middle of the output was dropped to keep it within the limit.",
+            "reason": "Why the run ended so, in CamelCase (Timeout, AgentRestarted, NoRunCommand, ...).",
+            "message": "Details for a human.",
+            "trigger": "What started the run: schedule.",
+        ]
     }
 
     public static let kind = "Runner"
