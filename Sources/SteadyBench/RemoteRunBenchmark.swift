@@ -6,7 +6,7 @@ import Resources
 /// result recorded in its status, with N simulated agents (the real `Agent` code, in worker processes) that each
 /// really spawn `/bin/echo ok` through their run command; and the controller's CPU and memory meanwhile.
 enum RemoteRunBenchmark {
-    static func run(agents count: Int, binaries: URL) async {
+    static func run(agents count: Int, processes: Int? = nil, binaries: URL) async {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("steady-remoterun-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -19,8 +19,10 @@ enum RemoteRunBenchmark {
             binaries.appendingPathComponent("steady").path, ["token", "create", "--ttl", "1h"],
             environment: ["STEADY_KUBECONFIG": kubeconfig]
         ).trimmingCharacters(in: .whitespacesAndNewlines)
-        let processes = max(1, (count + 2499) / 2500)
-        say("remoterun benchmark: \(count) agents running /bin/echo ok, controller pid \(controller.processIdentifier)")
+        let processes = min(max(1, processes ?? (count + 2499) / 2500), max(1, count))
+        say(
+            "remoterun benchmark: \(count) agents in \(processes) process(es) running /bin/echo ok, controller pid "
+                + "\(controller.processIdentifier)")
         let workers = Worker.start(
             agents: count, processes: processes, binaries: binaries, controller: cluster.server, token: token,
             extraArguments: [

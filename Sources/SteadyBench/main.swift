@@ -7,7 +7,10 @@ import Foundation
 //   .build/release/steady-bench converge [--agents 1000] [--processes P] [--malloc-arena-max N]
 //   .build/release/steady-bench reconcile [--objects 10000] [--workers 4]
 //   .build/release/steady-bench idle [--seconds 10]
-//   .build/release/steady-bench remoterun [--agents 20]
+//   .build/release/steady-bench remoterun [--agents 20] [--processes P]
+//
+// `remoterun` times a RemoteRun of `/bin/echo ok` on every agent; `--processes 20` with `--agents 20` gives each
+// agent a process of its own, as on real hosts (by default agents share one process per 2,500).
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -170,7 +173,8 @@ case "agent-memory":
             agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
         binaries: binaries)
 case "remoterun":
-    await RemoteRunBenchmark.run(agents: intOption("--agents") ?? 20, binaries: binaries)
+    await RemoteRunBenchmark.run(
+        agents: intOption("--agents") ?? 20, processes: intOption("--processes"), binaries: binaries)
 case "converge-worker":
     var options = AgentSimulator.Options(
         controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),

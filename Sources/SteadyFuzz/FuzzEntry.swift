@@ -25,6 +25,12 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int
     return 0
 }
 #else
+@main enum FuzzReplay {
+    static func main() {
+        exit(replay())
+    }
+}
+
 /// `steady-fuzz TARGET PATH...`: runs TARGET once over every file (directories are walked).
 func replay() -> Int32 {
     let arguments = CommandLine.arguments.dropFirst()
@@ -59,6 +65,4 @@ func replay() -> Int32 {
     print("steady-fuzz \(target.rawValue): \(count) inputs replayed, none crashed")
     return 0
 }
-
-exit(replay())
 #endif
