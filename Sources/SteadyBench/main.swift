@@ -8,6 +8,7 @@ import Foundation
 //   .build/release/steady-bench reconcile [--objects 10000] [--workers 4]
 //   .build/release/steady-bench idle [--seconds 10]
 //   .build/release/steady-bench remoterun [--agents 20]
+//   .build/release/steady-bench gitops [--objects 10000] [--idle 30]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -169,6 +170,8 @@ case "agent-memory":
             idleSeconds: intOption("--idle") ?? 30,
             agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
         binaries: binaries)
+case "gitops":
+    await GitOpsBenchmark.run(objects: intOption("--objects") ?? 10_000, idleSeconds: intOption("--idle") ?? 30, binaries: binaries)
 case "remoterun":
     await RemoteRunBenchmark.run(agents: intOption("--agents") ?? 20, binaries: binaries)
 case "converge-worker":
@@ -178,5 +181,5 @@ case "converge-worker":
     options.runCommand = option("--run-command").map { $0.split(separator: " ").map(String.init) }
     options.stateBase = option("--state-base")
     await AgentSimulator.run(options)
-default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle, agent-memory or remoterun")
+default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle, agent-memory, remoterun or gitops")
 }
