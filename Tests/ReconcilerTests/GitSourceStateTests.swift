@@ -19,6 +19,20 @@ import Testing
         #expect(state.nextPoll == now + .seconds(60))
     }
 
+    @Test func statusWritesWhileTheFirstSyncRunsDoNotQueueAnother() {
+        var state = GitSourceState()
+        let first = state.observe(spec: spec, generation: 1, requestedAt: nil, status: nil)!
+        // The sync's own "Reconciling" write comes back while it runs.
+        #expect(state.observe(spec: spec, generation: 1, requestedAt: nil, status: nil) == nil)
+        #expect(state.finished(first, result: .attempted(commit: "aaa"), now: now, jitter: 0) == nil)
+        // An edit while a sync runs is queued, and runs next.
+        let poll = state.pollDue(now: now + .seconds(120))!
+        var edited = spec
+        edited.path = "other"
+        #expect(state.observe(spec: edited, generation: 2, requestedAt: nil, status: nil) == nil)
+        #expect(state.finished(poll, result: .attempted(commit: "aaa"), now: now, jitter: 0)?.isForced == true)
+    }
+
     @Test func aPollThatFindsTheSameCommitAppliesNothingUnlessGitFailedLastTime() {
         var state = GitSourceState()
         let first = state.observe(spec: spec, generation: 1, requestedAt: nil, status: nil)!

@@ -13,7 +13,7 @@ public final class GitFixture: @unchecked Sendable {
     public var work: URL { root.file("work") }
     /// The bare repository, `repos/fleet.git`.
     public var bare: URL { root.file("repos/fleet.git") }
-    private var servers: [Process] = []
+    private var servers: [Int32] = []
 
     public init() throws {
         root = try TemporaryDirectory(prefix: "steady-git")
@@ -71,9 +71,9 @@ public final class GitFixture: @unchecked Sendable {
     public func startDaemon() throws -> String {
         let port = try Self.freePort()
         try start(
-            "/usr/bin/git",
+            try git(["--exec-path"]) + "/git-daemon",
             [
-                "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)",
+                "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)",
                 "--base-path=\(root.file("repos").path)", root.file("repos").path,
             ])
         try Self.waitForPort(port)
@@ -88,8 +88,8 @@ public final class GitFixture: @unchecked Sendable {
         let script = root.file("git-http.py")
         try Self.httpServer.write(to: script, atomically: true, encoding: .utf8)
         try start(
-            "/usr/bin/env",
-            ["python3", script.path, String(port), root.file("repos").path, "\(username):\(password)",
+            "/usr/bin/python3",
+            [script.path, String(port), root.file("repos").path, "\(username):\(password)",
              root.file("http.log").path])
         try Self.waitForPort(port)
         return "http://127.0.0.1:\(port)/fleet.git"
@@ -102,37 +102,49 @@ public final class GitFixture: @unchecked Sendable {
     public func startSilentServer() throws -> String {
         let port = try Self.freePort()
         try start(
-            "/usr/bin/env",
-            ["python3", "-c",
+            "/usr/bin/python3",
+            ["-c",
              "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
                 + "s.bind(('127.0.0.1',\(port)))\ns.listen(16)\nc=[]\nwhile True:\n c.append(s.accept())\n"])
         try Self.waitForPort(port)
         return "git://127.0.0.1:\(port)/fleet.git"
     }
 
+    /// Starts a server with posix_spawn, in a session of its own, output appended to `servers.log`. Not through
+    /// Foundation's Process: a server outlives the calls that wait for Foundation's children, and Foundation's
+    /// reaping must not wait on it.
     private func start(_ program: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["HOME": root.path]) { $1 }
-        let log = try FileHandle(forWritingTo: {
-            let url = root.file("servers.log")
-            if !FileManager.default.fileExists(atPath: url.path) {
-                FileManager.default.createFile(atPath: url.path, contents: nil)
-            }
-            return url
-        }())
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        servers.append(process)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let log = root.file("servers.log").path
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, 0x80)  // POSIX_SPAWN_SETSID (glibc), not imported into Swift
+        let environment = ProcessInfo.processInfo.environment.merging(["HOME": root.path]) { $1 }
+            .map { "\($0.key)=\($0.value)" }
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
+        guard status == 0 else { throw ControllerProcessError(message: "cannot start \(program): error \(status)") }
+        servers.append(pid)
     }
 
     /// Stops the servers and deletes everything.
     public func remove() {
-        for server in servers where server.isRunning {
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
+        for server in servers {
+            kill(server, SIGKILL)
+            var status: Int32 = 0
+            waitpid(server, &status, 0)
         }
         servers = []
         root.remove()

@@ -89,6 +89,7 @@ struct ManifestSync: Sendable {
             return .failed(["\(error)"], inventory: previous)
         }
         let sources = Dictionary(manifest.map { ("\($0.kind)/\($0.name)", $0.source) }) { first, _ in first }
+        let owners = report.results.contains { $0.error is OwnershipConflict } ? await sourceNamesByApplySet() : [:]
         var failures: [String] = []
         var pruned = 0
         var kept = Set(previous)
@@ -97,7 +98,14 @@ struct ManifestSync: Sendable {
             if let error = result.error {
                 let place = sources["\(entry.kind)/\(entry.name)"].map { "\($0.file): document \($0.index): " } ?? ""
                 let verb = result.outcome == .pruned || result.name == "*" ? "prune" : "apply"
-                failures.append("\(place)\(verb) \(result.displayName): \(error)")
+                if let conflict = error as? OwnershipConflict {
+                    let owner = owners[conflict.owner].map { "gitrepository/\($0)" } ?? "ApplySet \(conflict.owner)"
+                    failures.append(
+                        "\(place)\(verb) \(result.displayName): \(entry.kind)/\(entry.name) is managed by another "
+                            + "source, \(owner); remove it from one of the two sources")
+                } else {
+                    failures.append("\(place)\(verb) \(result.displayName): \(error)")
+                }
             } else if result.outcome == .pruned {
                 pruned += 1
                 kept.remove(entry)
@@ -113,6 +121,12 @@ struct ManifestSync: Sendable {
         }
         guard failures.isEmpty else { return .failed(failures, inventory: sorted(kept)) }
         return .applied(inventory: sorted(current), pruned: pruned)
+    }
+
+    /// The GitRepository each ApplySet id stands for.
+    private func sourceNamesByApplySet() async -> [String: String] {
+        let names = (try? await objects.list(Kinds.gitRepository).items.compactMap { $0["metadata"]?["name"]?.stringValue }) ?? []
+        return Dictionary(names.map { (ApplySet.id(forParent: $0, kind: GitRepositorySpec.kind), $0) }) { first, _ in first }
     }
 
     private func display(_ file: String, directory: URL, root: String?) -> String {

@@ -91,8 +91,6 @@ struct GitSourceState: Sendable {
         case .gitFailed:
             isGitFailing = true
         }
-        if sync.isForced { syncedGeneration = generation }
-        if let request = sync.request { handledRequest = request }
         if syncedGeneration == nil { syncedGeneration = generation }
         // A little jitter (±10%), so that sources created together do not poll together.
         let spread = interval * (0.9 + 0.2 * min(max(jitter, 0), 1))
@@ -120,6 +118,10 @@ struct GitSourceState: Sendable {
         }
         isRunning = true
         nextPoll = nil
+        // What this sync answers is answered from now on: changes that arrive while it runs (its own status
+        // writes among them) do not queue another.
+        if sync.isForced { syncedGeneration = generation }
+        if let request = sync.request { handledRequest = request }
         return sync
     }
 }
