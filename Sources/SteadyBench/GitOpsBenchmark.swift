@@ -41,17 +41,15 @@ enum GitOpsBenchmark {
 
         // git daemon, and a git wrapper that logs every git the controller starts.
         let port = 20_000 + Int.random(in: 0..<20_000)
+        // git-daemon itself (not `git daemon`, whose front process would be the one stopped).
         let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        daemon.executableURL = URL(fileURLWithPath: git(["--exec-path"]) + "/git-daemon")
         daemon.arguments = [
-            "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)",
+            "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)",
             "--base-path=\(repos.path)", repos.path,
         ]
         do { try daemon.run() } catch { fail("cannot start git daemon: \(error)") }
-        defer {
-            daemon.terminate()
-            daemon.waitUntilExit()
-        }
+        defer { kill(daemon.processIdentifier, SIGKILL) }
         let wrapper = bin.appendingPathComponent("git")
         try? "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -*|*=*) ;; *) echo \"$a\" >> \(gitLog.path); break ;; esac; done\nexec /usr/bin/git \"$@\"\n"
             .write(to: wrapper, atomically: true, encoding: .utf8)
@@ -63,7 +61,6 @@ enum GitOpsBenchmark {
         guard let cluster = try? Kubeconfig.load(from: URL(fileURLWithPath: kubeconfig)).currentCluster,
             let client = try? APIClient(configuration: .init(server: cluster.server, caPEM: cluster.caPEM, token: cluster.token))
         else { fail("cannot read \(kubeconfig)") }
-        defer { Task { try? await client.shutdown() } }
         let url = "git://127.0.0.1:\(port)/fleet.git"
         let source: JSONValue = [
             "apiVersion": "steady.dev/v1", "kind": "GitRepository", "metadata": ["name": "fleet"],
@@ -137,6 +134,7 @@ enum GitOpsBenchmark {
         say(String(format: "    controller CPU, git children included: %.2f s (%.2f %% of a core)",
             cpuAfter - cpuBefore, (cpuAfter - cpuBefore) / Double(idleSeconds) * 100))
         say("  controller peak RSS: \(peakRSS(pid: controller.processIdentifier))")
+        try? await client.shutdown()
     }
 
     /// User and system CPU seconds of a process and its reaped children (git), from /proc.

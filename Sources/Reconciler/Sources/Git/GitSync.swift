@@ -63,15 +63,17 @@ struct GitSync: Sendable {
                     "steady.gitrepository": "\(name)", "steady.reason": "\(error.reason.rawValue)",
                     "steady.error": "\(error.message)",
                 ])
-            await writer.write(
-                name, fields: fields,
-                conditions: [
-                    Condition(type: "Ready", status: .false, reason: error.reason.rawValue, message: error.message),
+            var conditions = [
+                Condition(type: "Ready", status: .false, reason: error.reason.rawValue, message: error.message)
+            ]
+            if error.reason.isStalled {
+                conditions.append(
                     Condition(
-                        type: "Stalled", status: error.reason.isStalled ? .true : .false, reason: error.reason.rawValue,
-                        message: error.reason.isStalled
-                            ? "retrying will not help until the spec or its Secret changes" : ""),
-                ],
+                        type: "Stalled", status: .true, reason: error.reason.rawValue,
+                        message: "retrying will not help until the spec or its Secret changes"))
+            }
+            await writer.write(
+                name, fields: fields, conditions: conditions,
                 removing: error.reason.isStalled ? ["Reconciling"] : ["Reconciling", "Stalled"])
             return .gitFailed
         }
