@@ -223,6 +223,18 @@ import Testing
         #expect(fetches(controller) == 2, "\(controller.log())")
     }
 
+    @Test func theGitFlagDeclaresASourceAtStart() throws {
+        let git = try GitFixture()
+        defer { git.remove() }
+        try git.write(Self.action("flagged"), to: "deploy/flagged.yaml")
+        let commit = try git.commit("first")
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start(extraArguments: ["--git", git.fileURL, "--git-ref", "main", "--git-path", "deploy"])
+        #expect(try eventually { try names(controller) == ["flagged"] }, "\(controller.log())")
+        #expect(try eventually { try revision(controller, "git") == "main@sha1:\(commit)" })
+    }
+
     @Test func basicAuthenticationWrongPasswordsAndTimeouts() throws {
         let git = try GitFixture()
         defer { git.remove() }
