@@ -64,9 +64,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Apply",
+            dependencies: [
+                "Resources", "Routing",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Reconciler",
             dependencies: [
-                "Resources", "Routing", "CSQLite", "TLSSupport",
+                "Resources", "Routing", "CSQLite", "TLSSupport", "Apply",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,7 +108,7 @@ let package = Package(
         .target(
             name: "Client",
             dependencies: [
-                "Resources", "Routing", "TLSSupport",
+                "Resources", "Routing", "TLSSupport", "Apply",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,3 +1,4 @@
+import Apply
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -65,14 +66,7 @@ public struct APIClient: Sendable {
     }
 
     /// Dry-run modes of a write.
-    public enum DryRun: String, Sendable, CaseIterable {
-        /// Persist the change.
-        case none
-        /// Do not contact the server for writes.
-        case client
-        /// Have the server validate and compute the result without storing it (`dryRun=All`).
-        case server
-    }
+    public typealias DryRun = ApplyDryRun
 
     /// The server URL without a trailing slash.
     public let server: String

@@ -42,6 +42,8 @@ public struct ControllerRuntime: Sendable {
     public let remoteRuns: RunDispatcher
     /// Run output, outside the RemoteRun objects (the `log` subresource).
     public let runOutput: RunOutputStore
+    /// Fetches and applies GitRepository sources.
+    public let gitSources: GitSourceController
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -66,12 +68,14 @@ public struct ControllerRuntime: Sendable {
         runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         remoteRuns = RunDispatcher(
             objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
+        gitSources = GitSourceController(
+            objects: objects, directory: configuration.dataDirectory.appendingPathComponent("git"), logger: logger)
         server = APIServer(
             objects: objects, authenticator: credentials, metrics: metrics,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
-            liveness: Self.liveness(store: store), runOutput: runOutput, logger: logger)
+            liveness: Self.liveness(store: store), runOutput: runOutput, gitSources: gitSources, logger: logger)
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
@@ -104,6 +108,7 @@ public struct ControllerRuntime: Sendable {
             controllers,
             remoteRuns,
             agents,
+            gitSources,
         ]
         if let directory = configuration.manifestsDirectory {
             services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))

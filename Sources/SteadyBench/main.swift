@@ -11,6 +11,7 @@ import Foundation
 //
 // `remoterun` times a RemoteRun of `/bin/echo ok` on every agent; `--processes 20` with `--agents 20` gives each
 // agent a process of its own, as on real hosts (by default agents share one process per 2,500).
+//   .build/release/steady-bench gitops [--objects 10000] [--idle 30]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -172,6 +173,8 @@ case "agent-memory":
             idleSeconds: intOption("--idle") ?? 30,
             agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
         binaries: binaries)
+case "gitops":
+    await GitOpsBenchmark.run(objects: intOption("--objects") ?? 10_000, idleSeconds: intOption("--idle") ?? 30, binaries: binaries)
 case "remoterun":
     await RemoteRunBenchmark.run(
         agents: intOption("--agents") ?? 20, processes: intOption("--processes"), binaries: binaries)
@@ -182,5 +185,5 @@ case "converge-worker":
     options.runCommand = option("--run-command").map { $0.split(separator: " ").map(String.init) }
     options.stateBase = option("--state-base")
     await AgentSimulator.run(options)
-default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle, agent-memory or remoterun")
+default: fail("unknown benchmark \(benchmark): use apply, converge, reconcile, idle, agent-memory, remoterun or gitops")
 }

@@ -31,6 +31,15 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "A directory of manifests to apply, watch and prune.")
     var manifests: String?
 
+    @Option(name: .customLong("git"), help: "A Git repository to apply and follow (GitRepository \"git\").")
+    var gitURL: String?
+
+    @Option(name: .customLong("git-ref"), help: "The branch of --git to follow (its default branch otherwise).")
+    var gitRef: String?
+
+    @Option(name: .customLong("git-path"), help: "The directory of manifests inside --git (the root otherwise).")
+    var gitPath: String?
+
     @Option(name: .customLong("server-name"), help: "Extra DNS name or IP for the serving certificate (repeatable).")
     var serverNames: [String] = []
 
@@ -42,6 +51,12 @@ struct ControllerOptions: ParsableArguments {
 
     func validate() throws {
         _ = try endpoint()
+        if let gitURL {
+            let errors = GitSourceController.declaration(url: gitURL, branch: gitRef, path: gitPath).errors
+            if let error = errors.first { throw ValidationError("--git: \(error)") }
+        } else if gitRef != nil || gitPath != nil {
+            throw ValidationError("--git-ref and --git-path need --git URL")
+        }
         if let manifests {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -75,6 +90,10 @@ struct ControllerOptions: ParsableArguments {
             manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
             serverNames: serverNames, synchronous: fsync ? .full : .normal)
         let runtime = try ControllerRuntime(configuration: configuration, logger: logger)
+        if let gitURL {
+            try await runtime.gitSources.declare(
+                GitSourceController.declaration(url: gitURL, branch: gitRef, path: gitPath).object)
+        }
         let kubeconfig = kubeconfigURL
         let services = try runtime.services { boundPort in
             let clientHost = ["0.0.0.0", "::", "*"].contains(host) ? "127.0.0.1" : host

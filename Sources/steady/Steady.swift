@@ -21,6 +21,7 @@ struct Steady: AsyncParsableCommand {
             DeleteCommand.self,
             DiffCommand.self,
             WaitCommand.self,
+            ReconcileCommand.self,
             RunCommand.self,
             LogsCommand.self,
             ImportCommand.self,

@@ -19,6 +19,15 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Address and port to serve the API on.")
     var listen = "127.0.0.1:7443"
 
+    @Option(name: .customLong("git"), help: "A Git repository to apply and follow, beside ./manifests.")
+    var gitURL: String?
+
+    @Option(name: .customLong("git-ref"), help: "The branch of --git to follow (its default branch otherwise).")
+    var gitRef: String?
+
+    @Option(name: .customLong("git-path"), help: "The directory of manifests inside --git (the root otherwise).")
+    var gitPath: String?
+
     @Option(help: "trace, debug, info, notice, warning or error.")
     var logLevel: Logger.Level = .info
 
@@ -27,10 +36,11 @@ struct UpCommand: AsyncParsableCommand {
         options.dataDirectory = dataDirectory
         options.listen = listen
         options.logLevel = logLevel
+        (options.gitURL, options.gitRef, options.gitPath) = (gitURL, gitRef, gitPath)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue {
             options.manifests = manifests
-        } else {
+        } else if gitURL == nil {
             throw ValidationError("-f \(manifests): no such directory; create it or point -f at your manifests")
         }
         try options.validate()

@@ -41,15 +41,18 @@ public struct APIServer: Sendable {
     public let liveness: HealthChecks
     /// RemoteRun output, served by the `log` subresource; nil serves no `log`.
     public let runOutput: RunOutputStore?
+    /// Receives GitRepository webhooks; nil serves none.
+    public let gitSources: GitSourceController?
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
         configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
         readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
-        runOutput: RunOutputStore? = nil, logger: Logger
+        runOutput: RunOutputStore? = nil, gitSources: GitSourceController? = nil, logger: Logger
     ) {
         self.runOutput = runOutput
+        self.gitSources = gitSources
         self.readiness = readiness
         self.liveness = liveness
         self.agents = agents
@@ -94,6 +97,7 @@ public struct APIServer: Sendable {
         ObjectRoutes(
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)
+        if let gitSources { GitWebhookRoutes(objects: objects, sources: gitSources).register(on: router) }
         if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
         if let agents {
             AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)

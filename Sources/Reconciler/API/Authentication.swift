@@ -53,7 +53,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     /// Health probes (with their per-check paths) and enrolment need no token.
     static func isPublic(_ path: String) -> Bool {
+        // Webhooks are authenticated by their signature (GitWebhookRoutes), not by a token.
         publicPaths.contains(path) || probePaths.contains { path.hasPrefix($0) }
+            || path.hasPrefix(GitWebhookRoutes.prefix)
     }
 
     func handle(

@@ -13,7 +13,7 @@ public struct Applier: Sendable {
     /// How to apply.
     public struct Options: Sendable {
         /// `none` writes; `server` has the server compute results without storing them; `client` writes nothing.
-        public var dryRun: APIClient.DryRun
+        public var dryRun: ApplyDryRun
         /// The field manager that owns the applied fields.
         public var fieldManager: String
         /// Takes over fields other managers own instead of failing with a conflict.
@@ -24,10 +24,16 @@ public struct Applier: Sendable {
         public var prune: Bool
         /// Requests in flight at once.
         public var concurrency: Int
+        /// The ApplySet of a source object (a GitRepository) that records its members in its own status instead
+        /// of in a parent Secret: members are labelled and pruned as with `applySet`, but only those in
+        /// `ownedMembers`. Ignored when `applySet` is set.
+        public var owner: ApplySet?
+        /// The `Kind/name` of each object the owner applied before (its inventory): nothing else is pruned.
+        public var ownedMembers: Set<String>
 
         /// Creates options; the defaults write, as manager `steady`, 32 requests at a time.
         public init(
-            dryRun: APIClient.DryRun = .none, fieldManager: String = "steady", force: Bool = false,
+            dryRun: ApplyDryRun = .none, fieldManager: String = "steady", force: Bool = false,
             applySet: String? = nil, prune: Bool = false, concurrency: Int = 64
         ) {
             self.dryRun = dryRun
@@ -36,6 +42,8 @@ public struct Applier: Sendable {
             self.applySet = applySet
             self.prune = prune
             self.concurrency = concurrency
+            self.owner = nil
+            self.ownedMembers = []
         }
     }
 
@@ -64,6 +72,15 @@ public struct Applier: Sendable {
         /// Why it failed, when it did.
         public var error: (any Error)?
 
+        /// Creates a result with neither outcome nor error yet.
+        public init(info: KindInfo, name: String, outcome: Outcome? = nil, object: JSONValue? = nil, error: (any Error)? = nil) {
+            self.info = info
+            self.name = name
+            self.outcome = outcome
+            self.object = object
+            self.error = error
+        }
+
         /// `route.steady.dev/NAME`.
         public var displayName: String { "\(info.qualifiedName)/\(name)" }
 
@@ -73,7 +90,7 @@ public struct Applier: Sendable {
         }
 
         /// kubectl's line: `route.steady.dev/x created`, with ` (dry run)` or ` (server dry run)`.
-        public func line(dryRun: APIClient.DryRun) -> String? {
+        public func line(dryRun: ApplyDryRun) -> String? {
             guard let outcome else { return nil }
             return "\(displayName) \(outcome.rawValue)\(Applier.suffix(dryRun))"
         }
@@ -90,16 +107,17 @@ public struct Applier: Sendable {
         public var failures: [Result] { results.filter { $0.error != nil } }
     }
 
-    let client: APIClient
+    let backend: any ApplyBackend
     let options: Options
 
-    /// Creates an applier that talks through `client`.
-    public init(client: APIClient, options: Options = Options()) {
-        self.client = client
+    /// Creates an applier that writes through `backend`.
+    public init(backend: any ApplyBackend, options: Options = Options()) {
+        self.backend = backend
         self.options = options
     }
 
-    static func suffix(_ dryRun: APIClient.DryRun) -> String {
+    /// ` (dry run)` or ` (server dry run)`, as kubectl appends to its lines.
+    public static func suffix(_ dryRun: ApplyDryRun) -> String {
         switch dryRun {
         case .none: ""
         case .client: " (dry run)"
@@ -194,23 +212,25 @@ public struct Applier: Sendable {
         var applySet: ApplySet?
         if let name = options.applySet {
             if objects.contains(where: { $0.info.kind == Secret.kind && $0.name == name }) {
-                throw APIClientError(
-                    code: .configuration,
-                    message: "the manifests declare Secret \"\(name)\", which is the ApplySet parent; "
+                throw backend.configurationError(
+                    "the manifests declare Secret \"\(name)\", which is the ApplySet parent; "
                         + "choose another --applyset name")
             }
-            let set = try await ApplySet.load(name: name, client: client)
+            let set = try await ApplySet.load(name: name, backend: backend)
             if options.dryRun != .client {
-                try await set.record(kinds: set.previousKinds.union(currentKinds), options: options, client: client)
+                try await set.record(kinds: set.previousKinds.union(currentKinds), options: options, backend: backend)
             }
             ApplySet.markMembers(&objects, id: set.id)
             applySet = set
+        } else if let owner = options.owner {
+            ApplySet.markMembers(&objects, id: owner.id)
+            applySet = owner
         }
 
         for info in Kinds.all {
             let group = objects.filter { $0.info.kind == info.kind }
             guard !group.isEmpty else { continue }
-            let results = try await apply(group, of: info)
+            let results = try await apply(group, of: info, setID: applySet?.id)
             for result in results { progress(result) }
             report.results += results
         }
@@ -224,9 +244,9 @@ public struct Applier: Sendable {
             let pruned = await prune(set, keeping: keep, kinds: set.previousKinds.union(currentKinds))
             for result in pruned { progress(result) }
             report.results += pruned
-            if pruned.allSatisfy({ $0.error == nil }) && options.dryRun == .none {
+            if pruned.allSatisfy({ $0.error == nil }) && options.dryRun == .none && options.applySet != nil {
                 do {
-                    try await set.record(kinds: currentKinds, options: options, client: client)
+                    try await set.record(kinds: currentKinds, options: options, backend: backend)
                 } catch {
                     report.warnings.append("cannot update ApplySet parent Secret \"\(set.name)\": \(error)")
                 }
@@ -236,10 +256,10 @@ public struct Applier: Sendable {
     }
 
     /// Applies the objects of one kind, at most `options.concurrency` at a time; results in input order.
-    private func apply(_ group: [ManifestObject], of info: KindInfo) async throws -> [Result] {
-        let listed = try await client.list(info)
+    private func apply(_ group: [ManifestObject], of info: KindInfo, setID: String?) async throws -> [Result] {
+        let listed = try await backend.list(info, labelSelector: nil)
         var live: [String: JSONValue] = [:]
-        for item in listed.items {
+        for item in listed {
             if let name = item["metadata"]?["name"]?.stringValue { live[name] = item }
         }
         let listedObjects = live
@@ -250,7 +270,7 @@ public struct Applier: Sendable {
                 let index = next
                 let object = group[index]
                 next += 1
-                tasks.addTask { (index, await self.apply(object, live: listedObjects[object.name])) }
+                tasks.addTask { (index, await self.apply(object, live: listedObjects[object.name], setID: setID)) }
             }
             while next < group.count && next < max(1, options.concurrency) { start() }
             for await (index, result) in tasks {
@@ -261,9 +281,14 @@ public struct Applier: Sendable {
         return results.compactMap { $0 }
     }
 
-    private func apply(_ object: ManifestObject, live: JSONValue?) async -> Result {
+    private func apply(_ object: ManifestObject, live: JSONValue?, setID: String?) async -> Result {
         let body = Self.appliedConfiguration(object.value)
         var result = Result(info: object.info, name: object.name)
+        // An object of another set is that set's: taking it over would make two sources flip it back and forth.
+        if let setID, let other = live?["metadata"]?["labels"]?[ApplySet.partOfLabel]?.stringValue, other != setID {
+            result.error = OwnershipConflict(kind: object.info.kind, name: object.name, owner: other)
+            return result
+        }
         if options.dryRun == .client {
             result.outcome = Self.classifyLocally(desired: body, live: live)
             result.object = object.info.kind == Secret.kind ? Self.redacted(body) : body
@@ -279,7 +304,7 @@ public struct Applier: Sendable {
             return result
         }
         do {
-            let response = try await client.apply(
+            let response = try await backend.apply(
                 object.info, body, fieldManager: options.fieldManager, force: options.force,
                 dryRun: options.dryRun == .server)
             result.object = response.object
@@ -298,7 +323,7 @@ public struct Applier: Sendable {
     /// The server's 201 says it created the object. Otherwise a write that changed nothing keeps the listed
     /// resourceVersion; a server dry run keeps it either way, so there the objects are compared instead.
     public static func classify(
-        live: JSONValue?, returned: JSONValue, created: Bool, dryRun: APIClient.DryRun
+        live: JSONValue?, returned: JSONValue, created: Bool, dryRun: ApplyDryRun
     ) -> Outcome {
         guard let live, !created else { return .created }
         switch dryRun {
@@ -338,7 +363,7 @@ public struct Applier: Sendable {
     }
 
     /// What is sent: the validated object without status and without what the server sets.
-    static func appliedConfiguration(_ value: JSONValue) -> JSONValue {
+    public static func appliedConfiguration(_ value: JSONValue) -> JSONValue {
         var body = value
         body["status"] = nil
         for key in ["uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "managedFields"] {
@@ -347,7 +372,7 @@ public struct Applier: Sendable {
         return body
     }
 
-    static func redacted(_ secret: JSONValue) -> JSONValue {
+    public static func redacted(_ secret: JSONValue) -> JSONValue {
         var copy = secret
         if let data = secret["data"]?.objectValue {
             copy["data"] = .object(data.mapValues { _ in .string(Secret.redactedValue) })
@@ -363,20 +388,21 @@ public struct Applier: Sendable {
     private func prune(_ set: ApplySet, keeping keep: Set<String>, kinds: Set<String>) async -> [Result] {
         var results: [Result] = []
         for info in Kinds.all.reversed() where kinds.contains(info.kind) {
-            let listed: APIClient.ObjectList
+            let listed: [JSONValue]
             do {
-                listed = try await client.list(info, labelSelector: "\(ApplySet.partOfLabel)=\(set.id)")
+                listed = try await backend.list(info, labelSelector: "\(ApplySet.partOfLabel)=\(set.id)")
             } catch {
                 var result = Result(info: info, name: "*")
                 result.error = error
                 results.append(result)
                 continue
             }
-            for item in listed.items {
+            for item in listed {
                 guard let name = item["metadata"]?["name"]?.stringValue,
                     // Double-check the label: pruning must never reach beyond the set.
                     item["metadata"]?["labels"]?[ApplySet.partOfLabel]?.stringValue == set.id,
-                    !keep.contains("\(info.kind)/\(name)")
+                    !keep.contains("\(info.kind)/\(name)"),
+                    options.applySet != nil || options.ownedMembers.contains("\(info.kind)/\(name)")
                 else { continue }
                 var result = Result(info: info, name: name)
                 if options.dryRun == .client {
@@ -384,11 +410,11 @@ public struct Applier: Sendable {
                     result.object = item
                 } else {
                     do {
-                        result.object = try await client.delete(info, name: name, dryRun: options.dryRun == .server)
+                        // nil: deleted by someone else meanwhile, which is what pruning wanted.
+                        guard let deleted = try await backend.delete(info, name: name, dryRun: options.dryRun == .server)
+                        else { continue }
+                        result.object = deleted
                         result.outcome = .pruned
-                    } catch let error as APIClientError where error.isNotFound {
-                        // Deleted by someone else meanwhile: what pruning wanted.
-                        continue
                     } catch {
                         result.error = error
                     }
@@ -400,112 +426,18 @@ public struct Applier: Sendable {
     }
 }
 
-// MARK: - ApplySet
-
-/// An ApplySet as in Kubernetes' KEP-3659: a parent object (here a Secret with no data) whose annotations list
-/// the kinds its members may have, and a label that every member carries.
-public struct ApplySet: Sendable {
-    /// On the parent: the set's id.
-    public static let idLabel = "applyset.kubernetes.io/id"
-    /// On every member: the id of the set it belongs to.
-    public static let partOfLabel = "applyset.kubernetes.io/part-of"
-    /// On the parent: which tool manages the set.
-    public static let toolingAnnotation = "applyset.kubernetes.io/tooling"
-    /// On the parent: the group-kinds members may have, such as `Route.steady.dev,Action.steady.dev`.
-    public static let groupKindsAnnotation = "applyset.kubernetes.io/contains-group-kinds"
-    /// This tool's value of the tooling annotation.
-    public static let tooling = "steady/v1"
-
-    /// The parent Secret's name.
+/// An object that belongs to another ApplySet (another source) than the one applying it.
+public struct OwnershipConflict: Error, Sendable, CustomStringConvertible {
+    /// The object's kind.
+    public var kind: String
+    /// The object's name.
     public var name: String
-    /// The id, from the parent's name.
-    public var id: String
-    /// The kinds the parent listed before this apply.
-    public var previousKinds: Set<String>
+    /// The id of the ApplySet that owns it (its `applyset.kubernetes.io/part-of` label).
+    public var owner: String
 
-    /// `applyset-<base64url(sha256("NAME..Secret.steady.dev"))>-v1`, unpadded, as the KEP (and kubectl) derive it
-    /// from the parent's name, namespace (empty: cluster-scoped), kind and group.
-    public static func id(forParent name: String) -> String {
-        let digest = SHA256.hash(data: Data("\(name)..\(Secret.kind).\(API.group)".utf8))
-        let encoded = Data(digest).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        return "applyset-\(encoded)-v1"
-    }
-
-    /// Labels every object as a member of the ApplySet `id`.
-    public static func markMembers(_ objects: inout [ManifestObject], id: String) {
-        for index in objects.indices {
-            var labels = objects[index].value["metadata"]?["labels"]?.objectValue ?? [:]
-            labels[partOfLabel] = .string(id)
-            objects[index].value["metadata"]?["labels"] = .object(labels)
-        }
-    }
-
-    /// `Action.steady.dev,Route.steady.dev` for kinds `Route` and `Action` (sorted).
-    public static func groupKinds(_ kinds: Set<String>) -> String {
-        kinds.sorted().map { "\($0).\(API.group)" }.joined(separator: ",")
-    }
-
-    /// The kinds in a contains-group-kinds annotation; entries of other groups or unknown kinds are ignored.
-    public static func kinds(inGroupKinds text: String) -> Set<String> {
-        var kinds: Set<String> = []
-        for entry in text.split(separator: ",") {
-            let trimmed = entry.trimmingCharacters(in: .whitespaces)
-            guard trimmed.hasSuffix(".\(API.group)") else { continue }
-            let kind = String(trimmed.dropLast(API.group.count + 1))
-            if Kinds.info(forKind: kind) != nil { kinds.insert(kind) }
-        }
-        return kinds
-    }
-
-    /// Reads the parent, if it exists, and checks that it is an ApplySet parent of this tool with this id.
-    static func load(name: String, client: APIClient) async throws -> ApplySet {
-        var set = ApplySet(name: name, id: id(forParent: name), previousKinds: [])
-        let parent: JSONValue
-        do {
-            parent = try await client.get(Kinds.secret, name: name)
-        } catch let error as APIClientError where error.isNotFound {
-            return set
-        }
-        let labels = parent["metadata"]?["labels"]
-        let annotations = parent["metadata"]?["annotations"]
-        guard labels?[idLabel]?.stringValue == set.id else {
-            throw APIClientError(
-                code: .configuration,
-                message: "Secret \"\(name)\" exists but is not the parent of ApplySet \"\(name)\" (its label "
-                    + "\(idLabel) is not \(set.id)); choose another --applyset name")
-        }
-        if let tool = annotations?[toolingAnnotation]?.stringValue, !tool.hasPrefix("steady/") {
-            throw APIClientError(
-                code: .configuration,
-                message: "ApplySet \"\(name)\" is managed by \(tool), not steady; refusing to change it")
-        }
-        set.previousKinds = kinds(inGroupKinds: annotations?[groupKindsAnnotation]?.stringValue ?? "")
-        return set
-    }
-
-    /// The parent Secret listing `kinds`.
-    func parent(kinds: Set<String>) -> JSONValue {
-        [
-            "apiVersion": .string(API.apiVersion),
-            "kind": .string(Secret.kind),
-            "metadata": [
-                "name": .string(name),
-                "labels": .object([ApplySet.idLabel: .string(id)]),
-                "annotations": .object([
-                    ApplySet.toolingAnnotation: .string(ApplySet.tooling),
-                    ApplySet.groupKindsAnnotation: .string(ApplySet.groupKinds(kinds)),
-                ]),
-            ],
-        ]
-    }
-
-    /// Writes the parent with `kinds` (server-side apply, forced: the parent belongs to this tool).
-    func record(kinds: Set<String>, options: Applier.Options, client: APIClient) async throws {
-        _ = try await client.apply(
-            Kinds.secret, parent(kinds: kinds), fieldManager: options.fieldManager, force: true,
-            dryRun: options.dryRun == .server)
+    /// What to do about it.
+    public var description: String {
+        "\(kind)/\(name) is managed by another source (\(ApplySet.partOfLabel)=\(owner)); remove it from one of "
+            + "the two sources"
     }
 }
