@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import Logging
 import Resources
@@ -13,11 +14,19 @@ public struct ControllerRuntime: Sendable {
         /// Extra DNS names or IPs for the serving certificate.
         public var serverNames: [String]
         public var synchronous: SQLiteStore.Synchronous
+        /// The plain events port (`--events-listen`), if any.
+        public var eventListener: EventListener.Configuration?
+        /// The event pipeline's limits, and whether `exec` actions may run on the controller (`--allow-exec`).
+        public var events: EventPipeline.Configuration
 
         public init(
             dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
-            serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal
+            serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal,
+            eventListener: EventListener.Configuration? = nil,
+            events: EventPipeline.Configuration = .init(location: "controller")
         ) {
+            self.eventListener = eventListener
+            self.events = events
             self.dataDirectory = dataDirectory
             self.host = host
             self.port = port
@@ -42,6 +51,9 @@ public struct ControllerRuntime: Sendable {
     public let remoteRuns: RunDispatcher
     /// Run output, outside the RemoteRun objects (the `log` subresource).
     public let runOutput: RunOutputStore
+    /// The event pipeline: intake, routing, the outbox and execution records (`events.db`).
+    public let events: EventPipeline
+    let eventTable: EventTableSource
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -66,8 +78,15 @@ public struct ControllerRuntime: Sendable {
         runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         remoteRuns = RunDispatcher(
             objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
+        events = EventPipeline(
+            configuration: configuration.events,
+            store: try EventStore(
+                path: configuration.dataDirectory.appendingPathComponent("events.db").path,
+                fullSync: configuration.synchronous == .full),
+            httpClient: EventPipeline.sharedHTTPClient, metrics: EventMetrics(registry: metrics.registry), logger: logger)
+        eventTable = EventTableSource(informer: informer, pipeline: events, logger: logger)
         server = APIServer(
-            objects: objects, authenticator: credentials, metrics: metrics,
+            objects: objects, authenticator: credentials, metrics: metrics, events: events,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
@@ -104,7 +123,16 @@ public struct ControllerRuntime: Sendable {
             controllers,
             remoteRuns,
             agents,
+            events,
+            eventTable,
         ]
+        if let listener = configuration.eventListener {
+            let logger = logger
+            services.append(
+                try EventListener(configuration: listener, pipeline: events, logger: logger).makeApplication { port in
+                    logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
+                })
+        }
         if let directory = configuration.manifestsDirectory {
             services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
         }

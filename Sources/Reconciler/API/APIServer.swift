@@ -1,4 +1,5 @@
 import Crypto
+import Events
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -41,15 +42,18 @@ public struct APIServer: Sendable {
     public let liveness: HealthChecks
     /// RemoteRun output, served by the `log` subresource; nil serves no `log`.
     public let runOutput: RunOutputStore?
+    /// The event pipeline that `POST /events` feeds; nil serves no intake.
+    public let events: EventPipeline?
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
-        configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
+        events: EventPipeline? = nil, configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
         readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
         runOutput: RunOutputStore? = nil, logger: Logger
     ) {
         self.runOutput = runOutput
+        self.events = events
         self.readiness = readiness
         self.liveness = liveness
         self.agents = agents
@@ -95,6 +99,12 @@ public struct APIServer: Sendable {
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)
         if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
+        if let events {
+            EventIntakeRoutes.register(on: router, paths: ["/events"], pipeline: events) { _, context in
+                context.identity == .admin
+            }
+            ExecutionRoutes(pipeline: events).register(on: router)
+        }
         if let agents {
             AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)
         }

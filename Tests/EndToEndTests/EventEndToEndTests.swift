@@ -1,0 +1,246 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SteadyTesting
+import Testing
+
+/// The event pipeline as a user runs it: a real controller taking events on its events port and its API, routes
+/// and actions applied with `apply`, receivers the tests start on loopback.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct EventEndToEndTests {
+    /// A free TCP port on loopback (bound and released; the controller binds it right after).
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    struct Answer {
+        var status: Int
+        var body: String
+        var retryAfter: String?
+    }
+
+    /// Posts `body` to the events port (or, with a token, to the API's `/events`).
+    static func post(_ body: String, port: Int, path: String = "/") async throws -> Answer {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let text = try await response.body.collect(upTo: 1 << 20)
+        return Answer(
+            status: Int(response.status.code), body: String(buffer: text),
+            retryAfter: response.headers.first(name: "Retry-After"))
+    }
+
+    /// The id in a 202 answer.
+    static func id(of answer: Answer) -> String? {
+        guard let data = answer.body.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object["id"] as? String
+    }
+
+    static func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
+    }
+
+    static func startController(eventsPort: Int, extra: [String] = []) throws -> ControllerProcess {
+        let controller = try ControllerProcess()
+        try controller.start(extraArguments: ["--events-listen", "127.0.0.1:\(eventsPort)"] + extra)
+        return controller
+    }
+
+    static func action(_ name: String, _ spec: String) -> String {
+        """
+        apiVersion: steady.dev/v1
+        kind: Action
+        metadata: {name: \(name)}
+        spec: \(spec)
+        ---
+
+        """
+    }
+
+    static func route(_ name: String, _ spec: String) -> String {
+        """
+        apiVersion: steady.dev/v1
+        kind: Route
+        metadata: {name: \(name)}
+        spec: \(spec)
+        ---
+
+        """
+    }
+
+    /// Posts a probe event until the route table holds `route` (a probe that matches it is delivered).
+    static func waitForRoutes(port: Int, sink: EventSink, probe: String) async throws {
+        let before = sink.requests.count
+        _ = try await post(probe, port: port)
+        #expect(await waitUntil { sink.requests.count > before }, "the probe event was never delivered")
+    }
+
+    @Test func httpWebhookAndFileActionsDeliverEveryEventOnce() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        let file = controller.dataDirectory.file("events.ndjson").path
+        try controller.apply(
+            Self.action("to-sink", "{type: http, http: {url: '\(sink.url)', method: PUT}}")
+                + Self.action("hook", "{type: webhook, webhook: {url: '\(sink.url.replacingOccurrences(of: "hook", with: "webhook"))'}}")
+                + Self.action("to-file", "{type: file, file: {path: '\(file)'}}")
+                + Self.route("scans", "{input: 'input.kind == \"scan\"', actions: [to-sink, hook, to-file]}"))
+        // Wait for the route table: events posted before it exists match nothing.
+        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"kind": "scan", "n": 0}"#)
+        let baseline = sink.requests.count
+        var ids: [String] = []
+        for n in 1...20 {
+            let answer = try await Self.post(#"{"kind":"scan","n":\#(n)}"#, port: port)
+            #expect(answer.status == 202, "\(answer.body)")
+            ids.append(try #require(Self.id(of: answer)))
+        }
+        _ = try await Self.post(#"{"kind": "other"}"#, port: port)
+        #expect(await Self.waitUntil { sink.requests.count >= baseline + 40 }, "\(controller.log())")
+        let delivered = sink.requests.dropFirst(baseline)
+        #expect(delivered.filter { $0.path == "/hook" }.count == 20)
+        #expect(delivered.filter { $0.path == "/webhook" }.count == 20)
+        #expect(delivered.allSatisfy { $0.body.contains("\"kind\":\"scan\"") })
+        #expect(delivered.filter { $0.path == "/webhook" }.allSatisfy { $0.contentType == "application/json" })
+        let deliveryIDs = delivered.compactMap(\.deliveryID)
+        #expect(deliveryIDs.count == 40 && Set(deliveryIDs).count == 40, "each delivery has its own id")
+        #expect(
+            await Self.waitUntil {
+                let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+                return Set(ids).isSubset(of: Self.eventIDs(inLines: text))
+            }, "every event id is in the file")
+        // Every attempt is an execution record, listable by route through the API.
+        if let listed = try controller.kubectl(
+            ["get", "--raw", "/apis/steady.dev/v1/executions?labelSelector=route=scans&limit=1000"])
+        {
+            #expect(listed.status == 0, "\(listed)")
+            for id in ids { #expect(listed.output.contains(id)) }
+            #expect(listed.output.contains("\"result\":\"Succeeded\""))
+        }
+    }
+
+    @Test func theAPITakesEventsWithTheAdminToken() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("to-sink", "{type: webhook, webhook: {url: '\(sink.url)'}}")
+                + Self.route("all", "{input: 'has(input.viaAPI)', actions: [to-sink]}"))
+        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"viaAPI": 0}"#)
+        try controller.dataDirectory.write(#"{"viaAPI":1}"#, to: "event.json")
+        guard
+            let created = try controller.kubectl(
+                ["create", "--raw", "/events", "-f", controller.dataDirectory.file("event.json").path])
+        else { return }
+        #expect(created.status == 0, "\(created)")
+        #expect(created.output.contains("\"id\""))
+        #expect(await Self.waitUntil { sink.requests.contains { $0.body.contains("\"viaAPI\":1") } })
+    }
+
+    static func eventIDs(inLines text: String) -> Set<String> {
+        Set(
+            text.split(separator: "\n").compactMap { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    return nil
+                }
+                return object["eventId"] as? String
+            })
+    }
+
+    @Test func badInputIsRefusedWith400And413And429WhenFull() async throws {
+        let sink = try await EventSink(isDown: true)
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port, extra: ["--events-max-pending", "1"])
+        defer { controller.remove() }
+        let invalid = try await Self.post("{not json", port: port)
+        #expect(invalid.status == 400)
+        #expect(invalid.body.contains("not JSON"), "\(invalid.body)")
+        let large = try await Self.post(#"{"x": ""# + String(repeating: "a", count: 1 << 20) + #""}"#, port: port)
+        #expect(large.status == 413)
+        try controller.apply(
+            Self.action("down", "{type: webhook, webhook: {url: '\(sink.url)'}, retry: {attempts: 100, backoff: 1h}}")
+                + Self.route("all", "{actions: [down]}"))
+        // Once the one allowed pending delivery waits for the receiver, the next event is refused.
+        var refused: EventEndToEndTests.Answer?
+        for _ in 0..<200 where refused == nil {
+            let answer = try await Self.post(#"{"n":1}"#, port: port)
+            if answer.status == 429 { refused = answer } else { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let answer = try #require(refused, "no 429 came")
+        #expect(answer.retryAfter == "1")
+    }
+
+    @Test func aReceiverThatIsDownGetsTheEventOnceItIsBack() async throws {
+        let sink = try await EventSink(isDown: true)
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("flaky", "{type: http, http: {url: '\(sink.url)'}, retry: {attempts: 50, backoff: 100ms, maxBackoff: 200ms}}")
+                + Self.route("all", "{actions: [flaky]}"))
+        var answer = try await Self.post(#"{"n":1}"#, port: port)
+        // The route table may not hold the route yet; post until an event is routed and fails at the receiver.
+        #expect(
+            await Self.waitUntil {
+                controller.log().contains("delivery failed")
+            }, "\(controller.log())")
+        answer = try await Self.post(#"{"n":2}"#, port: port)
+        #expect(answer.status == 202)
+        #expect(sink.requests.isEmpty)
+        sink.setDown(false)
+        #expect(await Self.waitUntil { sink.requests.contains { $0.body.contains("\"n\":2") } }, "\(controller.log())")
+    }
+
+    @Test func sigkillOfTheControllerLosesNoAcknowledgedEvent() async throws {
+        let sink = try await EventSink(isDown: true)
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("later", "{type: http, http: {url: '\(sink.url)'}, retry: {attempts: 100, backoff: 100ms, maxBackoff: 300ms}}")
+                + Self.route("all", "{actions: [later]}"))
+        let ready = try controller.run("steady", ["wait", "--for=condition=Ready", "route/all", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)")
+        var ids: [String] = []
+        for n in 0..<100 {
+            let answer = try await Self.post(#"{"n":\#(n)}"#, port: port)
+            if answer.status == 202, let id = Self.id(of: answer) { ids.append(id) }
+        }
+        #expect(ids.count == 100)
+        controller.stop(signal: SIGKILL)
+        sink.setDown(false)
+        try controller.start(extraArguments: ["--events-listen", "127.0.0.1:\(port)"], port: controller.port)
+        #expect(
+            await Self.waitUntil(timeout: .seconds(60)) {
+                let bodies = sink.requests.map(\.body).joined(separator: "\n")
+                return (0..<100).allSatisfy { bodies.contains("{\"n\":\($0)}") }
+            }, "\(controller.log())")
+    }
+}
