@@ -243,4 +243,112 @@ import Testing
                 return (0..<100).allSatisfy { bodies.contains("{\"n\":\($0)}") }
             }, "\(controller.log())")
     }
+
+    @Test func dedupDropsARepeatWithinTheWindowAndDeliversItAgainAfter() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("to-sink", "{type: webhook, webhook: {url: '\(sink.url)'}}")
+                + Self.route("once", "{input: 'has(input.id)', actions: [to-sink], dedup: {keys: [input.id], window: 3s}}"))
+        func count(_ id: String) -> Int { sink.requests.filter { $0.body.contains("\"id\":\"\(id)\"") }.count }
+        // The first event is delivered (this also waits for the route table).
+        var first = try await Self.post(#"{"id":"a","n":1}"#, port: port)
+        while count("a") == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            if count("a") == 0 { first = try await Self.post(#"{"id":"a","n":1}"#, port: port) }
+        }
+        #expect(first.status == 202)
+        let firstSeen = ContinuousClock.now
+        // A repeat within the window is dropped; a different key behind it is delivered.
+        _ = try await Self.post(#"{"id":"a","n":2}"#, port: port)
+        _ = try await Self.post(#"{"id":"b"}"#, port: port)
+        #expect(await Self.waitUntil { count("b") == 1 })
+        if ContinuousClock.now - firstSeen < .seconds(2) {
+            #expect(!sink.requests.contains { $0.body.contains("\"n\":2") }, "the repeat was delivered")
+        }
+        // After the window the same key is delivered again.
+        try await Task.sleep(until: firstSeen + .seconds(3.5))
+        _ = try await Self.post(#"{"id":"a","n":3}"#, port: port)
+        #expect(await Self.waitUntil { sink.requests.contains { $0.body.contains("\"n\":3") } })
+    }
+
+    @Test func aggregateDeliversOneMessageAtCountAndAtTimeout() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("to-sink", "{type: webhook, webhook: {url: '\(sink.url)'}}")
+                + Self.route("by-three", "{input: 'input.group == \"count\"', actions: [to-sink], aggregate: {count: 3}}")
+                + Self.route("by-time", "{input: 'input.group == \"time\"', actions: [to-sink], aggregate: {count: 100, timeout: 1s}}"))
+        let ready = try controller.run(
+            "steady", ["wait", "--for=condition=Ready", "route/by-three", "route/by-time", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)")
+        try await Task.sleep(for: .milliseconds(500))
+        for n in 1...3 { _ = try await Self.post(#"{"group":"count","n":\#(n)}"#, port: port) }
+        for n in 1...2 { _ = try await Self.post(#"{"group":"time","n":\#(n)}"#, port: port) }
+        #expect(await Self.waitUntil { sink.requests.count >= 2 }, "\(controller.log())")
+        let bodies = sink.requests.map(\.body)
+        #expect(bodies.contains(#"[{"group":"count","n":1},{"group":"count","n":2},{"group":"count","n":3}]"#), "\(bodies)")
+        #expect(bodies.contains(#"[{"group":"time","n":1},{"group":"time","n":2}]"#), "\(bodies)")
+        #expect(sink.requests.count == 2)
+    }
+
+    @Test func execRunsTheArgvWithTheMessageOnStdinAndStdoutPrintsIt() async throws {
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port, extra: ["--allow-exec"])
+        defer { controller.remove() }
+        let output = controller.dataDirectory.file("exec.out").path
+        try controller.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: Secret
+            metadata: {name: exec-env}
+            stringData: {target: '\(output)'}
+            ---
+
+            """
+                + Self.action(
+                    "run",
+                    "{type: exec, exec: {command: [/bin/sh, -c, 'cat >> \"$OUT\"; echo \" $STEADY_EVENT_ID $STEADY_ROUTE\" >> \"$OUT\"'], env: [{name: OUT, valueFrom: {secretKeyRef: {name: exec-env, key: target}}}]}}")
+                + Self.action("print", "{type: stdout}")
+                + Self.route("local", "{input: 'input.kind == \"proc\"', actions: [run, print]}"))
+        let ready = try controller.run("steady", ["wait", "--for=condition=Ready", "route/local", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)")
+        try await Task.sleep(for: .milliseconds(500))
+        let answer = try await Self.post(#"{"kind":"proc","pid":42}"#, port: port)
+        let id = try #require(Self.id(of: answer))
+        #expect(
+            await Self.waitUntil {
+                let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+                return text.contains(#"{"kind":"proc","pid":42}"#) && text.contains("\(id) local")
+            }, "\(controller.log())")
+        #expect(await Self.waitUntil { controller.log().contains(#"{"kind":"proc","pid":42}"#) })
+    }
+
+    @Test func serializedActionsRunInTheirDeclaredOrder() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        let names = ["one", "two", "three"]
+        try controller.apply(
+            names.map { Self.action($0, "{type: webhook, webhook: {url: 'http://127.0.0.1:\(sink.port)/\($0)'}}") }
+                .joined()
+                + Self.route("ordered", "{actions: [one, two, three], serializeActions: true}"))
+        let ready = try controller.run("steady", ["wait", "--for=condition=Ready", "route/ordered", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)")
+        try await Task.sleep(for: .milliseconds(500))
+        for n in 1...5 { _ = try await Self.post(#"{"n":\#(n)}"#, port: port) }
+        #expect(await Self.waitUntil { sink.requests.count >= 15 })
+        for n in 1...5 {
+            let paths = sink.requests.filter { $0.body == #"{"n":\#(n)}"# }.map(\.path)
+            #expect(paths == ["/one", "/two", "/three"], "event \(n): \(paths)")
+        }
+    }
 }
