@@ -43,6 +43,30 @@ public struct EventListener: Sendable {
             return (host.isEmpty ? "0.0.0.0" : host, port)
         }
 
+        /// The configuration the `--events-listen`, `--events-token-file`, `--events-tls-cert` and `--events-tls-key`
+        /// flags give, checked; the controller and the agent share it.
+        public static func fromFlags(
+            listen: String, tokenFile: String?, tlsCertificate: String?, tlsKey: String?
+        ) throws(IntakeError) -> Configuration {
+            guard let (host, port) = parseAddress(listen) else {
+                throw IntakeError(.invalid, "--events-listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:8082")
+            }
+            var token: String?
+            if let tokenFile {
+                guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                    throw IntakeError(.invalid, "--events-token-file \(tokenFile): cannot read the file")
+                }
+                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if token?.isEmpty == true {
+                    throw IntakeError(.invalid, "--events-token-file \(tokenFile): the file is empty")
+                }
+            }
+            let configuration = Configuration(
+                host: host, port: port, token: token, tlsCertificatePath: tlsCertificate, tlsKeyPath: tlsKey)
+            try configuration.validate()
+            return configuration
+        }
+
         /// Checks that a non-loopback address has a token and that TLS has both files.
         public func validate() throws(IntakeError) {
             if !isLoopback && (token ?? "").isEmpty {

@@ -1,4 +1,5 @@
 import Prometheus
+import Resources
 
 /// What an operator watches of the event pipeline on `/metrics`.
 public struct EventMetrics: Sendable {
@@ -25,11 +26,11 @@ public struct EventMetrics: Sendable {
                 helpText: "Delivery attempts that failed and will be tried again."))
         queueDepth = registry.makeGauge(
             descriptor: MetricNameDescriptor(
-                namespace: "steady", subsystem: "events", metricName: "queue_depth",
+                namespace: "steady", subsystem: "events", metricName: "queue_depth", unitName: "",
                 helpText: "Events taken in and not yet routed."))
         outboxDepth = registry.makeGauge(
             descriptor: MetricNameDescriptor(
-                namespace: "steady", subsystem: "events", metricName: "outbox_depth",
+                namespace: "steady", subsystem: "events", metricName: "outbox_depth", unitName: "",
                 helpText: "Deliveries in the outbox, not delivered and not given up."))
     }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Logging
 import Resources
@@ -50,15 +51,6 @@ public final class EventPipeline: Service, Sendable {
         }
     }
 
-    /// An event handed upstream: a runner's match whose remaining actions run on the controller.
-    public struct HandOff: Sendable, Equatable, Codable {
-        public var eventID: String
-        public var route: String
-        public var actions: [String]
-        public var receivedAt: Int64
-        public var body: [UInt8]
-    }
-
     /// Counters of one route or action, for status and `describe`.
     public struct Counters: Sendable, Equatable {
         public var matched: Int64 = 0
@@ -105,7 +97,8 @@ public final class EventPipeline: Service, Sendable {
     private let state = Mutex(State())
     private let routerWake = WakeSignal()
     private let dispatcherWake = WakeSignal()
-    private let handOffs = Mutex<(@Sendable (HandOff) throws -> Void)?>(nil)
+    private let upstreamWake = WakeSignal()
+    private let upstream = Mutex<Upstream?>(nil)
     private let changes = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// Opens the pipeline over `store`; nothing is delivered until ``run()`` and a table from ``update(_:)``.
@@ -157,9 +150,25 @@ public final class EventPipeline: Service, Sendable {
         dispatcherWake.signal()
     }
 
-    /// Sets where events with actions due upstream go (an agent's on-disk hand-off queue).
-    public func onHandOff(_ handOff: @escaping @Sendable (HandOff) throws -> Void) {
-        handOffs.withLock { $0 = handOff }
+    /// Where a runner sends what it owes the controller: hand-offs and execution records, each batch durable on the
+    /// controller once the call returns. Nil on the controller itself.
+    public struct Upstream: Sendable {
+        public var sendHandOffs: @Sendable ([EventHandOff]) async throws -> Void
+        public var sendExecutions: @Sendable ([ExecutionRecord]) async throws -> Void
+
+        public init(
+            sendHandOffs: @escaping @Sendable ([EventHandOff]) async throws -> Void,
+            sendExecutions: @escaping @Sendable ([ExecutionRecord]) async throws -> Void
+        ) {
+            self.sendHandOffs = sendHandOffs
+            self.sendExecutions = sendExecutions
+        }
+    }
+
+    /// Sets the upstream of a runner's pipeline; its queue of hand-offs and records drains from then on.
+    public func setUpstream(_ upstream: Upstream) {
+        self.upstream.withLock { $0 = upstream }
+        upstreamWake.signal()
     }
 
     /// Sets what is called whenever counters change (for status writers).
@@ -175,6 +184,28 @@ public final class EventPipeline: Service, Sendable {
     /// Deliveries not yet delivered nor given up, per action, as held in memory.
     public var pendingByAction: [String: Int] {
         state.withLock { $0.lanes.mapValues { $0.queue.count + $0.inFlight + $0.waiting.count } }
+    }
+
+    /// Counts executions a runner reported, in the route and action counters.
+    public func recordReported(_ executions: [ExecutionRecord]) {
+        state.withLock { state in
+            for record in executions {
+                switch record.result {
+                case .succeeded:
+                    state.routeCounters[record.route, default: Counters()].delivered += 1
+                    state.actionCounters[record.action, default: Counters()].delivered += 1
+                    state.actionCounters[record.action]?.failingInARow = 0
+                case .failed:
+                    state.routeCounters[record.route, default: Counters()].failed += 1
+                    state.actionCounters[record.action, default: Counters()].failed += 1
+                    state.actionCounters[record.action]?.failingInARow += 1
+                    state.actionCounters[record.action]?.lastError = record.error
+                case .retrying:
+                    state.actionCounters[record.action, default: Counters()].lastError = record.error
+                }
+            }
+        }
+        if !executions.isEmpty { changes.withLock { $0 }?() }
     }
 
     // MARK: Intake
@@ -193,20 +224,20 @@ public final class EventPipeline: Service, Sendable {
             throw IntakeError(.invalid, "the body is not JSON: \(error)")
         }
         let id = UUID().uuidString.lowercased()
-        try enqueue(id: id, body: body, value: value, receivedAt: now(), dueActions: nil, route: nil)
+        try enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
         return id
     }
 
-    /// Takes in an event a runner handed up, keeping its id, route and due actions.
-    public func accept(_ handOff: HandOff) throws(IntakeError) {
-        let value = try? JSONValue.parse(Data(handOff.body))
+    /// Takes in an event a runner handed up, keeping its id and the actions still due.
+    public func accept(_ handOff: EventHandOff) throws(IntakeError) {
+        let body = Array(handOff.body.utf8)
         try enqueue(
-            id: handOff.eventID, body: handOff.body, value: value, receivedAt: handOff.receivedAt,
-            dueActions: handOff.actions, route: handOff.route)
+            id: handOff.eventID, body: body, value: try? JSONValue.parse(Data(body)), receivedAt: handOff.receivedAt,
+            due: handOff.due)
     }
 
     private func enqueue(
-        id: String, body: [UInt8], value: JSONValue?, receivedAt: Int64, dueActions: [String]?, route: String?
+        id: String, body: [UInt8], value: JSONValue?, receivedAt: Int64, due: [EventHandOff.Due]?
     ) throws(IntakeError) {
         let isFull = state.withLock { state in
             state.queuedEvents >= configuration.maxQueuedEvents
@@ -217,7 +248,7 @@ public final class EventPipeline: Service, Sendable {
             throw IntakeError(.queueFull, "the event queue is full; retry later")
         }
         do {
-            try store.enqueue(id: id, receivedAt: receivedAt, body: body, dueActions: dueActions, route: route)
+            try store.enqueue(id: id, receivedAt: receivedAt, body: body, due: due)
         } catch {
             throw IntakeError(.unavailable, "the event queue cannot be written: \(error)")
         }
@@ -237,6 +268,7 @@ public final class EventPipeline: Service, Sendable {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.routeEvents() }
                 group.addTask { await self.pruneExecutions() }
+                group.addTask { await self.drainUpstream() }
                 await self.dispatch(in: &group)
             }
         }
@@ -304,21 +336,26 @@ public final class EventPipeline: Service, Sendable {
         for (event, value) in zip(batch, parsed) {
             step.consumed.append(event.sequence)
             guard let input = value ?? (try? JSONValue.parse(Data(event.body))) else { continue }
-            if let due = event.dueActions {
-                // Handed up by a runner: its route matched there; run the actions still due, in order.
-                let route = table.routes.first { $0.name == event.route }
-                let message = (route?.template ?? .rawJSON).render(input, raw: event.body)
-                let actions = due.filter { table.actions[$0] != nil }
-                step.groups.append(
-                    (
-                        actions.map {
-                            EventStore.NewDelivery(
-                                eventID: event.id, route: event.route ?? "", action: $0, message: message,
-                                receivedAt: event.receivedAt)
-                        }, route?.serializeActions ?? false
-                    ))
+            if let due = event.due {
+                // Handed up by a runner: its routes matched there; run the actions still due, in order.
+                for item in due {
+                    let route = table.routes.first { $0.name == item.route }
+                    let message = (route?.template ?? .rawJSON).render(input, raw: event.body)
+                    let actions = item.actions.filter { table.actions[$0] != nil }
+                    step.groups.append(
+                        (
+                            actions.map {
+                                EventStore.NewDelivery(
+                                    eventID: event.id, route: item.route, action: $0, message: message,
+                                    receivedAt: event.receivedAt)
+                            }, route?.serializeActions ?? false
+                        ))
+                }
                 continue
             }
+            var handOff = EventHandOff(
+                eventID: event.id, receivedAt: event.receivedAt, body: String(decoding: event.body, as: UTF8.self),
+                due: [])
             for route in table.routes where route.input.matches(input) {
                 matches.append(route.name)
                 let key = route.dedupKey(for: input)
@@ -336,44 +373,38 @@ public final class EventPipeline: Service, Sendable {
                             Self.group(
                                 route, eventID: items[0].eventID,
                                 message: RenderedMessage(title: message.title, body: AggregateBuffer.combine(items)),
-                                receivedAt: event.receivedAt, dedupKey: nil, expiry: nil))
+                                receivedAt: event.receivedAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
                     }
                     aggregates[route.name] = buffer
                     continue
                 }
+                let due = EventHandOff.Due(route: route.name, actions: route.upstreamActions)
+                // With serializeActions the controller's actions start after the runner's: the hand-off leaves
+                // once the last local delivery has finished. Otherwise it leaves now, once for every route.
+                let handsOffLater = route.serializeActions && !route.localActions.isEmpty && !due.actions.isEmpty
+                if !due.actions.isEmpty && !handsOffLater { handOff.due.append(due) }
+                var later = handOff
+                later.due = [due]
                 step.groups.append(
                     Self.group(
                         route, eventID: event.id, message: message, receivedAt: event.receivedAt, dedupKey: key,
-                        expiry: route.dedupWindow.map { event.receivedAt + $0 }))
-                if !route.upstreamActions.isEmpty { handUp(event, route: route) }
+                        expiry: route.dedupWindow.map { event.receivedAt + $0 }, thenHandOff: handsOffLater ? later : nil))
             }
+            if !handOff.due.isEmpty { step.handOffs.append(handOff) }
         }
         commit(step, aggregates: aggregates, consumedIDs: batch.map(\.id), matches: matches)
     }
 
-    private func handUp(_ event: EventStore.QueuedEvent, route: RouteTable.CompiledRoute) {
-        guard let handOff = handOffs.withLock({ $0 }) else { return }
-        do {
-            try handOff(
-                HandOff(
-                    eventID: event.id, route: route.name, actions: route.upstreamActions,
-                    receivedAt: event.receivedAt, body: event.body))
-        } catch {
-            logger.error(
-                "cannot queue the event for the controller",
-                metadata: ["steady.route": "\(route.name)", "steady.error": "\(error)"])
-        }
-    }
-
     private static func group(
         _ route: RouteTable.CompiledRoute, eventID: String, message: RenderedMessage, receivedAt: Int64,
-        dedupKey: String?, expiry: Int64?
+        dedupKey: String?, expiry: Int64?, thenHandOff: EventHandOff?
     ) -> (deliveries: [EventStore.NewDelivery], serialized: Bool) {
-        (
-            route.localActions.map {
+        let actions = route.localActions
+        return (
+            actions.enumerated().map { index, action in
                 EventStore.NewDelivery(
-                    eventID: eventID, route: route.name, action: $0, message: message, receivedAt: receivedAt,
-                    dedupKey: dedupKey, dedupExpiry: expiry)
+                    eventID: eventID, route: route.name, action: action, message: message, receivedAt: receivedAt,
+                    dedupKey: dedupKey, dedupExpiry: expiry, thenHandOff: index == actions.count - 1 ? thenHandOff : nil)
             }, route.serializeActions
         )
     }
@@ -393,7 +424,7 @@ public final class EventPipeline: Service, Sendable {
                 Self.group(
                     route, eventID: items[0].eventID,
                     message: RenderedMessage(title: nil, body: AggregateBuffer.combine(items)),
-                    receivedAt: items[0].heldAt, dedupKey: nil, expiry: nil))
+                    receivedAt: items[0].heldAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
         }
         guard !step.releasedRoutes.isEmpty else { return }
         commit(step, aggregates: aggregates, consumedIDs: [], matches: [])
@@ -405,7 +436,7 @@ public final class EventPipeline: Service, Sendable {
     ) {
         let ready: [Delivery]
         do {
-            ready = try store.commit(step) { UUID().uuidString.lowercased() }
+            ready = try store.commit(step, makeDeliveryID: Self.deliveryID)
         } catch {
             logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
             return
@@ -424,6 +455,7 @@ public final class EventPipeline: Service, Sendable {
         metrics.queueDepth.set(Double(depths.0))
         metrics.outboxDepth.set(Double(depths.1))
         if !ready.isEmpty { dispatcherWake.signal() }
+        if !step.handOffs.isEmpty { upstreamWake.signal() }
         if !matches.isEmpty { changes.withLock { $0 }?() }
     }
 
@@ -616,7 +648,52 @@ public final class EventPipeline: Service, Sendable {
         }
         metrics.outboxDepth.set(Double(depth))
         dispatcherWake.signal()
+        upstreamWake.signal()
         if result != .retrying { changes.withLock { $0 }?() }
+    }
+
+    /// The same id for the same (event, route, action) wherever and however often it is routed, so that a receiver
+    /// can drop a repeat (after a runner re-sends a hand-off the controller already took, say).
+    static func deliveryID(eventID: String, route: String, action: String) -> String {
+        let digest = SHA256.hash(data: Data("\(eventID)\u{0}\(route)\u{0}\(action)".utf8))
+        return digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Upstream
+
+    /// Sends hand-offs and execution records to the controller until they are all taken, then waits for more;
+    /// a controller that cannot be reached is tried again with backoff, and nothing is dropped meanwhile.
+    private func drainUpstream() async {
+        var failures = 0
+        while !Task.isCancelled {
+            guard let upstream = upstream.withLock({ $0 }) else {
+                await upstreamWake.wait()
+                continue
+            }
+            do {
+                let handOffs = try store.pendingHandOffs(limit: 64)
+                if let last = handOffs.last {
+                    try await upstream.sendHandOffs(handOffs.map(\.handOff))
+                    try store.removeHandOffs(through: last.row)
+                }
+                let executions = try store.unreportedExecutions(limit: 1_000)
+                if let last = executions.last {
+                    try await upstream.sendExecutions(executions)
+                    try store.markReported(through: last.sequence)
+                }
+                failures = 0
+                if handOffs.isEmpty && executions.isEmpty { await upstreamWake.wait() }
+            } catch {
+                failures += 1
+                let delay = Backoff.reconnect.jitteredDelay(attempt: failures - 1)
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning(
+                        "cannot report events to the controller yet; they wait on disk",
+                        metadata: ["steady.error": "\(error)", "steady.retryIn": "\(delay)"])
+                }
+                try? await Task.sleep(for: delay)
+            }
+        }
     }
 
     // MARK: Retention

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Resources
 import SQLiteSupport
 
 /// The pipeline's durable state in one SQLite file (WAL): the intake queue, the outbox, dedup keys, held
@@ -15,10 +16,8 @@ public final class EventStore: Sendable {
         public var id: String
         public var receivedAt: Int64
         public var body: [UInt8]
-        /// For an event a runner handed up: the actions still due, in order; nil for an event taken in here.
-        public var dueActions: [String]?
-        /// For a handed-up event: the route it matched on the runner.
-        public var route: String?
+        /// For an event a runner handed up: each route's actions still due; nil for an event taken in here.
+        public var due: [EventHandOff.Due]?
     }
 
     /// A delivery to add, before it has a row.
@@ -30,11 +29,14 @@ public final class EventStore: Sendable {
         public var receivedAt: Int64
         public var dedupKey: String?
         public var dedupExpiry: Int64?
+        /// Handed upstream once this delivery has finished (the last runner action of a serialized mixed route).
+        public var thenHandOff: EventHandOff?
 
         public init(
             eventID: String, route: String, action: String, message: RenderedMessage, receivedAt: Int64,
-            dedupKey: String? = nil, dedupExpiry: Int64? = nil
+            dedupKey: String? = nil, dedupExpiry: Int64? = nil, thenHandOff: EventHandOff? = nil
         ) {
+            self.thenHandOff = thenHandOff
             self.eventID = eventID
             self.route = route
             self.action = action
@@ -55,6 +57,8 @@ public final class EventStore: Sendable {
         public var held: [(route: String, item: AggregateBuffer.Item)] = []
         /// Held rows released (delivered as one message by a group of this step).
         public var releasedRoutes: [String] = []
+        /// Events to hand upstream.
+        public var handOffs: [EventHandOff] = []
 
         public init() {}
     }
@@ -64,6 +68,12 @@ public final class EventStore: Sendable {
         case delivered
         case retry(dueAt: Int64)
         case failed
+
+        /// Whether the delivery is over (delivered or given up).
+        public var isFinal: Bool {
+            if case .retry = self { return false }
+            return true
+        }
     }
 
     /// What completing an attempt produced.
@@ -85,13 +95,14 @@ public final class EventStore: Sendable {
         try connection.execute(
             """
             CREATE TABLE IF NOT EXISTS events(
-                seq INTEGER PRIMARY KEY, id TEXT NOT NULL, received INTEGER NOT NULL, body BLOB NOT NULL,
-                due_actions TEXT, route TEXT);
+                seq INTEGER PRIMARY KEY, id TEXT NOT NULL, received INTEGER NOT NULL, body BLOB NOT NULL, due TEXT);
             CREATE TABLE IF NOT EXISTS outbox(
                 row INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL, event_id TEXT NOT NULL, route TEXT NOT NULL,
                 action TEXT NOT NULL, title TEXT, body BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
                 due INTEGER NOT NULL DEFAULT 0, ready INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0,
-                dedup_key TEXT, dedup_expiry INTEGER, next_row INTEGER, received INTEGER NOT NULL);
+                dedup_key TEXT, dedup_expiry INTEGER, next_row INTEGER, received INTEGER NOT NULL,
+                then_hand_off TEXT);
+            CREATE TABLE IF NOT EXISTS handoffs(row INTEGER PRIMARY KEY, handoff TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS outbox_event ON outbox(event_id, route);
             CREATE INDEX IF NOT EXISTS outbox_action ON outbox(action, ready, failed);
             CREATE TABLE IF NOT EXISTS dedup(
@@ -103,7 +114,8 @@ public final class EventStore: Sendable {
             CREATE TABLE IF NOT EXISTS executions(
                 row INTEGER PRIMARY KEY, time INTEGER NOT NULL, event_id TEXT NOT NULL, route TEXT NOT NULL,
                 action TEXT NOT NULL, location TEXT NOT NULL, attempt INTEGER NOT NULL, result TEXT NOT NULL,
-                duration_ms INTEGER NOT NULL, error TEXT, delivery_id TEXT NOT NULL);
+                duration_ms INTEGER NOT NULL, error TEXT, delivery_id TEXT NOT NULL,
+                reported INTEGER NOT NULL DEFAULT 0);
             CREATE INDEX IF NOT EXISTS executions_time ON executions(time);
             """)
         self.connection = GuardedSQLiteConnection(connection)
@@ -115,18 +127,15 @@ public final class EventStore: Sendable {
     // MARK: Intake queue
 
     /// Writes an event to the queue; it is durable when this returns.
-    public func enqueue(id: String, receivedAt: Int64, body: [UInt8], dueActions: [String]? = nil, route: String? = nil)
-        throws
-    {
+    public func enqueue(id: String, receivedAt: Int64, body: [UInt8], due: [EventHandOff.Due]? = nil) throws {
+        let dueText = try due.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         try connection.withConnection { db in
-            let statement = try db.statement(
-                "INSERT INTO events(id, received, body, due_actions, route) VALUES(?, ?, ?, ?, ?)")
+            let statement = try db.statement("INSERT INTO events(id, received, body, due) VALUES(?, ?, ?, ?)")
             defer { statement.reset() }
             try statement.bind(1, id)
             try statement.bind(2, receivedAt)
             try statement.bind(3, Data(body))
-            try Self.bindOptional(statement, 4, dueActions?.joined(separator: ","))
-            try Self.bindOptional(statement, 5, route)
+            try Self.bindOptional(statement, 4, dueText)
             _ = try statement.step()
         }
     }
@@ -134,18 +143,17 @@ public final class EventStore: Sendable {
     /// The oldest queued events, at most `limit`.
     public func queuedEvents(limit: Int) throws -> [QueuedEvent] {
         try connection.withConnection { db in
-            let statement = try db.statement(
-                "SELECT seq, id, received, body, due_actions, route FROM events ORDER BY seq LIMIT ?")
+            let statement = try db.statement("SELECT seq, id, received, body, due FROM events ORDER BY seq LIMIT ?")
             defer { statement.reset() }
             try statement.bind(1, Int64(limit))
             var events: [QueuedEvent] = []
             while try statement.step() {
-                let due = statement.isNull(4) ? nil : statement.text(4).split(separator: ",").map(String.init)
+                let due = statement.isNull(4)
+                    ? nil : try? JSONDecoder().decode([EventHandOff.Due].self, from: Data(statement.text(4).utf8))
                 events.append(
                     QueuedEvent(
                         sequence: statement.int64(0), id: statement.text(1), receivedAt: statement.int64(2),
-                        body: Array(statement.data(3)), dueActions: due,
-                        route: statement.isNull(5) ? nil : statement.text(5)))
+                        body: Array(statement.data(3)), due: due))
             }
             return events
         }
@@ -162,7 +170,9 @@ public final class EventStore: Sendable {
     // MARK: Routing
 
     /// Applies one routing step in one transaction and returns the deliveries that are ready now.
-    public func commit(_ step: RoutingStep, makeDeliveryID: () -> String) throws -> [Delivery] {
+    public func commit(
+        _ step: RoutingStep, makeDeliveryID: (_ eventID: String, _ route: String, _ action: String) -> String
+    ) throws -> [Delivery] {
         try connection.withConnection { db in
             try db.transaction {
                 let remove = try db.statement("DELETE FROM events WHERE seq = ?")
@@ -186,6 +196,12 @@ public final class EventStore: Sendable {
                     try hold.bind(4, item.heldAt)
                     _ = try hold.step()
                 }
+                let handOff = try db.statement("INSERT INTO handoffs(handoff) VALUES(?)")
+                for item in step.handOffs {
+                    defer { handOff.reset() }
+                    try handOff.bind(1, String(decoding: try JSONEncoder().encode(item), as: UTF8.self))
+                    _ = try handOff.step()
+                }
                 var ready: [Delivery] = []
                 for group in step.groups {
                     // A serialized group is inserted last first, so each row knows the row that waits for it.
@@ -194,11 +210,12 @@ public final class EventStore: Sendable {
                     for (index, new) in group.deliveries.enumerated().reversed() {
                         let isReady = !group.serialized || index == 0
                         var delivery = Delivery(
-                            rowID: 0, deliveryID: makeDeliveryID(), eventID: new.eventID, route: new.route,
+                            rowID: 0, deliveryID: makeDeliveryID(new.eventID, new.route, new.action), eventID: new.eventID, route: new.route,
                             action: new.action, message: new.message, dedupKey: new.dedupKey,
                             dedupExpiry: new.dedupExpiry, nextRowID: group.serialized ? next : nil,
                             receivedAt: new.receivedAt)
-                        delivery.rowID = try Self.insert(delivery, ready: isReady, into: db)
+                        delivery.rowID = try Self.insert(
+                            delivery, ready: isReady, thenHandOff: new.thenHandOff, into: db)
                         next = delivery.rowID
                         if isReady { inserted.append(delivery) }
                     }
@@ -209,11 +226,13 @@ public final class EventStore: Sendable {
         }
     }
 
-    private static func insert(_ delivery: Delivery, ready: Bool, into db: SQLiteConnection) throws -> Int64 {
+    private static func insert(
+        _ delivery: Delivery, ready: Bool, thenHandOff: EventHandOff?, into db: SQLiteConnection
+    ) throws -> Int64 {
         let statement = try db.statement(
             """
             INSERT INTO outbox(delivery_id, event_id, route, action, title, body, ready, dedup_key, dedup_expiry,
-                next_row, received) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING row
+                next_row, received, then_hand_off) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING row
             """)
         defer { statement.reset() }
         try statement.bind(1, delivery.deliveryID)
@@ -227,6 +246,8 @@ public final class EventStore: Sendable {
         try statement.bind(9, delivery.dedupExpiry)
         try statement.bind(10, delivery.nextRowID)
         try statement.bind(11, delivery.receivedAt)
+        try bindOptional(
+            statement, 12, try thenHandOff.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) })
         guard try statement.step() else { throw SQLiteError(SQLITE_ERROR, "INSERT INTO outbox returned no row") }
         return statement.int64(0)
     }
@@ -285,6 +306,17 @@ public final class EventStore: Sendable {
             try db.transaction {
                 try Self.insert(execution, into: db)
                 var completion = Completion()
+                if outcome.isFinal {
+                    // A finished delivery that carries a hand-off passes it on in the same transaction.
+                    let handOff = try db.statement(
+                        """
+                        INSERT INTO handoffs(handoff) SELECT then_hand_off FROM outbox
+                        WHERE row = ? AND then_hand_off IS NOT NULL
+                        """)
+                    defer { handOff.reset() }
+                    try handOff.bind(1, delivery.rowID)
+                    _ = try handOff.step()
+                }
                 switch outcome {
                 case .retry(let dueAt):
                     let update = try db.statement("UPDATE outbox SET attempts = ?, due = ? WHERE row = ?")
@@ -332,6 +364,59 @@ public final class EventStore: Sendable {
                 }
                 return completion
             }
+        }
+    }
+
+    // MARK: Upstream
+
+    /// Hand-offs waiting for the controller, oldest first.
+    public func pendingHandOffs(limit: Int) throws -> [(row: Int64, handOff: EventHandOff)] {
+        try connection.withConnection { db in
+            let statement = try db.statement("SELECT row, handoff FROM handoffs ORDER BY row LIMIT ?")
+            defer { statement.reset() }
+            try statement.bind(1, Int64(limit))
+            var pending: [(Int64, EventHandOff)] = []
+            while try statement.step() {
+                if let handOff = try? JSONDecoder().decode(EventHandOff.self, from: Data(statement.text(1).utf8)) {
+                    pending.append((statement.int64(0), handOff))
+                }
+            }
+            return pending
+        }
+    }
+
+    /// Removes hand-offs the controller has taken, up to and including `row`.
+    public func removeHandOffs(through row: Int64) throws {
+        try connection.withConnection { db in
+            let statement = try db.statement("DELETE FROM handoffs WHERE row <= ?")
+            defer { statement.reset() }
+            try statement.bind(1, row)
+            _ = try statement.step()
+        }
+    }
+
+    /// Execution records not yet reported upstream, oldest first.
+    public func unreportedExecutions(limit: Int) throws -> [ExecutionRecord] {
+        try connection.withConnection { db in
+            let statement = try db.statement(
+                """
+                SELECT \(Self.executionColumns) FROM executions WHERE reported = 0 ORDER BY row LIMIT ?
+                """)
+            defer { statement.reset() }
+            try statement.bind(1, Int64(limit))
+            var records: [ExecutionRecord] = []
+            while try statement.step() { records.append(Self.execution(statement)) }
+            return records
+        }
+    }
+
+    /// Marks execution records as reported, up to and including `sequence`.
+    public func markReported(through sequence: Int64) throws {
+        try connection.withConnection { db in
+            let statement = try db.statement("UPDATE executions SET reported = 1 WHERE row <= ? AND reported = 0")
+            defer { statement.reset() }
+            try statement.bind(1, sequence)
+            _ = try statement.step()
         }
     }
 
@@ -385,11 +470,11 @@ public final class EventStore: Sendable {
 
     // MARK: Executions
 
-    private static func insert(_ record: ExecutionRecord, into db: SQLiteConnection) throws {
+    private static func insert(_ record: ExecutionRecord, reported: Bool = false, into db: SQLiteConnection) throws {
         let statement = try db.statement(
             """
             INSERT INTO executions(time, event_id, route, action, location, attempt, result, duration_ms, error,
-                delivery_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                delivery_id, reported) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         defer { statement.reset() }
         try statement.bind(1, record.time)
@@ -402,14 +487,15 @@ public final class EventStore: Sendable {
         try statement.bind(8, record.durationMilliseconds)
         try bindOptional(statement, 9, record.error)
         try statement.bind(10, record.deliveryID)
+        try statement.bind(11, Int64(reported ? 1 : 0))
         _ = try statement.step()
     }
 
-    /// Adds execution records reported from elsewhere (a runner's).
+    /// Adds execution records reported from elsewhere (a runner's); they are not reported again.
     public func record(_ executions: [ExecutionRecord]) throws {
         try connection.withConnection { db in
             try db.transaction {
-                for execution in executions { try Self.insert(execution, into: db) }
+                for execution in executions { try Self.insert(execution, reported: true, into: db) }
             }
         }
     }
@@ -419,27 +505,29 @@ public final class EventStore: Sendable {
         try connection.withConnection { db in
             let statement = try db.statement(
                 """
-                SELECT time, event_id, route, action, location, attempt, result, duration_ms, error, delivery_id, row
-                FROM executions WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR action = ?2)
-                ORDER BY row DESC LIMIT ?3
+                SELECT \(Self.executionColumns) FROM executions
+                WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR action = ?2) ORDER BY row DESC LIMIT ?3
                 """)
             defer { statement.reset() }
             try Self.bindOptional(statement, 1, route)
             try Self.bindOptional(statement, 2, action)
             try statement.bind(3, Int64(limit))
             var records: [ExecutionRecord] = []
-            while try statement.step() {
-                records.append(
-                    ExecutionRecord(
-                        sequence: statement.int64(10), time: statement.int64(0), eventID: statement.text(1),
-                        route: statement.text(2), action: statement.text(3), location: statement.text(4),
-                        attempt: Int(statement.int64(5)),
-                        result: ExecutionRecord.Result(rawValue: statement.text(6)) ?? .failed,
-                        durationMilliseconds: statement.int64(7), error: statement.isNull(8) ? nil : statement.text(8),
-                        deliveryID: statement.text(9)))
-            }
+            while try statement.step() { records.append(Self.execution(statement)) }
             return records
         }
+    }
+
+    static let executionColumns =
+        "time, event_id, route, action, location, attempt, result, duration_ms, error, delivery_id, row"
+
+    private static func execution(_ statement: SQLiteStatement) -> ExecutionRecord {
+        ExecutionRecord(
+            sequence: statement.int64(10), time: statement.int64(0), eventID: statement.text(1),
+            route: statement.text(2), action: statement.text(3), location: statement.text(4),
+            attempt: Int(statement.int64(5)), result: ExecutionRecord.Result(rawValue: statement.text(6)) ?? .failed,
+            durationMilliseconds: statement.int64(7), error: statement.isNull(8) ? nil : statement.text(8),
+            deliveryID: statement.text(9))
     }
 
     /// Drops execution records older than `before` and all but the newest `keep`.

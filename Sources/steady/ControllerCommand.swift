@@ -90,25 +90,13 @@ struct ControllerOptions: ParsableArguments {
     /// The `--events-listen` configuration, checked; nil without the flag.
     func eventListener() throws -> EventListener.Configuration? {
         guard let eventsListen else { return nil }
-        guard let (host, port) = EventListener.Configuration.parseAddress(eventsListen) else {
-            throw ValidationError("--events-listen \(eventsListen): expected HOST:PORT, e.g. 127.0.0.1:8082")
-        }
-        var token: String?
-        if let eventsTokenFile {
-            guard let text = try? String(contentsOfFile: eventsTokenFile, encoding: .utf8) else {
-                throw ValidationError("--events-token-file \(eventsTokenFile): cannot read the file")
-            }
-            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let configuration = EventListener.Configuration(
-            host: host, port: port, token: token, tlsCertificatePath: eventsTLSCertificate,
-            tlsKeyPath: eventsTLSKey)
         do {
-            try configuration.validate()
+            return try EventListener.Configuration.fromFlags(
+                listen: eventsListen, tokenFile: eventsTokenFile, tlsCertificate: eventsTLSCertificate,
+                tlsKey: eventsTLSKey)
         } catch {
             throw ValidationError(error.message)
         }
-        return configuration
     }
 
     var dataURL: URL { URL(fileURLWithPath: dataDirectory).standardizedFileURL }

@@ -104,6 +104,7 @@ public struct APIServer: Sendable {
                 context.identity == .admin
             }
             ExecutionRoutes(pipeline: events).register(on: router)
+            EventUpstreamRoutes(pipeline: events).register(on: router)
         }
         if let agents {
             AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)

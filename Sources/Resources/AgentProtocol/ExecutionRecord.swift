@@ -1,5 +1,5 @@
 import Foundation
-import Resources
+
 
 /// How one delivery attempt ended: what the `Execution` kind lists and runners report upstream.
 public struct ExecutionRecord: Sendable, Equatable, Codable {
