@@ -161,6 +161,7 @@ let package = Package(
             dependencies: [
                 "Client", "Resources", "Agent", "Reconciler",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

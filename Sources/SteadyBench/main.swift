@@ -8,6 +8,8 @@ import Foundation
 //   .build/release/steady-bench reconcile [--objects 10000] [--workers 4]
 //   .build/release/steady-bench idle [--seconds 10]
 //   .build/release/steady-bench remoterun [--agents 20]
+//   .build/release/steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent]
+//       [--action http|file]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -168,6 +170,14 @@ case "agent-memory":
         AgentMemoryBenchmark.Options(
             idleSeconds: intOption("--idle") ?? 30,
             agentCommand: option("--agent").map { $0.split(separator: " ").map(String.init) } ?? []),
+        binaries: binaries)
+case "events":
+    await EventsBenchmark.run(
+        EventsBenchmark.Options(
+            routes: intOption("--routes") ?? 100, events: intOption("--events") ?? 100_000,
+            rate: intOption("--rate") ?? 5_000,
+            places: option("--where").map { $0 == "both" ? ["controller", "agent"] : [$0] } ?? ["controller", "agent"],
+            actions: option("--action").map { $0 == "both" ? ["http", "file"] : [$0] } ?? ["http", "file"]),
         binaries: binaries)
 case "remoterun":
     await RemoteRunBenchmark.run(agents: intOption("--agents") ?? 20, binaries: binaries)
