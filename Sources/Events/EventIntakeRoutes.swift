@@ -39,7 +39,7 @@ public enum EventIntakeRoutes {
             return answer(.badRequest, ["message": .string("cannot read the body: \(error)")])
         }
         do {
-            let id = try pipeline.accept(Array(buffer.readableBytesView))
+            let id = try await pipeline.accept(Array(buffer.readableBytesView))
             return answer(.accepted, ["id": .string(id)])
         } catch {
             var response = answer(

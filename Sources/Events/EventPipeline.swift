@@ -98,6 +98,7 @@ public final class EventPipeline: Service, Sendable {
     private let routerWake = WakeSignal()
     private let dispatcherWake = WakeSignal()
     private let upstreamWake = WakeSignal()
+    private let intake = Mutex(IntakeBatch())
     private let upstream = Mutex<Upstream?>(nil)
     private let changes = Mutex<(@Sendable () -> Void)?>(nil)
 
@@ -211,7 +212,7 @@ public final class EventPipeline: Service, Sendable {
     // MARK: Intake
 
     /// Takes in one event: parsed, given an id and written to the queue before this returns.
-    public func accept(_ body: [UInt8]) throws(IntakeError) -> String {
+    public func accept(_ body: [UInt8]) async throws(IntakeError) -> String {
         guard body.count <= configuration.maxEventBytes else {
             metrics.rejected.increment()
             throw IntakeError(.tooLarge, "the event is \(body.count) bytes; the limit is \(configuration.maxEventBytes)")
@@ -224,21 +225,21 @@ public final class EventPipeline: Service, Sendable {
             throw IntakeError(.invalid, "the body is not JSON: \(error)")
         }
         let id = UUID().uuidString.lowercased()
-        try enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
+        try await enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
         return id
     }
 
     /// Takes in an event a runner handed up, keeping its id and the actions still due.
-    public func accept(_ handOff: EventHandOff) throws(IntakeError) {
+    public func accept(_ handOff: EventHandOff) async throws(IntakeError) {
         let body = Array(handOff.body.utf8)
-        try enqueue(
+        try await enqueue(
             id: handOff.eventID, body: body, value: try? JSONValue.parse(Data(body)), receivedAt: handOff.receivedAt,
             due: handOff.due)
     }
 
     private func enqueue(
         id: String, body: [UInt8], value: JSONValue?, receivedAt: Int64, due: [EventHandOff.Due]?
-    ) throws(IntakeError) {
+    ) async throws(IntakeError) {
         let isFull = state.withLock { state in
             state.queuedEvents >= configuration.maxQueuedEvents
                 || state.pendingDeliveries >= configuration.maxPendingDeliveries
@@ -247,17 +248,53 @@ public final class EventPipeline: Service, Sendable {
             metrics.rejected.increment()
             throw IntakeError(.queueFull, "the event queue is full; retry later")
         }
+        let event = EventStore.NewEvent(id: id, receivedAt: receivedAt, body: body, due: due)
         do {
-            try store.enqueue(id: id, receivedAt: receivedAt, body: body, due: due)
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let leads = intake.withLock { batch in
+                    batch.pending.append((event, value, continuation))
+                    defer { batch.isWriting = true }
+                    return !batch.isWriting
+                }
+                if leads { writeIntake() }
+            }
         } catch {
             throw IntakeError(.unavailable, "the event queue cannot be written: \(error)")
         }
-        state.withLock { state in
-            state.queuedEvents += 1
-            if let value { state.parsed[id] = value }
+    }
+
+    /// Events waiting for the intake writer, and whether a caller is writing.
+    struct IntakeBatch {
+        var pending: [(event: EventStore.NewEvent, value: JSONValue?, continuation: CheckedContinuation<Void, any Error>)] =
+            []
+        var isWriting = false
+    }
+
+    /// Group commit: the caller that found no writer writes every event waiting, in one transaction per round, until
+    /// none is left, and answers each caller once its event is durable.
+    private func writeIntake() {
+        while true {
+            let batch = intake.withLock { batch in
+                let pending = batch.pending
+                batch.pending = []
+                if pending.isEmpty { batch.isWriting = false }
+                return pending
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                try store.enqueue(batch.map(\.event))
+            } catch {
+                for item in batch { item.continuation.resume(throwing: error) }
+                continue
+            }
+            state.withLock { state in
+                state.queuedEvents += batch.count
+                for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
+            }
+            metrics.received.increment(by: Int64(batch.count))
+            routerWake.signal()
+            for item in batch { item.continuation.resume() }
         }
-        metrics.received.increment()
-        routerWake.signal()
     }
 
     // MARK: Running

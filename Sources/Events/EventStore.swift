@@ -126,17 +126,38 @@ public final class EventStore: Sendable {
 
     // MARK: Intake queue
 
-    /// Writes an event to the queue; it is durable when this returns.
-    public func enqueue(id: String, receivedAt: Int64, body: [UInt8], due: [EventHandOff.Due]? = nil) throws {
-        let dueText = try due.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+    /// An event to write to the queue.
+    public struct NewEvent: Sendable {
+        public var id: String
+        public var receivedAt: Int64
+        public var body: [UInt8]
+        public var due: [EventHandOff.Due]?
+
+        public init(id: String, receivedAt: Int64, body: [UInt8], due: [EventHandOff.Due]? = nil) {
+            self.id = id
+            self.receivedAt = receivedAt
+            self.body = body
+            self.due = due
+        }
+    }
+
+    /// Writes events to the queue in one transaction; they are durable when this returns.
+    public func enqueue(_ events: [NewEvent]) throws {
+        let dueTexts = try events.map { event in
+            try event.due.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        }
         try connection.withConnection { db in
-            let statement = try db.statement("INSERT INTO events(id, received, body, due) VALUES(?, ?, ?, ?)")
-            defer { statement.reset() }
-            try statement.bind(1, id)
-            try statement.bind(2, receivedAt)
-            try statement.bind(3, Data(body))
-            try Self.bindOptional(statement, 4, dueText)
-            _ = try statement.step()
+            try db.transaction {
+                let statement = try db.statement("INSERT INTO events(id, received, body, due) VALUES(?, ?, ?, ?)")
+                for (event, dueText) in zip(events, dueTexts) {
+                    defer { statement.reset() }
+                    try statement.bind(1, event.id)
+                    try statement.bind(2, event.receivedAt)
+                    try statement.bind(3, Data(event.body))
+                    try Self.bindOptional(statement, 4, dueText)
+                    _ = try statement.step()
+                }
+            }
         }
     }
 

@@ -45,7 +45,7 @@ enum EventsBenchmark {
             // {"route":"rK","seq":N}: the number after "seq":.
             let text = String(buffer: body)
             guard let range = text.range(of: "\"seq\":") else { return }
-            let digits = text[range.upperBound...].prefix { $0.isNumber }
+            let digits = text[range.upperBound...].prefix { $0.isNumber || $0 == "-" }
             if let seq = Int(digits) { received.withLock { $0[seq] = $0[seq] ?? now } }
         }
     }

@@ -171,6 +171,39 @@ import Testing
             })
     }
 
+    @Test func anEventsTokenMayPostEventsAndNothingElse() async throws {
+        guard let curl = Binaries.onPath("curl") else { return }
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("to-sink", "{type: webhook, webhook: {url: '\(sink.url)'}}")
+                + Self.route("all", "{input: 'has(input.viaToken)', actions: [to-sink]}"))
+        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"viaToken":0}"#)
+        let created = try controller.run("steady", ["token", "create", "--events"])
+        #expect(created.status == 0, "\(created)")
+        let token = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let ca = controller.dataDirectory.file("ca.crt").path
+        func call(_ method: String, _ path: String, body: String? = nil, bearer: String) throws -> String {
+            var arguments = [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, "-X", method, "-H",
+                "Authorization: Bearer \(bearer)", "\(controller.server)\(path)",
+            ]
+            if let body { arguments += ["-H", "Content-Type: application/json", "--data", body] }
+            return try CommandResult.run(curl, arguments).output
+        }
+        #expect(try call("POST", "/events", body: #"{"viaToken":1}"#, bearer: token) == "202")
+        #expect(await Self.waitUntil { sink.requests.contains { $0.body.contains("\"viaToken\":1") } })
+        // It can do nothing else: not read objects, not list executions, not even discovery.
+        #expect(try call("GET", "/apis/steady.dev/v1/routes", bearer: token) == "403")
+        #expect(try call("GET", "/apis/steady.dev/v1/executions", bearer: token) == "403")
+        #expect(try call("GET", "/apis", bearer: token) == "403")
+        // A made-up token of the same shape is refused.
+        #expect(try call("POST", "/events", body: "{}", bearer: "abcdef.0123456789abcdef") == "401")
+    }
+
     @Test func badInputIsRefusedWith400And413And429WhenFull() async throws {
         let sink = try await EventSink(isDown: true)
         defer { sink.stop() }

@@ -101,7 +101,7 @@ public struct APIServer: Sendable {
         if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
         if let events {
             EventIntakeRoutes.register(on: router, paths: ["/events"], pipeline: events) { _, context in
-                context.identity == .admin
+                context.identity == .admin || context.identity == .eventIngest
             }
             ExecutionRoutes(pipeline: events).register(on: router)
             EventUpstreamRoutes(pipeline: events).register(on: router)

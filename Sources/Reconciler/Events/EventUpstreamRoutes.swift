@@ -17,7 +17,7 @@ struct EventUpstreamRoutes {
             }
             do {
                 let batch = try await Self.decode(EventHandOffBatch.self, request)
-                for handOff in batch.handOffs { try pipeline.accept(handOff) }
+                for handOff in batch.handOffs { try await pipeline.accept(handOff) }
                 return APIResponses.json(["accepted": .int(Int64(batch.handOffs.count))])
             } catch let error as IntakeError {
                 var response = APIResponses.error(
