@@ -59,6 +59,8 @@ public final class EventPipeline: Service, Sendable {
         public var lastError: String?
         /// Deliveries given up in a row, since the last success.
         public var failingInARow: Int64 = 0
+
+        public init() {}
     }
 
     struct Lane {
@@ -82,6 +84,8 @@ public final class EventPipeline: Service, Sendable {
         var heldAtStart: [String: [AggregateBuffer.Item]] = [:]
         var lanes: [String: Lane] = [:]
         var routeCounters: [String: Counters] = [:]
+        /// Deliveries not yet finished, per route.
+        var pendingByRoute: [String: Int] = [:]
         var actionCounters: [String: Counters] = [:]
         var isLoaded = false
         /// Whether a table was installed: events wait in the queue until then, never matched against nothing.
@@ -180,6 +184,11 @@ public final class EventPipeline: Service, Sendable {
     /// The counters of every route and action seen so far.
     public var counters: (routes: [String: Counters], actions: [String: Counters]) {
         state.withLock { ($0.routeCounters, $0.actionCounters) }
+    }
+
+    /// Deliveries not yet delivered nor given up, per route, since this process started.
+    public var pendingByRoute: [String: Int] {
+        state.withLock { $0.pendingByRoute.filter { $0.value > 0 } }
     }
 
     /// Deliveries not yet delivered nor given up, per action, as held in memory.
@@ -378,7 +387,8 @@ public final class EventPipeline: Service, Sendable {
                 for item in due {
                     let route = table.routes.first { $0.name == item.route }
                     let message = (route?.template ?? .rawJSON).render(input, raw: event.body)
-                    let actions = item.actions.filter { table.actions[$0] != nil }
+                    // Only actions that run here: never another runner's, whatever a runner sent.
+                    let actions = item.actions.filter { table.localActions.contains($0) }
                     step.groups.append(
                         (
                             actions.map {
@@ -485,6 +495,9 @@ public final class EventPipeline: Service, Sendable {
             state.pendingDeliveries += added
             for id in consumedIDs { state.parsed[id] = nil }
             for route in matches { state.routeCounters[route, default: Counters()].matched += 1 }
+            for group in step.groups {
+                for delivery in group.deliveries { state.pendingByRoute[delivery.route, default: 0] += 1 }
+            }
             for delivery in ready { Self.enqueue(delivery, into: &state, backlog: configuration.actionBacklog) }
             return (state.queuedEvents, state.pendingDeliveries)
         }
@@ -565,7 +578,7 @@ public final class EventPipeline: Service, Sendable {
                 }
                 if let earliest = lane.waiting.map(\.dueAt).min() { nextDue = min(nextDue ?? earliest, earliest) }
                 // Only actions the table knows run; the others wait in the outbox for their configuration.
-                if state.table.actions[action] != nil {
+                if state.table.localActions.contains(action) {
                     while lane.inFlight < configuration.actionConcurrency, !lane.queue.isEmpty {
                         starts.append(lane.queue.removeFirst())
                         lane.inFlight += 1
@@ -657,6 +670,7 @@ public final class EventPipeline: Service, Sendable {
             case .delivered, .failed:
                 lane.held.remove(delivery.rowID)
                 state.pendingDeliveries -= 1
+                state.pendingByRoute[delivery.route, default: 0] -= 1
             }
             state.lanes[delivery.action] = lane
             var routeCounters = state.routeCounters[delivery.route, default: Counters()]

@@ -38,8 +38,10 @@ public struct RouteTable: Sendable {
     public let revision: Int64
     /// The routes, sorted by name.
     public let routes: [CompiledRoute]
-    /// Every local action, decoded, by name.
+    /// Every action, decoded, by name.
     public let actions: [String: ActionSpec]
+    /// The actions that run here.
+    public let localActions: Set<String>
     /// Secret values by secret name and key.
     public let secrets: [String: Secret]
     /// What was left out.
@@ -47,15 +49,16 @@ public struct RouteTable: Sendable {
 
     /// A table with nothing in it.
     public static let empty = RouteTable(
-        revision: 0, routes: [], actions: [:], secrets: [:], problems: [])
+        revision: 0, routes: [], actions: [:], localActions: [], secrets: [:], problems: [])
 
     init(
-        revision: Int64, routes: [CompiledRoute], actions: [String: ActionSpec], secrets: [String: Secret],
-        problems: [Problem]
+        revision: Int64, routes: [CompiledRoute], actions: [String: ActionSpec], localActions: Set<String>,
+        secrets: [String: Secret], problems: [Problem]
     ) {
         self.revision = revision
         self.routes = routes
         self.actions = actions
+        self.localActions = localActions
         self.secrets = secrets
         self.problems = problems
     }
@@ -108,8 +111,8 @@ public struct RouteTable: Sendable {
             }
         }
         return RouteTable(
-            revision: revision, routes: compiledRoutes, actions: decodedActions, secrets: decodedSecrets,
-            problems: problems)
+            revision: revision, routes: compiledRoutes, actions: decodedActions,
+            localActions: Set(decodedActions.keys.filter(isLocal)), secrets: decodedSecrets, problems: problems)
     }
 
     /// The value of a secret key, or an error naming what is missing.

@@ -125,6 +125,7 @@ public struct ControllerRuntime: Sendable {
             agents,
             events,
             eventTable,
+            EventStatusWriter(pipeline: events, objects: objects, logger: logger),
         ]
         if let listener = configuration.eventListener {
             let logger = logger

@@ -204,6 +204,40 @@ import Testing
         #expect(try call("POST", "/events", body: "{}", bearer: "abcdef.0123456789abcdef") == "401")
     }
 
+    @Test func routeAndActionStatusCountDeliveriesAndABrokenReceiverIsDegraded() async throws {
+        let sink = try await EventSink()
+        defer { sink.stop() }
+        let port = try Self.freePort()
+        let controller = try Self.startController(eventsPort: port)
+        defer { controller.remove() }
+        try controller.apply(
+            Self.action("good", "{type: webhook, webhook: {url: '\(sink.url)'}}")
+                + Self.action("broken", "{type: http, http: {url: 'http://127.0.0.1:\(sink.port)/missing', method: GET}}")
+                + Self.route("counted", "{input: 'has(input.n)', actions: [good, broken]}"))
+        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"n":0}"#)
+        for n in 1...4 { _ = try await Self.post(#"{"n":\#(n)}"#, port: port) }
+        func status(_ object: String) throws -> [String: Any] {
+            let shown = try controller.run("steady", ["get", object, "-o", "json"])
+            let value = try JSONSerialization.jsonObject(with: Data(shown.output.utf8)) as? [String: Any]
+            return value?["status"] as? [String: Any] ?? [:]
+        }
+        #expect(
+            try await Self.waitUntil {
+                let route = try status("route/counted")
+                return (route["matchedEvents"] as? Int ?? 0) >= 5 && (route["delivered"] as? Int ?? 0) >= 5
+                    && (route["failed"] as? Int ?? 0) >= 5
+            }, "\((try? status("route/counted")) ?? [:])")
+        #expect(try await Self.waitUntil { (try status("action/good")["delivered"] as? Int ?? 0) >= 5 })
+        #expect(
+            try await Self.waitUntil {
+                let conditions = try status("action/broken")["conditions"] as? [[String: Any]] ?? []
+                return conditions.contains {
+                    $0["type"] as? String == "Degraded" && $0["status"] as? String == "True"
+                        && ($0["message"] as? String ?? "").contains("404")
+                }
+            }, "\((try? status("action/broken")) ?? [:])")
+    }
+
     @Test func badInputIsRefusedWith400And413And429WhenFull() async throws {
         let sink = try await EventSink(isDown: true)
         defer { sink.stop() }
