@@ -36,6 +36,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "SQLiteSupport", dependencies: ["CSQLite"], swiftSettings: strict),
         .target(
             name: "Resources",
             dependencies: [
@@ -72,9 +73,28 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Events",
+            dependencies: [
+                "Resources", "Routing", "Mail", "SQLiteSupport", "CSQLite", "TLSSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Reconciler",
             dependencies: [
-                "Resources", "Routing", "CSQLite", "TLSSupport", "Apply",
+                "Resources", "Routing", "Apply", "Events", "SQLiteSupport", "CSQLite", "TLSSupport",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -93,7 +113,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Resources", "Routing", "TLSSupport",
+                "Resources", "Routing", "Events", "TLSSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -124,7 +144,7 @@ let package = Package(
         .target(
             name: "AgentCLI",
             dependencies: [
-                "Agent", "Resources",
+                "Agent", "Resources", "Events",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "steady",
             dependencies: [
-                "Resources", "Reconciler", "Agent", "AgentCLI", "Client", "TLSSupport",
+                "Resources", "Reconciler", "Agent", "AgentCLI", "Client", "TLSSupport", "Events",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -160,6 +180,7 @@ let package = Package(
             dependencies: [
                 "Client", "Resources", "Agent", "Reconciler",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -188,10 +209,11 @@ let package = Package(
         ),
         .testTarget(name: "ResourcesTests", dependencies: ["Resources"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "SteadyTesting"], swiftSettings: strict),
         .testTarget(
             name: "ReconcilerTests",
             dependencies: [
-                "Reconciler", "SteadyTesting",
+                "Reconciler", "SteadyTesting", "SQLiteSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -219,6 +241,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["Client", "SteadyTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "Client", "SteadyTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -219,6 +219,14 @@ public struct AgentControllerClient: Sendable {
         }
     }
 
+    /// Posts a JSON body with the agent's credential and returns once the controller answered 200.
+    public func post(_ path: String, json body: Data, credential: String) async throws(AgentError) {
+        var request = makeRequest(path, method: .POST, bearer: credential)
+        request.body = .bytes(body)
+        let (status, data) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
+        guard status == .ok else { throw Self.unexpected(status, data, "posting to \(path)") }
+    }
+
     // MARK: Plumbing
 
     private func makeRequest(_ path: String, method: HTTPMethod, bearer: String) -> HTTPClientRequest {

@@ -41,7 +41,11 @@ public actor AgentState {
 
     func commit(_ slice: RunnerSlice) {
         synchronizer.commit(slice)
+        sliceChanged.signal()
     }
+
+    /// Signalled whenever a new slice is applied, for the event pipeline's route table.
+    public nonisolated let sliceChanged = WakeSignal()
 
     func failToPersist(_ error: any Error) {
         synchronizer.failToPersist(error)

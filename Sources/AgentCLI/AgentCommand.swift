@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import Events
 import Foundation
 import Logging
 import Resources
@@ -50,6 +51,20 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning or error.")
     var logLevel = "info"
 
+    @Option(
+        name: .customLong("events-listen"),
+        help: "Take events on this address (POST / and /events, Postee-compatible), e.g. 127.0.0.1:8082.")
+    var eventsListen: String?
+
+    @Option(name: .customLong("events-token-file"), help: "Bearer token required on --events-listen (a file).")
+    var eventsTokenFile: String?
+
+    @Option(name: .customLong("events-tls-cert"), help: "Serve --events-listen over TLS with this certificate (PEM).")
+    var eventsTLSCertificate: String?
+
+    @Option(name: .customLong("events-tls-key"), help: "The private key (PEM) for --events-tls-cert.")
+    var eventsTLSKey: String?
+
     /// `--log-level` as a level (checked by `validate()`).
     private var level: Logger.Level? { Logger.Level(rawValue: logLevel) }
 
@@ -68,6 +83,19 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--log-level: \"\(logLevel)\" is not trace, debug, info, notice, warning or error")
         }
         _ = try makeConfiguration()
+        _ = try eventListener()
+    }
+
+    /// The `--events-listen` configuration, checked; nil without the flag.
+    func eventListener() throws -> EventListener.Configuration? {
+        guard let eventsListen else { return nil }
+        do {
+            return try EventListener.Configuration.fromFlags(
+                listen: eventsListen, tokenFile: eventsTokenFile, tlsCertificate: eventsTLSCertificate,
+                tlsKey: eventsTLSKey)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     func makeConfiguration() throws -> AgentConfiguration {
@@ -116,9 +144,16 @@ public struct AgentCommand: AsyncParsableCommand {
                     "steady.controller": "\(configuration.controllerURL)", "steady.stateDir": "\(directory.path)",
                     "steady.allowExec": "\(configuration.allowsExec)",
                 ])
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: agent)]
+            if let listener = try eventListener() {
+                let fixedIdentity = configuration.identity
+                let events = try AgentEvents(
+                    configuration: configuration, state: agent.state, directory: directory.path, listener: listener,
+                    identity: { fixedIdentity ?? (try? directory.loadIdentity()) ?? nil }, logger: logger)
+                services.append(.init(service: events))
+            }
             let group = ServiceGroup(
-                configuration: .init(
-                    services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             logger.info("agent stopped")
         } catch let error as AgentError {

@@ -1,3 +1,4 @@
+import Events
 import Foundation
 import Logging
 import Resources
@@ -13,11 +14,19 @@ public struct ControllerRuntime: Sendable {
         /// Extra DNS names or IPs for the serving certificate.
         public var serverNames: [String]
         public var synchronous: SQLiteStore.Synchronous
+        /// The plain events port (`--events-listen`), if any.
+        public var eventListener: EventListener.Configuration?
+        /// The event pipeline's limits, and whether `exec` actions may run on the controller (`--allow-exec`).
+        public var events: EventPipeline.Configuration
 
         public init(
             dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
-            serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal
+            serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal,
+            eventListener: EventListener.Configuration? = nil,
+            events: EventPipeline.Configuration = .init(location: "controller")
         ) {
+            self.eventListener = eventListener
+            self.events = events
             self.dataDirectory = dataDirectory
             self.host = host
             self.port = port
@@ -44,6 +53,9 @@ public struct ControllerRuntime: Sendable {
     public let runOutput: RunOutputStore
     /// Fetches and applies GitRepository sources.
     public let gitSources: GitSourceController
+    /// The event pipeline: intake, routing, the outbox and execution records (`events.db`).
+    public let events: EventPipeline
+    let eventTable: EventTableSource
     let logger: Logger
 
     /// Loads or creates the controller's identity and opens its store under the data directory.
@@ -70,8 +82,15 @@ public struct ControllerRuntime: Sendable {
             objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
         gitSources = GitSourceController(
             objects: objects, directory: configuration.dataDirectory.appendingPathComponent("git"), logger: logger)
+        events = EventPipeline(
+            configuration: configuration.events,
+            store: try EventStore(
+                path: configuration.dataDirectory.appendingPathComponent("events.db").path,
+                fullSync: configuration.synchronous == .full),
+            httpClient: EventPipeline.sharedHTTPClient, metrics: EventMetrics(registry: metrics.registry), logger: logger)
+        eventTable = EventTableSource(informer: informer, pipeline: events, logger: logger)
         server = APIServer(
-            objects: objects, authenticator: credentials, metrics: metrics,
+            objects: objects, authenticator: credentials, metrics: metrics, events: events,
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
@@ -109,7 +128,17 @@ public struct ControllerRuntime: Sendable {
             remoteRuns,
             agents,
             gitSources,
+            events,
+            eventTable,
+            EventStatusWriter(pipeline: events, objects: objects, logger: logger),
         ]
+        if let listener = configuration.eventListener {
+            let logger = logger
+            services.append(
+                try EventListener(configuration: listener, pipeline: events, logger: logger).makeApplication { port in
+                    logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
+                })
+        }
         if let directory = configuration.manifestsDirectory {
             services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
         }

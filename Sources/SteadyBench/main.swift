@@ -12,6 +12,8 @@ import Foundation
 // `remoterun` times a RemoteRun of `/bin/echo ok` on every agent; `--processes 20` with `--agents 20` gives each
 // agent a process of its own, as on real hosts (by default agents share one process per 2,500).
 //   .build/release/steady-bench gitops [--objects 10000] [--idle 30]
+//   .build/release/steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent]
+//       [--action http|file]
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
@@ -175,6 +177,14 @@ case "agent-memory":
         binaries: binaries)
 case "gitops":
     await GitOpsBenchmark.run(objects: intOption("--objects") ?? 10_000, idleSeconds: intOption("--idle") ?? 30, binaries: binaries)
+case "events":
+    await EventsBenchmark.run(
+        EventsBenchmark.Options(
+            routes: intOption("--routes") ?? 100, events: intOption("--events") ?? 100_000,
+            rate: intOption("--rate") ?? 5_000,
+            places: option("--where").map { $0 == "both" ? ["controller", "agent"] : [$0] } ?? ["controller", "agent"],
+            actions: option("--action").map { $0 == "both" ? ["http", "file"] : [$0] } ?? ["http", "file"]),
+        binaries: binaries)
 case "remoterun":
     await RemoteRunBenchmark.run(
         agents: intOption("--agents") ?? 20, processes: intOption("--processes"), binaries: binaries)

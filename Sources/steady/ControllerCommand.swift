@@ -1,6 +1,7 @@
 import AgentCLI
 import ArgumentParser
 import Client
+import Events
 import Foundation
 import Logging
 import Reconciler
@@ -49,6 +50,30 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning or error.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .customLong("events-listen"), help: "Also take events on this plain HTTP address (POST / and /events).")
+    var eventsListen: String?
+
+    @Option(name: .customLong("events-token-file"), help: "Bearer token required on --events-listen (a file).")
+    var eventsTokenFile: String?
+
+    @Option(name: .customLong("events-tls-cert"), help: "Serve --events-listen over TLS with this certificate (PEM).")
+    var eventsTLSCertificate: String?
+
+    @Option(name: .customLong("events-tls-key"), help: "The private key (PEM) for --events-tls-cert.")
+    var eventsTLSKey: String?
+
+    @Flag(name: .customLong("allow-exec"), help: "Let exec actions run on the controller.")
+    var allowExec = false
+
+    @Option(name: .customLong("events-max-bytes"), help: "Largest event accepted, in bytes (413 above it).")
+    var eventsMaxBytes = 1 << 20
+
+    @Option(name: .customLong("events-max-queued"), help: "Events queued before intake answers 429.")
+    var eventsMaxQueued = 10_000
+
+    @Option(name: .customLong("events-max-pending"), help: "Deliveries pending before intake answers 429.")
+    var eventsMaxPending = 100_000
+
     func validate() throws {
         _ = try endpoint()
         if let gitURL {
@@ -57,6 +82,7 @@ struct ControllerOptions: ParsableArguments {
         } else if gitRef != nil || gitPath != nil {
             throw ValidationError("--git-ref and --git-path need --git URL")
         }
+        _ = try eventListener()
         if let manifests {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -76,6 +102,18 @@ struct ControllerOptions: ParsableArguments {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
+    /// The `--events-listen` configuration, checked; nil without the flag.
+    func eventListener() throws -> EventListener.Configuration? {
+        guard let eventsListen else { return nil }
+        do {
+            return try EventListener.Configuration.fromFlags(
+                listen: eventsListen, tokenFile: eventsTokenFile, tlsCertificate: eventsTLSCertificate,
+                tlsKey: eventsTLSKey)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
     var dataURL: URL { URL(fileURLWithPath: dataDirectory).standardizedFileURL }
     var kubeconfigURL: URL { dataURL.appendingPathComponent("admin.kubeconfig") }
 
@@ -88,7 +126,10 @@ struct ControllerOptions: ParsableArguments {
         let configuration = ControllerRuntime.Configuration(
             dataDirectory: dataURL, host: host, port: port,
             manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
-            serverNames: serverNames, synchronous: fsync ? .full : .normal)
+            serverNames: serverNames, synchronous: fsync ? .full : .normal, eventListener: try eventListener(),
+            events: EventPipeline.Configuration(
+                location: "controller", allowsExec: allowExec, maxEventBytes: eventsMaxBytes,
+                maxQueuedEvents: eventsMaxQueued, maxPendingDeliveries: eventsMaxPending))
         let runtime = try ControllerRuntime(configuration: configuration, logger: logger)
         if let gitURL {
             try await runtime.gitSources.declare(

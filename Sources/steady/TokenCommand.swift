@@ -23,6 +23,9 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "A note stored with the token.")
         var description: String?
 
+        @Flag(help: "Create a token that may only post events (POST /events), printed as <id>.<secret>.")
+        var events = false
+
         func run() async throws {
             let duration: Duration?
             do {
@@ -35,9 +38,13 @@ struct TokenCommand: AsyncParsableCommand {
             guard let caPEM = configuration.caPEM else {
                 throw ValidationError("the kubeconfig has no CA certificate, so the token cannot carry its hash")
             }
-            let token = JoinToken.make(ttl: duration, description: description)
+            let token = JoinToken.make(ttl: duration, description: description, forEvents: events)
             try await APIClient.withClient(configuration) { client in
                 _ = try await client.create(Kinds.secret, token.object)
+            }
+            if events {
+                Console.out("\(token.id).\(token.secret)")
+                return
             }
             Console.out("\(try caHash(pem: caPEM))::\(token.id).\(token.secret)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteSupport
 import Testing
 
 @testable import Reconciler

@@ -27,7 +27,7 @@ public final class AgentProcess: @unchecked Sendable {
     /// Starts the agent; the token is needed only for the first start.
     public func start(
         controller: ControllerProcess, joinToken: String?, labels: [String: String] = [:], allowExec: Bool = false,
-        runCommand: String? = nil
+        runCommand: String? = nil, extraArguments: [String] = []
     ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.path(program == .steadyAgent ? "steady-agent" : "steady"))
@@ -40,7 +40,7 @@ public final class AgentProcess: @unchecked Sendable {
         if !labels.isEmpty { arguments += ["--labels", labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
         if allowExec { arguments.append("--allow-exec") }
         if let runCommand { arguments += ["--run-command", runCommand] }
-        process.arguments = arguments
+        process.arguments = arguments + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }

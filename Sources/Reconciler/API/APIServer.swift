@@ -1,4 +1,5 @@
 import Crypto
+import Events
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -43,16 +44,19 @@ public struct APIServer: Sendable {
     public let runOutput: RunOutputStore?
     /// Receives GitRepository webhooks; nil serves none.
     public let gitSources: GitSourceController?
+    /// The event pipeline that `POST /events` feeds; nil serves no intake.
+    public let events: EventPipeline?
     let logger: Logger
 
     public init(
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
-        configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
+        events: EventPipeline? = nil, configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
         readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
         runOutput: RunOutputStore? = nil, gitSources: GitSourceController? = nil, logger: Logger
     ) {
         self.runOutput = runOutput
         self.gitSources = gitSources
+        self.events = events
         self.readiness = readiness
         self.liveness = liveness
         self.agents = agents
@@ -99,6 +103,13 @@ public struct APIServer: Sendable {
         ).register(on: router)
         if let gitSources { GitWebhookRoutes(objects: objects, sources: gitSources).register(on: router) }
         if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
+        if let events {
+            EventIntakeRoutes.register(on: router, paths: ["/events"], pipeline: events) { _, context in
+                context.identity == .admin || context.identity == .eventIngest
+            }
+            ExecutionRoutes(pipeline: events).register(on: router)
+            EventUpstreamRoutes(pipeline: events).register(on: router)
+        }
         if let agents {
             AgentRoutes(gateway: agents, caCertificatePEM: caCertificatePEM).register(on: router)
         }

@@ -8,6 +8,9 @@ public enum Identity: Sendable, Equatable {
     case admin
     /// An enrolled agent, limited to its own runner.
     case runner(String)
+    /// The holder of an events token (`steady token create --events`): may post events (`POST /events`), nothing
+    /// else.
+    case eventIngest
 }
 
 /// Maps bearer tokens to identities.
@@ -69,6 +72,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
             let identity = await authenticator.identity(forToken: String(header.dropFirst(7)))
         else {
             return APIResponses.error(APIError(.unauthorized, "Unauthorized: a valid bearer token is required"))
+        }
+        if identity == .eventIngest && !(request.method == .post && request.uri.path == "/events") {
+            return APIResponses.error(APIError(.forbidden, "an events token may only post events (POST /events)"))
         }
         var context = context
         context.identity = identity

@@ -58,6 +58,11 @@ enum Discovery {
                 ])
             }
         }
+        // Execution records of the event pipeline: read-only and not stored objects, like Kubernetes Events.
+        resources.append([
+            "name": "executions", "singularName": "execution", "namespaced": false, "kind": "Execution",
+            "verbs": ["get", "list"], "categories": ["steady"],
+        ])
         return [
             "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(API.apiVersion),
             "resources": .array(resources),

@@ -116,6 +116,8 @@ struct ObjectRoutes: Sendable {
                 .forbidden,
                 "runner \"\(runner)\" cannot \(verb) \(info.plural).\(API.group)\(name.map { " \"\($0)\"" } ?? "")\(subresource.map { "/\($0)" } ?? ""): agents may only read their own Runner and write its status",
                 kind: info.plural, name: name)
+        case .eventIngest:
+            throw APIError(.forbidden, "an events token may only post events", kind: info.plural, name: name)
         case nil:
             throw APIError(.unauthorized, "Unauthorized")
         }

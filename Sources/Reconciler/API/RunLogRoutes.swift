@@ -53,6 +53,8 @@ struct RunLogRoutes: Sendable {
                 .forbidden,
                 "runner \"\(runner)\" cannot get \(info.plural).\(API.group) \"\(name)\"/log: only an admin reads "
                     + "run output", kind: info.plural, name: name)
+        case .eventIngest:
+            throw APIError(.forbidden, "an events token may only post events")
         case nil:
             throw APIError(.unauthorized, "Unauthorized")
         }

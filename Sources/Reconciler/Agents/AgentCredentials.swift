@@ -10,6 +10,8 @@ import TLSSupport
 /// under an internal kind that no API path serves; only their digests are stored.
 public actor AgentCredentials: Authenticating {
     public static let joinTokenType = "steady.dev/join-token"
+    /// The type of the Secrets behind events tokens (`steady token create --events`).
+    public static let eventsTokenType = "steady.dev/events-token"
     static let credentialKind = "_AgentCredential"
 
     let store: any ObjectStore
@@ -34,7 +36,10 @@ public actor AgentCredentials: Authenticating {
         if difference == 0 { return .admin }
         await loadIfNeeded()
         // Dictionary lookup by digest: the digest of a guessed token reveals nothing about stored ones.
-        return runnersByDigest[Hex.encode(digest)].map(Identity.runner)
+        if let runner = runnersByDigest[Hex.encode(digest)] { return .runner(runner) }
+        // An events token is looked up each time, so that revoking it takes effect at once.
+        if (try? await verifyToken(token, forEvents: true)) != nil { return .eventIngest }
+        return nil
     }
 
     private func loadIfNeeded() async {
@@ -79,14 +84,19 @@ public actor AgentCredentials: Authenticating {
 
     /// Checks a join token (`<id>.<secret>`) against its Secret: present, of the right type, unexpired.
     func verifyJoinToken(_ token: String) async throws(APIError) {
+        try await verifyToken(token, forEvents: false)
+    }
+
+    /// Checks a join or events token (`<id>.<secret>`) against its Secret: present, of the right type, unexpired.
+    func verifyToken(_ token: String, forEvents: Bool) async throws(APIError) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, JoinToken.isValidID(parts[0]), parts[1].count >= 16 else {
             throw APIError(.unauthorized, "malformed join token: expected <id>.<secret> after the CA hash")
         }
-        let name = JoinToken.secretName(id: String(parts[0]))
+        let name = JoinToken.secretName(id: String(parts[0]), forEvents: forEvents)
         guard let stored = try? await store.get(kind: Secret.kind, name: name),
             let secret = try? JSONValue.parse(stored.value),
-            secret["type"]?.stringValue == Self.joinTokenType
+            secret["type"]?.stringValue == (forEvents ? Self.eventsTokenType : Self.joinTokenType)
         else {
             throw APIError(.unauthorized, "unknown or revoked join token \(parts[0])")
         }
@@ -113,15 +123,20 @@ public actor AgentCredentials: Authenticating {
 
 /// Join tokens: `<caHash>::<id>.<secret>`, stored as a Secret named `join-token-<id>`.
 public enum JoinToken {
-    public static func secretName(id: String) -> String { "join-token-\(id)" }
+    public static func secretName(id: String, forEvents: Bool = false) -> String {
+        forEvents ? "events-token-\(id)" : "join-token-\(id)"
+    }
 
     /// Six lowercase alphanumerics, as kubeadm's token ids.
     static func isValidID(_ id: Substring) -> Bool {
         id.count == 6 && id.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber) }
     }
 
-    /// A new token id and secret, and the Secret that records it (digest only).
-    public static func make(ttl: Duration?, description: String?) -> (id: String, secret: String, object: JSONValue) {
+    /// A new token id and secret, and the Secret that records it (digest only); with `forEvents`, a token that may
+    /// only post events (`POST /events`).
+    public static func make(
+        ttl: Duration?, description: String?, forEvents: Bool = false
+    ) -> (id: String, secret: String, object: JSONValue) {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         var generator = SystemRandomNumberGenerator()
         let id = String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
@@ -137,11 +152,15 @@ public enum JoinToken {
             annotations["steady.dev/expires"] = .string(expiration)
         }
         if let description { annotations["steady.dev/description"] = .string(description) }
-        var metadata: JSONValue = ["name": .string(secretName(id: id)), "labels": ["steady.dev/join-token": "true"]]
+        let label = forEvents ? "steady.dev/events-token" : "steady.dev/join-token"
+        var metadata: JSONValue = [
+            "name": .string(secretName(id: id, forEvents: forEvents)), "labels": [label: "true"],
+        ]
         if !annotations.isEmpty { metadata["annotations"] = .object(annotations) }
         let object: JSONValue = [
             "apiVersion": .string(API.apiVersion), "kind": "Secret", "metadata": metadata,
-            "type": .string(AgentCredentials.joinTokenType), "data": .object(data),
+            "type": .string(forEvents ? AgentCredentials.eventsTokenType : AgentCredentials.joinTokenType),
+            "data": .object(data),
         ]
         return (id, secret, object)
     }

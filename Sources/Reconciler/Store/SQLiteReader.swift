@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import NIOPosix
+import SQLiteSupport
 import Synchronization
 
 /// Serves reads from a pool of query-only connections, so reads never wait for the writer.

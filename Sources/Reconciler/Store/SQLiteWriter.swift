@@ -1,6 +1,7 @@
 import CSQLite
 import Dispatch
 import Foundation
+import SQLiteSupport
 import Synchronization
 
 #if canImport(Glibc)

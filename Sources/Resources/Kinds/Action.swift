@@ -147,6 +147,10 @@ public struct ActionSpec: ResourceSpec, FieldDocumented {
         public var conditions: [Condition]?
         public var placement: Placement?
         public var lastExecution: Execution?
+        /// Deliveries that reached the receiver, were given up, and are still due.
+        public var delivered: Int64?
+        public var failed: Int64?
+        public var pending: Int64?
         public init() {}
     }
 

@@ -37,6 +37,10 @@ public struct RouteSpec: ResourceSpec, FieldDocumented {
         public var placement: Placement?
         public var matchedEvents: Int64?
         public var lastMatchTime: String?
+        /// Deliveries of the route's matches that reached their receiver, were given up, and are still due.
+        public var delivered: Int64?
+        public var failed: Int64?
+        public var pending: Int64?
         public init() {}
     }
 

@@ -3,7 +3,7 @@ import Synchronization
 /// A wake-up that a waiting task can give up on: `wait()` returns when `signal()` was called since the last
 /// wait, or when the waiting task is cancelled. (Cancelling a task waiting on an `AsyncStream` would finish the
 /// stream for good; this can be waited on again.)
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
     private struct State {
         var isSignalled = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -11,8 +11,11 @@ final class WakeSignal: Sendable {
 
     private let state = Mutex(State())
 
+    /// Creates a signal that nothing has signalled yet.
+    public init() {}
+
     /// Wakes the waiter, or the next one if none waits now.
-    func signal() {
+    public func signal() {
         let waiter = state.withLock { state in
             guard let waiter = state.waiter else {
                 state.isSignalled = true
@@ -25,7 +28,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns once signalled, or cancelled; one waiter at a time.
-    func wait() async {
+    public func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state in
@@ -44,6 +47,16 @@ final class WakeSignal: Sendable {
                 return state.waiter
             }
             waiter?.resume()
+        }
+    }
+
+    /// Returns once signalled, cancelled, or `timeout` has passed.
+    public func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
         }
     }
 }

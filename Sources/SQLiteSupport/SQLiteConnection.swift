@@ -9,12 +9,12 @@ private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self
 ///
 /// The handle is opened with SQLITE_OPEN_NOMUTEX, so every use must be serialised by the owner;
 /// `GuardedSQLiteConnection` does that with a `Mutex`.
-final class SQLiteConnection {
+public final class SQLiteConnection {
     private var db: OpaquePointer?
     private var statements: [String: SQLiteStatement] = [:]
 
     /// Opens the database file at `path` with the given `sqlite3_open_v2` flags.
-    init(path: String, flags: Int32) throws {
+    public init(path: String, flags: Int32) throws {
         var handle: OpaquePointer?
         let rc = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let handle else {
@@ -31,7 +31,7 @@ final class SQLiteConnection {
     }
 
     /// Finalizes all statements and closes the handle; later calls fail with `unavailable`.
-    func close() {
+    public func close() {
         for statement in statements.values {
             statement.finalize()
         }
@@ -43,7 +43,7 @@ final class SQLiteConnection {
     }
 
     /// Runs one or more SQL statements that return no rows the caller needs.
-    func execute(_ sql: String) throws {
+    public func execute(_ sql: String) throws {
         let db = try handle()
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &errorMessage)
@@ -57,7 +57,7 @@ final class SQLiteConnection {
     /// Returns the cached prepared statement for `sql`, preparing it on first use.
     ///
     /// Callers bind, step, and `defer { statement.reset() }` so the statement is ready for its next user.
-    func statement(_ sql: String) throws -> SQLiteStatement {
+    public func statement(_ sql: String) throws -> SQLiteStatement {
         if let cached = statements[sql] {
             return cached
         }
@@ -74,19 +74,19 @@ final class SQLiteConnection {
     }
 
     /// Sets one of SQLite's run-time limits, e.g. `SQLITE_LIMIT_LENGTH`.
-    func setLimit(_ limit: Int32, _ value: Int32) {
+    public func setLimit(_ limit: Int32, _ value: Int32) {
         if let db {
             sqlite3_limit(db, limit, value)
         }
     }
 
     /// Whether a transaction is open, e.g. after a failed ROLLBACK.
-    var isInTransaction: Bool {
+    public var isInTransaction: Bool {
         db.map { sqlite3_get_autocommit($0) == 0 } ?? false
     }
 
     /// Runs `body` inside BEGIN…COMMIT, rolling back when it throws.
-    func transaction<T>(_ begin: String = "BEGIN", _ body: () throws -> T) throws -> T {
+    public func transaction<T>(_ begin: String = "BEGIN", _ body: () throws -> T) throws -> T {
         if isInTransaction {
             try? execute("ROLLBACK")
         }
@@ -105,14 +105,14 @@ final class SQLiteConnection {
 
     private func handle() throws -> OpaquePointer {
         guard let db else {
-            throw StoreError(code: .unavailable, message: "store is closed")
+            throw SQLiteError.closed
         }
         return db
     }
 }
 
 /// A prepared statement owned by a `SQLiteConnection`; bind parameters are 1-based, columns 0-based.
-final class SQLiteStatement {
+public final class SQLiteStatement {
     private let raw: OpaquePointer
     private let db: OpaquePointer
     private var finalized = false
@@ -130,16 +130,16 @@ final class SQLiteStatement {
     }
 
     /// Makes the statement ready for the next use and drops references to bound values.
-    func reset() {
+    public func reset() {
         sqlite3_reset(raw)
         sqlite3_clear_bindings(raw)
     }
 
-    func bind(_ index: Int32, _ value: Int64) throws {
+    public func bind(_ index: Int32, _ value: Int64) throws {
         try check(sqlite3_bind_int64(raw, index, value), "bind")
     }
 
-    func bind(_ index: Int32, _ value: Int64?) throws {
+    public func bind(_ index: Int32, _ value: Int64?) throws {
         if let value {
             try bind(index, value)
         } else {
@@ -147,7 +147,7 @@ final class SQLiteStatement {
         }
     }
 
-    func bind(_ index: Int32, _ value: String) throws {
+    public func bind(_ index: Int32, _ value: String) throws {
         var value = value
         // withUTF8 passes an explicit length, so names with embedded NULs are stored whole.
         let rc = value.withUTF8 { utf8 -> Int32 in
@@ -161,7 +161,7 @@ final class SQLiteStatement {
         try check(rc, "bind")
     }
 
-    func bind(_ index: Int32, _ value: Data) throws {
+    public func bind(_ index: Int32, _ value: Data) throws {
         let rc = value.withUnsafeBytes { bytes -> Int32 in
             // A nil pointer would bind NULL, so empty values are bound as a zero-length blob.
             guard let base = bytes.baseAddress, !bytes.isEmpty else {
@@ -173,7 +173,7 @@ final class SQLiteStatement {
     }
 
     /// Advances to the next row; returns false when the statement is done.
-    func step() throws -> Bool {
+    public func step() throws -> Bool {
         let rc = sqlite3_step(raw)
         switch rc {
         case SQLITE_ROW:
@@ -185,11 +185,16 @@ final class SQLiteStatement {
         }
     }
 
-    func int64(_ column: Int32) -> Int64 {
+    /// Whether the column holds NULL in the current row.
+    public func isNull(_ column: Int32) -> Bool {
+        sqlite3_column_type(raw, column) == SQLITE_NULL
+    }
+
+    public func int64(_ column: Int32) -> Int64 {
         sqlite3_column_int64(raw, column)
     }
 
-    func text(_ column: Int32) -> String {
+    public func text(_ column: Int32) -> String {
         guard let bytes = sqlite3_column_text(raw, column) else {
             return ""
         }
@@ -197,7 +202,7 @@ final class SQLiteStatement {
         return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 
-    func data(_ column: Int32) -> Data {
+    public func data(_ column: Int32) -> Data {
         guard let bytes = sqlite3_column_blob(raw, column) else {
             return Data()
         }
@@ -214,44 +219,53 @@ final class SQLiteStatement {
     }
 }
 
-/// A failed SQLite call: its result code, for deciding what to retry, and the error callers are shown.
-struct SQLiteError: Error {
-    /// The (extended) result code, e.g. SQLITE_TOOBIG.
-    let resultCode: Int32
-    /// What the store reports: `unavailable`, with the code and `sqlite3_errmsg`.
-    let storeError: StoreError
+/// A failed SQLite call: its result code, for deciding what to retry, and what went wrong.
+public struct SQLiteError: Error, CustomStringConvertible {
+    /// The (extended) result code, e.g. SQLITE_TOOBIG; SQLITE_MISUSE once the connection is closed.
+    public let resultCode: Int32
+    /// The statement or call that failed and `sqlite3_errmsg`.
+    public let message: String
+    /// Whether the connection had been closed, rather than SQLite failing.
+    public let isClosed: Bool
 
-    init(_ resultCode: Int32, _ message: String) {
+    public init(_ resultCode: Int32, _ message: String) {
         self.resultCode = resultCode
-        self.storeError = StoreError(code: .unavailable, message: "sqlite: \(message) (code \(resultCode))")
+        self.message = message
+        self.isClosed = false
     }
 
-    /// `error` as the store reports it: SQLite failures become their `StoreError`, others pass through.
-    static func reported(_ error: any Error) -> any Error {
-        (error as? SQLiteError)?.storeError ?? error
+    private init(closed: Void) {
+        resultCode = SQLITE_MISUSE
+        message = "store is closed"
+        isClosed = true
     }
+
+    /// The error for any use of a connection after ``SQLiteConnection/close()``.
+    public static let closed = SQLiteError(closed: ())
+
+    public var description: String { isClosed ? message : "sqlite: \(message) (code \(resultCode))" }
 }
 
 /// A `SQLiteConnection` that may be shared across threads: every use holds its mutex.
-final class GuardedSQLiteConnection: Sendable {
+public final class GuardedSQLiteConnection: Sendable {
     private let connection: Mutex<SQLiteConnection?>
 
-    init(_ connection: sending SQLiteConnection) {
+    public init(_ connection: sending SQLiteConnection) {
         self.connection = Mutex(connection)
     }
 
     /// Runs `body` with exclusive use of the connection; fails with `unavailable` once closed.
-    func withConnection<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    public func withConnection<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         try connection.withLock { connection in
             guard let connection else {
-                throw StoreError(code: .unavailable, message: "store is closed")
+                throw SQLiteError.closed
             }
             return try body(connection)
         }
     }
 
     /// Closes the connection, waiting for a current user to finish.
-    func close() {
+    public func close() {
         connection.withLock { connection in
             connection?.close()
             connection = nil

@@ -1,0 +1,764 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import Resources
+import ServiceLifecycle
+import Synchronization
+
+/// The event pipeline one process runs, the controller's or an agent's: intake into a durable queue, evaluation
+/// against the route table, rendering, dedup and aggregation, a durable outbox delivered with retries, and an
+/// execution record for every attempt.
+///
+/// Each action has a lane of its own with a concurrency limit and a bounded in-memory backlog (the rest waits in
+/// the outbox), so one slow or failing receiver never delays another action's deliveries. A process killed at any
+/// moment resumes from the queue and the outbox when it starts again.
+public final class EventPipeline: Service, Sendable {
+    /// Limits and identity.
+    public struct Configuration: Sendable {
+        /// `controller`, or the runner's name, recorded on every execution.
+        public var location: String
+        /// Whether `exec` actions may run here.
+        public var allowsExec: Bool
+        /// Largest event body accepted.
+        public var maxEventBytes: Int
+        /// Most events queued before intake answers 429.
+        public var maxQueuedEvents: Int
+        /// Most deliveries pending in the outbox before intake answers 429.
+        public var maxPendingDeliveries: Int
+        /// Attempts in flight per action.
+        public var actionConcurrency: Int
+        /// Deliveries held in memory per action; more wait in the outbox.
+        public var actionBacklog: Int
+        /// How long execution records are kept, and how many at most.
+        public var executionRetention: Duration
+        public var executionLimit: Int
+
+        public init(
+            location: String, allowsExec: Bool = false, maxEventBytes: Int = 1 << 20, maxQueuedEvents: Int = 10_000,
+            maxPendingDeliveries: Int = 100_000, actionConcurrency: Int = 16, actionBacklog: Int = 1_000,
+            executionRetention: Duration = .seconds(24 * 3600), executionLimit: Int = 100_000
+        ) {
+            self.location = location
+            self.allowsExec = allowsExec
+            self.maxEventBytes = maxEventBytes
+            self.maxQueuedEvents = maxQueuedEvents
+            self.maxPendingDeliveries = maxPendingDeliveries
+            self.actionConcurrency = max(1, actionConcurrency)
+            self.actionBacklog = max(1, actionBacklog)
+            self.executionRetention = executionRetention
+            self.executionLimit = executionLimit
+        }
+    }
+
+    /// Counters of one route or action, for status and `describe`.
+    public struct Counters: Sendable, Equatable {
+        public var matched: Int64 = 0
+        public var delivered: Int64 = 0
+        public var failed: Int64 = 0
+        public var lastError: String?
+        /// Deliveries given up in a row, since the last success.
+        public var failingInARow: Int64 = 0
+
+        public init() {}
+    }
+
+    struct Lane {
+        var queue: [Delivery] = []
+        var inFlight = 0
+        /// Rows in `queue`, in flight or waiting for a retry.
+        var held: Set<Int64> = []
+        /// Whether ready rows may be in the outbox and not in memory.
+        var hasSpilled = false
+        /// Failed deliveries waiting for their retry time.
+        var waiting: [Delivery] = []
+    }
+
+    struct State {
+        var table = RouteTable.empty
+        var queuedEvents = 0
+        var pendingDeliveries = 0
+        var parsed: [String: JSONValue] = [:]
+        var dedup: [String: DedupWindow] = [:]
+        var aggregates: [String: AggregateBuffer] = [:]
+        var heldAtStart: [String: [AggregateBuffer.Item]] = [:]
+        var lanes: [String: Lane] = [:]
+        var routeCounters: [String: Counters] = [:]
+        /// Deliveries not yet finished, per route.
+        var pendingByRoute: [String: Int] = [:]
+        var actionCounters: [String: Counters] = [:]
+        var isLoaded = false
+        /// Whether a table was installed: events wait in the queue until then, never matched against nothing.
+        var hasTable = false
+    }
+
+    public let configuration: Configuration
+    public let store: EventStore
+    public let metrics: EventMetrics
+    let transports: DeliveryTransports
+    let logger: Logger
+    let now: @Sendable () -> Int64
+    private let state = Mutex(State())
+    private let routerWake = WakeSignal()
+    private let dispatcherWake = WakeSignal()
+    private let upstreamWake = WakeSignal()
+    private let intake = Mutex(IntakeBatch())
+    private let upstream = Mutex<Upstream?>(nil)
+    private let changes = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Opens the pipeline over `store`; nothing is delivered until ``run()`` and a table from ``update(_:)``.
+    public init(
+        configuration: Configuration, store: EventStore, httpClient: HTTPClient, metrics: EventMetrics,
+        logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.metrics = metrics
+        self.logger = logger
+        self.now = now
+        self.transports = DeliveryTransports(
+            httpClient: httpClient, allowsExec: configuration.allowsExec, location: configuration.location)
+    }
+
+    /// The HTTP client deliveries share: no redirects, no retries of its own (the retry policy decides), a
+    /// bounded connect time. Kept for the life of the process.
+    public static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    // MARK: Configuration
+
+    /// Swaps in the route table of a new configuration revision.
+    public func update(_ table: RouteTable) {
+        state.withLock { state in
+            state.table = table
+            state.hasTable = true
+            for route in table.routes {
+                guard let aggregate = route.aggregate else {
+                    state.aggregates[route.name] = nil
+                    continue
+                }
+                let held = state.aggregates[route.name]?.items ?? state.heldAtStart.removeValue(forKey: route.name) ?? []
+                state.aggregates[route.name] = AggregateBuffer(
+                    count: aggregate.count, timeout: aggregate.timeout, items: held)
+            }
+        }
+        for problem in table.problems {
+            logger.warning("left out of the route table", metadata: ["steady.problem": "\(problem)"])
+        }
+        routerWake.signal()
+        dispatcherWake.signal()
+    }
+
+    /// Where a runner sends what it owes the controller: hand-offs and execution records, each batch durable on the
+    /// controller once the call returns. Nil on the controller itself.
+    public struct Upstream: Sendable {
+        public var sendHandOffs: @Sendable ([EventHandOff]) async throws -> Void
+        public var sendExecutions: @Sendable ([ExecutionRecord]) async throws -> Void
+
+        public init(
+            sendHandOffs: @escaping @Sendable ([EventHandOff]) async throws -> Void,
+            sendExecutions: @escaping @Sendable ([ExecutionRecord]) async throws -> Void
+        ) {
+            self.sendHandOffs = sendHandOffs
+            self.sendExecutions = sendExecutions
+        }
+    }
+
+    /// Sets the upstream of a runner's pipeline; its queue of hand-offs and records drains from then on.
+    public func setUpstream(_ upstream: Upstream) {
+        self.upstream.withLock { $0 = upstream }
+        upstreamWake.signal()
+    }
+
+    /// Sets what is called whenever counters change (for status writers).
+    public func onCountersChanged(_ body: @escaping @Sendable () -> Void) {
+        changes.withLock { $0 = body }
+    }
+
+    /// The counters of every route and action seen so far.
+    public var counters: (routes: [String: Counters], actions: [String: Counters]) {
+        state.withLock { ($0.routeCounters, $0.actionCounters) }
+    }
+
+    /// Deliveries not yet delivered nor given up, per route, since this process started.
+    public var pendingByRoute: [String: Int] {
+        state.withLock { $0.pendingByRoute.filter { $0.value > 0 } }
+    }
+
+    /// Deliveries not yet delivered nor given up, per action, as held in memory.
+    public var pendingByAction: [String: Int] {
+        state.withLock { $0.lanes.mapValues { $0.queue.count + $0.inFlight + $0.waiting.count } }
+    }
+
+    /// Counts executions a runner reported, in the route and action counters.
+    public func recordReported(_ executions: [ExecutionRecord]) {
+        state.withLock { state in
+            for record in executions {
+                switch record.result {
+                case .succeeded:
+                    state.routeCounters[record.route, default: Counters()].delivered += 1
+                    state.actionCounters[record.action, default: Counters()].delivered += 1
+                    state.actionCounters[record.action]?.failingInARow = 0
+                case .failed:
+                    state.routeCounters[record.route, default: Counters()].failed += 1
+                    state.actionCounters[record.action, default: Counters()].failed += 1
+                    state.actionCounters[record.action]?.failingInARow += 1
+                    state.actionCounters[record.action]?.lastError = record.error
+                case .retrying:
+                    state.actionCounters[record.action, default: Counters()].lastError = record.error
+                }
+            }
+        }
+        if !executions.isEmpty { changes.withLock { $0 }?() }
+    }
+
+    // MARK: Intake
+
+    /// Takes in one event: parsed, given an id and written to the queue before this returns.
+    public func accept(_ body: [UInt8]) async throws(IntakeError) -> String {
+        guard body.count <= configuration.maxEventBytes else {
+            metrics.rejected.increment()
+            throw IntakeError(.tooLarge, "the event is \(body.count) bytes; the limit is \(configuration.maxEventBytes)")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(Data(body))
+        } catch {
+            metrics.rejected.increment()
+            throw IntakeError(.invalid, "the body is not JSON: \(error)")
+        }
+        let id = UUID().uuidString.lowercased()
+        try await enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
+        return id
+    }
+
+    /// Takes in an event a runner handed up, keeping its id and the actions still due.
+    public func accept(_ handOff: EventHandOff) async throws(IntakeError) {
+        let body = Array(handOff.body.utf8)
+        try await enqueue(
+            id: handOff.eventID, body: body, value: try? JSONValue.parse(Data(body)), receivedAt: handOff.receivedAt,
+            due: handOff.due)
+    }
+
+    private func enqueue(
+        id: String, body: [UInt8], value: JSONValue?, receivedAt: Int64, due: [EventHandOff.Due]?
+    ) async throws(IntakeError) {
+        let isFull = state.withLock { state in
+            state.queuedEvents >= configuration.maxQueuedEvents
+                || state.pendingDeliveries >= configuration.maxPendingDeliveries
+        }
+        if isFull {
+            metrics.rejected.increment()
+            throw IntakeError(.queueFull, "the event queue is full; retry later")
+        }
+        let event = EventStore.NewEvent(id: id, receivedAt: receivedAt, body: body, due: due)
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let leads = intake.withLock { batch in
+                    batch.pending.append((event, value, continuation))
+                    defer { batch.isWriting = true }
+                    return !batch.isWriting
+                }
+                if leads { writeIntake() }
+            }
+        } catch {
+            throw IntakeError(.unavailable, "the event queue cannot be written: \(error)")
+        }
+    }
+
+    /// Events waiting for the intake writer, and whether a caller is writing.
+    struct IntakeBatch {
+        var pending: [(event: EventStore.NewEvent, value: JSONValue?, continuation: CheckedContinuation<Void, any Error>)] =
+            []
+        var isWriting = false
+    }
+
+    /// Group commit: the caller that found no writer writes every event waiting, in one transaction per round, until
+    /// none is left, and answers each caller once its event is durable.
+    private func writeIntake() {
+        while true {
+            let batch = intake.withLock { batch in
+                let pending = batch.pending
+                batch.pending = []
+                if pending.isEmpty { batch.isWriting = false }
+                return pending
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                try store.enqueue(batch.map(\.event))
+            } catch {
+                for item in batch { item.continuation.resume(throwing: error) }
+                continue
+            }
+            state.withLock { state in
+                state.queuedEvents += batch.count
+                for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
+            }
+            metrics.received.increment(by: Int64(batch.count))
+            routerWake.signal()
+            for item in batch { item.continuation.resume() }
+        }
+    }
+
+    // MARK: Running
+
+    public func run() async throws {
+        try load()
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.routeEvents() }
+                group.addTask { await self.pruneExecutions() }
+                group.addTask { await self.drainUpstream() }
+                await self.dispatch(in: &group)
+            }
+        }
+    }
+
+    /// Reads what survived the last run: queue depth, pending deliveries, dedup keys, held aggregates.
+    func load() throws {
+        let depths = try store.depths()
+        let windows = try store.dedupWindows(now: now())
+        let held = try store.heldItems()
+        let actions = try store.actionsWithReadyDeliveries()
+        state.withLock { state in
+            state.queuedEvents = depths.events
+            state.pendingDeliveries = depths.outbox
+            state.dedup = windows
+            for (route, items) in held {
+                if state.aggregates[route] != nil {
+                    for item in items { _ = state.aggregates[route]?.add(item) }
+                } else {
+                    state.heldAtStart[route] = items
+                }
+            }
+            for action in actions { state.lanes[action, default: Lane()].hasSpilled = true }
+            state.isLoaded = true
+        }
+        metrics.queueDepth.set(Double(depths.events))
+        metrics.outboxDepth.set(Double(depths.outbox))
+    }
+
+    // MARK: Routing
+
+    private func routeEvents() async {
+        while !Task.isCancelled {
+            releaseDueAggregates()
+            let batch: [EventStore.QueuedEvent]
+            do {
+                batch = try store.queuedEvents(limit: 256)
+            } catch {
+                logger.error("cannot read the event queue", metadata: ["steady.error": "\(error)"])
+                await routerWake.wait(timeout: .seconds(1))
+                continue
+            }
+            if batch.isEmpty || !state.withLock({ $0.hasTable }) {
+                let deadline = state.withLock { $0.aggregates.values.compactMap(\.deadline).min() }
+                if let deadline {
+                    await routerWake.wait(timeout: .milliseconds(max(deadline - now(), 1)))
+                } else {
+                    await routerWake.wait()
+                }
+                continue
+            }
+            route(batch)
+        }
+    }
+
+    /// Evaluates a batch of queued events against the table and commits what they become, in one transaction.
+    func route(_ batch: [EventStore.QueuedEvent]) {
+        let (table, parsed, dedup, aggregatesBefore) = state.withLock { state in
+            (state.table, batch.map { state.parsed[$0.id] }, state.dedup, state.aggregates)
+        }
+        var aggregates = aggregatesBefore
+        var step = EventStore.RoutingStep()
+        var matches: [String] = []
+        let time = now()
+        for (event, value) in zip(batch, parsed) {
+            step.consumed.append(event.sequence)
+            guard let input = value ?? (try? JSONValue.parse(Data(event.body))) else { continue }
+            if let due = event.due {
+                // Handed up by a runner: its routes matched there; run the actions still due, in order.
+                for item in due {
+                    let route = table.routes.first { $0.name == item.route }
+                    let message = (route?.template ?? .rawJSON).render(input, raw: event.body)
+                    // Only actions that run here: never another runner's, whatever a runner sent.
+                    let actions = item.actions.filter { table.localActions.contains($0) }
+                    step.groups.append(
+                        (
+                            actions.map {
+                                EventStore.NewDelivery(
+                                    eventID: event.id, route: item.route, action: $0, message: message,
+                                    receivedAt: event.receivedAt)
+                            }, route?.serializeActions ?? false
+                        ))
+                }
+                continue
+            }
+            var handOff = EventHandOff(
+                eventID: event.id, receivedAt: event.receivedAt, body: String(decoding: event.body, as: UTF8.self),
+                due: [])
+            for route in table.routes where route.input.matches(input) {
+                matches.append(route.name)
+                let key = route.dedupKey(for: input)
+                if let key, dedup[route.name]?.isDuplicate(key, now: time) == true { continue }
+                let message = route.template.render(input, raw: event.body)
+                if var buffer = aggregates[route.name] {
+                    let item = AggregateBuffer.Item(eventID: event.id, message: message.body, heldAt: time)
+                    switch buffer.add(item) {
+                    case .hold:
+                        step.held.append((route.name, item))
+                    case .release(let items):
+                        step.held.removeAll { $0.route == route.name }
+                        step.releasedRoutes.append(route.name)
+                        step.groups.append(
+                            Self.group(
+                                route, eventID: items[0].eventID,
+                                message: RenderedMessage(title: message.title, body: AggregateBuffer.combine(items)),
+                                receivedAt: event.receivedAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
+                    }
+                    aggregates[route.name] = buffer
+                    continue
+                }
+                let due = EventHandOff.Due(route: route.name, actions: route.upstreamActions)
+                // With serializeActions the controller's actions start after the runner's: the hand-off leaves
+                // once the last local delivery has finished. Otherwise it leaves now, once for every route.
+                let handsOffLater = route.serializeActions && !route.localActions.isEmpty && !due.actions.isEmpty
+                if !due.actions.isEmpty && !handsOffLater { handOff.due.append(due) }
+                var later = handOff
+                later.due = [due]
+                step.groups.append(
+                    Self.group(
+                        route, eventID: event.id, message: message, receivedAt: event.receivedAt, dedupKey: key,
+                        expiry: route.dedupWindow.map { event.receivedAt + $0 }, thenHandOff: handsOffLater ? later : nil))
+            }
+            if !handOff.due.isEmpty { step.handOffs.append(handOff) }
+        }
+        commit(step, aggregates: aggregates, consumedIDs: batch.map(\.id), matches: matches)
+    }
+
+    private static func group(
+        _ route: RouteTable.CompiledRoute, eventID: String, message: RenderedMessage, receivedAt: Int64,
+        dedupKey: String?, expiry: Int64?, thenHandOff: EventHandOff?
+    ) -> (deliveries: [EventStore.NewDelivery], serialized: Bool) {
+        let actions = route.localActions
+        return (
+            actions.enumerated().map { index, action in
+                EventStore.NewDelivery(
+                    eventID: eventID, route: route.name, action: action, message: message, receivedAt: receivedAt,
+                    dedupKey: dedupKey, dedupExpiry: expiry, thenHandOff: index == actions.count - 1 ? thenHandOff : nil)
+            }, route.serializeActions
+        )
+    }
+
+    private func releaseDueAggregates() {
+        let time = now()
+        var step = EventStore.RoutingStep()
+        let (table, before) = state.withLock { ($0.table, $0.aggregates) }
+        var aggregates = before
+        for route in table.routes {
+            guard var buffer = aggregates[route.name], case .release(let items) = buffer.expire(now: time),
+                !items.isEmpty
+            else { continue }
+            aggregates[route.name] = buffer
+            step.releasedRoutes.append(route.name)
+            step.groups.append(
+                Self.group(
+                    route, eventID: items[0].eventID,
+                    message: RenderedMessage(title: nil, body: AggregateBuffer.combine(items)),
+                    receivedAt: items[0].heldAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
+        }
+        guard !step.releasedRoutes.isEmpty else { return }
+        commit(step, aggregates: aggregates, consumedIDs: [], matches: [])
+    }
+
+    private func commit(
+        _ step: EventStore.RoutingStep, aggregates: [String: AggregateBuffer], consumedIDs: [String],
+        matches: [String]
+    ) {
+        let ready: [Delivery]
+        do {
+            ready = try store.commit(step, makeDeliveryID: Self.deliveryID)
+        } catch {
+            logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
+            return
+        }
+        let added = step.groups.reduce(0) { $0 + $1.deliveries.count }
+        let depths = state.withLock { state in
+            state.aggregates = aggregates
+            state.queuedEvents -= step.consumed.count
+            state.pendingDeliveries += added
+            for id in consumedIDs { state.parsed[id] = nil }
+            for route in matches { state.routeCounters[route, default: Counters()].matched += 1 }
+            for group in step.groups {
+                for delivery in group.deliveries { state.pendingByRoute[delivery.route, default: 0] += 1 }
+            }
+            for delivery in ready { Self.enqueue(delivery, into: &state, backlog: configuration.actionBacklog) }
+            return (state.queuedEvents, state.pendingDeliveries)
+        }
+        for route in matches { metrics.matched(route: route) }
+        metrics.queueDepth.set(Double(depths.0))
+        metrics.outboxDepth.set(Double(depths.1))
+        if !ready.isEmpty { dispatcherWake.signal() }
+        if !step.handOffs.isEmpty { upstreamWake.signal() }
+        if !matches.isEmpty { changes.withLock { $0 }?() }
+    }
+
+    private static func enqueue(_ delivery: Delivery, into state: inout State, backlog: Int) {
+        var lane = state.lanes[delivery.action, default: Lane()]
+        if lane.queue.count >= backlog {
+            lane.hasSpilled = true
+        } else if !lane.held.contains(delivery.rowID) {
+            lane.queue.append(delivery)
+            lane.held.insert(delivery.rowID)
+        }
+        state.lanes[delivery.action] = lane
+    }
+
+    // MARK: Delivering
+
+    private func dispatch(in group: inout DiscardingTaskGroup) async {
+        while !Task.isCancelled {
+            refillSpilledLanes()
+            let (starts, nextDue) = takeStartable()
+            for delivery in starts {
+                group.addTask { await self.attempt(delivery) }
+            }
+            if let nextDue {
+                await dispatcherWake.wait(timeout: .milliseconds(max(nextDue - now(), 1)))
+            } else {
+                await dispatcherWake.wait()
+            }
+        }
+    }
+
+    private func refillSpilledLanes() {
+        let spilled = state.withLock { state in
+            state.lanes.filter { $0.value.hasSpilled && $0.value.queue.isEmpty }.map { ($0.key, $0.value.held) }
+        }
+        for (action, held) in spilled {
+            do {
+                let loaded = try store.readyDeliveries(
+                    action: action, limit: configuration.actionBacklog, excluding: held)
+                state.withLock { state in
+                    state.lanes[action]?.hasSpilled = loaded.count >= configuration.actionBacklog
+                    for delivery in loaded {
+                        if delivery.dueAt > now() {
+                            state.lanes[action]?.waiting.append(delivery)
+                            state.lanes[action]?.held.insert(delivery.rowID)
+                        } else {
+                            Self.enqueue(delivery, into: &state, backlog: configuration.actionBacklog + loaded.count)
+                        }
+                    }
+                }
+            } catch {
+                logger.error("cannot read the outbox", metadata: ["steady.error": "\(error)"])
+            }
+        }
+    }
+
+    /// The deliveries each lane may start now, and when the next waiting retry is due.
+    private func takeStartable() -> ([Delivery], Int64?) {
+        let time = now()
+        return state.withLock { state in
+            guard state.isLoaded else { return ([], nil) }
+            var starts: [Delivery] = []
+            var nextDue: Int64?
+            for action in state.lanes.keys {
+                guard var lane = state.lanes[action] else { continue }
+                let due = lane.waiting.filter { $0.dueAt <= time }
+                if !due.isEmpty {
+                    lane.waiting.removeAll { $0.dueAt <= time }
+                    lane.queue.insert(contentsOf: due, at: 0)
+                }
+                if let earliest = lane.waiting.map(\.dueAt).min() { nextDue = min(nextDue ?? earliest, earliest) }
+                // Only actions the table knows run; the others wait in the outbox for their configuration.
+                if state.table.localActions.contains(action) {
+                    while lane.inFlight < configuration.actionConcurrency, !lane.queue.isEmpty {
+                        starts.append(lane.queue.removeFirst())
+                        lane.inFlight += 1
+                    }
+                }
+                state.lanes[action] = lane
+            }
+            return (starts, nextDue)
+        }
+    }
+
+    /// Makes one attempt at `delivery`, records it and applies its outcome.
+    func attempt(_ delivery: Delivery) async {
+        let table = state.withLock { $0.table }
+        let started = ContinuousClock.now
+        var failure: DeliveryFailure?
+        if let action = table.actions[delivery.action] {
+            let policy = RetryPolicy(action: action)
+            do {
+                try await transports.deliver(delivery, action: action, table: table, timeout: policy.timeout)
+            } catch {
+                failure = error
+            }
+            finish(delivery, failure: failure, policy: policy, duration: ContinuousClock.now - started)
+        } else {
+            finish(
+                delivery, failure: DeliveryFailure(permanent: "action \(delivery.action) no longer exists"),
+                policy: .standard, duration: .zero)
+        }
+    }
+
+    private func finish(_ delivery: Delivery, failure: DeliveryFailure?, policy: RetryPolicy, duration: Duration) {
+        let attempt = delivery.attempts + 1
+        let time = now()
+        let outcome: EventStore.Outcome
+        let result: ExecutionRecord.Result
+        if let failure {
+            switch policy.decision(afterFailedAttempt: attempt, isPermanent: failure.isPermanent) {
+            case .retry(let delay):
+                outcome = .retry(dueAt: time + Int64(delay.components.seconds * 1000) + Int64(
+                    delay.components.attoseconds / 1_000_000_000_000_000))
+                result = .retrying
+            case .giveUp:
+                outcome = .failed
+                result = .failed
+            }
+        } else {
+            outcome = .delivered
+            result = .succeeded
+        }
+        let record = ExecutionRecord(
+            time: time, eventID: delivery.eventID, route: delivery.route, action: delivery.action,
+            location: configuration.location, attempt: attempt, result: result,
+            durationMilliseconds: Int64(duration.components.seconds * 1000)
+                + Int64(duration.components.attoseconds / 1_000_000_000_000_000),
+            error: failure?.message, deliveryID: delivery.deliveryID)
+        let completion: EventStore.Completion
+        do {
+            completion = try store.complete(delivery, outcome: outcome, execution: record)
+        } catch {
+            // The row is still in the outbox as it was: the attempt is made again after a restart or a reload.
+            logger.error("cannot record a delivery", metadata: ["steady.error": "\(error)"])
+            state.withLock { state in
+                state.lanes[delivery.action]?.inFlight -= 1
+                state.lanes[delivery.action]?.held.remove(delivery.rowID)
+                state.lanes[delivery.action]?.hasSpilled = true
+            }
+            dispatcherWake.signal()
+            return
+        }
+        metrics.finished(action: delivery.action, result: result)
+        if result != .succeeded {
+            logger.notice(
+                "delivery failed",
+                metadata: [
+                    "steady.route": "\(delivery.route)", "steady.action": "\(delivery.action)",
+                    "steady.attempt": "\(attempt)", "steady.error": "\(failure?.message ?? "")",
+                ])
+        }
+        let depth = state.withLock { state in
+            var lane = state.lanes[delivery.action, default: Lane()]
+            lane.inFlight -= 1
+            switch outcome {
+            case .retry(let dueAt):
+                var retry = delivery
+                retry.attempts = attempt
+                retry.dueAt = dueAt
+                lane.waiting.append(retry)
+            case .delivered, .failed:
+                lane.held.remove(delivery.rowID)
+                state.pendingDeliveries -= 1
+                state.pendingByRoute[delivery.route, default: 0] -= 1
+            }
+            state.lanes[delivery.action] = lane
+            var routeCounters = state.routeCounters[delivery.route, default: Counters()]
+            var actionCounters = state.actionCounters[delivery.action, default: Counters()]
+            switch outcome {
+            case .delivered:
+                routeCounters.delivered += 1
+                actionCounters.delivered += 1
+                actionCounters.failingInARow = 0
+            case .failed:
+                routeCounters.failed += 1
+                actionCounters.failed += 1
+                actionCounters.failingInARow += 1
+                actionCounters.lastError = failure?.message
+            case .retry:
+                actionCounters.lastError = failure?.message
+            }
+            state.routeCounters[delivery.route] = routeCounters
+            state.actionCounters[delivery.action] = actionCounters
+            if let recorded = completion.recordedDedupKey {
+                state.dedup[recorded.route, default: DedupWindow()].record(recorded.key, expiresAt: recorded.expiresAt)
+                if state.dedup[recorded.route]!.count > 10_000 { state.dedup[recorded.route]!.expire(now: time) }
+            }
+            if let next = completion.next { Self.enqueue(next, into: &state, backlog: configuration.actionBacklog) }
+            return state.pendingDeliveries
+        }
+        metrics.outboxDepth.set(Double(depth))
+        dispatcherWake.signal()
+        upstreamWake.signal()
+        if result != .retrying { changes.withLock { $0 }?() }
+    }
+
+    /// The same id for the same (event, route, action) wherever and however often it is routed, so that a receiver
+    /// can drop a repeat (after a runner re-sends a hand-off the controller already took, say).
+    static func deliveryID(eventID: String, route: String, action: String) -> String {
+        let digest = SHA256.hash(data: Data("\(eventID)\u{0}\(route)\u{0}\(action)".utf8))
+        return digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Upstream
+
+    /// Sends hand-offs and execution records to the controller until they are all taken, then waits for more;
+    /// a controller that cannot be reached is tried again with backoff, and nothing is dropped meanwhile.
+    private func drainUpstream() async {
+        var failures = 0
+        while !Task.isCancelled {
+            guard let upstream = upstream.withLock({ $0 }) else {
+                await upstreamWake.wait()
+                continue
+            }
+            do {
+                let handOffs = try store.pendingHandOffs(limit: 64)
+                if let last = handOffs.last {
+                    try await upstream.sendHandOffs(handOffs.map(\.handOff))
+                    try store.removeHandOffs(through: last.row)
+                }
+                let executions = try store.unreportedExecutions(limit: 1_000)
+                if let last = executions.last {
+                    try await upstream.sendExecutions(executions)
+                    try store.markReported(through: last.sequence)
+                }
+                failures = 0
+                if handOffs.isEmpty && executions.isEmpty { await upstreamWake.wait() }
+            } catch {
+                failures += 1
+                let delay = Backoff.reconnect.jitteredDelay(attempt: failures - 1)
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning(
+                        "cannot report events to the controller yet; they wait on disk",
+                        metadata: ["steady.error": "\(error)", "steady.retryIn": "\(delay)"])
+                }
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    // MARK: Retention
+
+    private func pruneExecutions() async {
+        while !Task.isCancelled {
+            let retention = configuration.executionRetention
+            let cutoff = now() - Int64(retention.components.seconds * 1000)
+            do {
+                try store.pruneExecutions(before: cutoff, keep: configuration.executionLimit)
+            } catch {
+                logger.error("cannot prune execution records", metadata: ["steady.error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(60))
+        }
+    }
+}

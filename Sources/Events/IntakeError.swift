@@ -1,0 +1,23 @@
+/// Why an event was not taken in, and the HTTP status that says so.
+public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: Int, Sendable {
+        /// 400: the body is not JSON.
+        case invalid = 400
+        /// 413: over the size limit.
+        case tooLarge = 413
+        /// 429: the queue or the outbox is full.
+        case queueFull = 429
+        /// 503: the queue cannot be written.
+        case unavailable = 503
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

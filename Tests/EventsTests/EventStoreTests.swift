@@ -1,0 +1,91 @@
+import Foundation
+import Resources
+import SteadyTesting
+import Testing
+
+@testable import Events
+
+/// The outbox's guarantees, on a real SQLite file: what survives a reopen, and when a dedup key is recorded.
+@Suite struct EventStoreTests {
+    func delivery(_ action: String, event: String = "e1", key: String? = "k") -> EventStore.NewDelivery {
+        EventStore.NewDelivery(
+            eventID: event, route: "r", action: action, message: RenderedMessage(title: nil, body: Array("{}".utf8)),
+            receivedAt: 1_000, dedupKey: key, dedupExpiry: key == nil ? nil : 61_000)
+    }
+
+    func record(_ delivery: Delivery, _ result: ExecutionRecord.Result) -> ExecutionRecord {
+        ExecutionRecord(
+            time: 2_000, eventID: delivery.eventID, route: delivery.route, action: delivery.action,
+            location: "controller", attempt: delivery.attempts + 1, result: result, durationMilliseconds: 1,
+            error: nil, deliveryID: delivery.deliveryID)
+    }
+
+    func open(_ directory: TemporaryDirectory) throws -> EventStore {
+        try EventStore(path: directory.file("events.db").path)
+    }
+
+    @Test func aDedupKeyIsRecordedOnlyOnceEveryDeliveryOfTheEventOnItsRouteSucceeded() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        var step = EventStore.RoutingStep()
+        step.groups = [([delivery("a"), delivery("b")], false)]
+        let ready = try store.commit(step) { "\($0)/\($1)/\($2)" }
+        #expect(ready.count == 2)
+        // One delivery fails for good: the key must not be recorded, whatever the other does.
+        let failed = try store.complete(ready[0], outcome: .failed, execution: record(ready[0], .failed))
+        #expect(failed.recordedDedupKey == nil)
+        let delivered = try store.complete(ready[1], outcome: .delivered, execution: record(ready[1], .succeeded))
+        #expect(delivered.recordedDedupKey == nil)
+        #expect(try store.dedupWindows(now: 2_000).isEmpty)
+
+        // Another event whose deliveries all succeed records its key, once the last one has.
+        var second = EventStore.RoutingStep()
+        second.groups = [([delivery("a", event: "e2"), delivery("b", event: "e2")], false)]
+        let more = try store.commit(second) { "\($0)/\($1)/\($2)" }
+        let first = try store.complete(more[0], outcome: .delivered, execution: record(more[0], .succeeded))
+        #expect(first.recordedDedupKey == nil)
+        let retried = try store.complete(more[1], outcome: .retry(dueAt: 3_000), execution: record(more[1], .retrying))
+        #expect(retried.recordedDedupKey == nil)
+        var again = more[1]
+        again.attempts = 1
+        let last = try store.complete(again, outcome: .delivered, execution: record(again, .succeeded))
+        #expect(last.recordedDedupKey?.key == "k")
+        #expect(last.recordedDedupKey?.expiresAt == 61_000)
+        #expect(try store.dedupWindows(now: 60_999)["r"]?.isDuplicate("k", now: 60_999) == true)
+        #expect(try store.dedupWindows(now: 61_000)["r"] == nil)
+    }
+
+    @Test func queuedEventsPendingDeliveriesAndHandOffsSurviveAReopen() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        do {
+            let store = try open(directory)
+            try store.enqueue([EventStore.NewEvent(id: "queued", receivedAt: 1, body: Array("{}".utf8))])
+            var step = EventStore.RoutingStep()
+            step.groups = [([delivery("a", key: nil), delivery("b", key: nil)], true)]
+            step.handOffs = [EventHandOff(eventID: "e1", receivedAt: 1, body: "{}", due: [.init(route: "r", actions: ["c"])])]
+            let ready = try store.commit(step) { "\($0)/\($1)/\($2)" }
+            // Serialized: only the first is ready; the second waits for it.
+            #expect(ready.map(\.action) == ["a"])
+            store.close()
+        }
+        let store = try open(directory)
+        #expect(try store.queuedEvents(limit: 10).map(\.id) == ["queued"])
+        #expect(try store.readyDeliveries(action: "a", limit: 10, excluding: []).count == 1)
+        #expect(try store.readyDeliveries(action: "b", limit: 10, excluding: []).isEmpty)
+        #expect(try store.pendingHandOffs(limit: 10).map(\.handOff.eventID) == ["e1"])
+        let first = try #require(try store.readyDeliveries(action: "a", limit: 10, excluding: []).first)
+        // Finishing the first makes the next of its route ready, in the same transaction.
+        let completion = try store.complete(first, outcome: .delivered, execution: record(first, .succeeded))
+        #expect(completion.next?.action == "b")
+        #expect(try store.readyDeliveries(action: "b", limit: 10, excluding: []).count == 1)
+    }
+
+    @Test func deliveryIDsAreTheSameForTheSameEventRouteAndAction() {
+        let id = EventPipeline.deliveryID(eventID: "e", route: "r", action: "a")
+        #expect(id == EventPipeline.deliveryID(eventID: "e", route: "r", action: "a"))
+        #expect(id != EventPipeline.deliveryID(eventID: "e", route: "r", action: "b"))
+        #expect(id.count == 32)
+    }
+}
