@@ -69,20 +69,12 @@ public struct DeliveryTransports: Sendable {
                 url: url, method: "POST", headers: headers, contentType: "application/json", delivery: delivery,
                 timeout: timeout)
         case .slack, .teams:
-            try await deliverThroughPayloadBuilder(delivery, action: action, table: table, timeout: timeout)
+            try await deliverChatMessage(delivery, action: action, table: table, timeout: timeout)
+        case .pagerduty:
+            try await deliverPagerDutyEvent(delivery, action: action, table: table, timeout: timeout)
+        case .email:
+            try await deliverEmail(delivery, action: action, table: table, timeout: timeout)
         }
-    }
-
-    /// THE SWITCH POINT for the action types whose payloads are built elsewhere: `slack` and `teams` (their
-    /// incoming-webhook payloads, Sources/Routing/Payloads), and `email` (module Mail) and `pagerduty` once
-    /// `ActionSpec.ActionType` has them. Until they are wired in here, every delivery of those types fails, and is
-    /// recorded, with "not built yet".
-    func deliverThroughPayloadBuilder(
-        _ delivery: Delivery, action: ActionSpec, table: RouteTable, timeout: Duration
-    ) async throws(DeliveryFailure) {
-        throw DeliveryFailure(
-            permanent: "\(action.type.rawValue) actions are not built yet in this version of steady; the delivery "
-                + "is recorded as failed")
     }
 
     /// The NDJSON line a `file` action appends: the delivery's identity and the message, as JSON when it is JSON.
@@ -97,9 +89,9 @@ public struct DeliveryTransports: Sendable {
         return Array(line.jsonData()) + [0x0A]
     }
 
-    private func post(
+    func post(
         url: String, method: String, headers: [(String, String)], contentType: String?, delivery: Delivery,
-        timeout: Duration
+        body: [UInt8]? = nil, timeout: Duration
     ) async throws(DeliveryFailure) {
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method.uppercased())
@@ -109,7 +101,7 @@ public struct DeliveryTransports: Sendable {
         }
         request.headers.replaceOrAdd(name: "Steady-Delivery-Id", value: delivery.deliveryID)
         if request.method != .GET && request.method != .HEAD {
-            request.body = .bytes(delivery.message.body)
+            request.body = .bytes(body ?? delivery.message.body)
         }
         let status: HTTPResponseStatus
         do {
