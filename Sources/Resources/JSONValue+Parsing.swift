@@ -264,6 +264,8 @@ struct JSONParser {
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         if isInteger, let integer = Int64(text) { return .int(integer) }
         guard let number = Double(text) else { throw error("invalid number") }
+        // JSON has no infinity: a number too large for a double would be written back as something else.
+        guard number.isFinite else { throw error("number out of range: \(text.prefix(40))") }
         return .double(number)
     }
 }

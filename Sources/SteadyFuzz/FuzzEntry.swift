@@ -1,21 +1,38 @@
 import Foundation
 
-// Built two ways. With `-D FUZZING -sanitize=fuzzer,address` (scripts/fuzz), libFuzzer supplies `main` and calls
-// the entry point below; the target comes from STEADY_FUZZ_TARGET. Built normally, this is a replayer that runs
+// Built two ways. With `-D FUZZING -sanitize=fuzzer,address` (scripts/fuzz), `main` runs libFuzzer's driver over
+// the target named by STEADY_FUZZ_TARGET. Built normally, this is a replayer that runs
 // a target over files, so every corpus entry and every crash once found is replayed by the test suite.
 
 #if FUZZING
 nonisolated(unsafe) private var selectedTarget: FuzzTarget?
 
-@_cdecl("LLVMFuzzerInitialize")
-public func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
-    let name = ProcessInfo.processInfo.environment["STEADY_FUZZ_TARGET"] ?? ""
-    guard let target = FuzzTarget(rawValue: name) else {
-        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
-        FileHandle.standardError.write(Data("set STEADY_FUZZ_TARGET to one of: \(names)\n".utf8))
-        exit(2)
+/// libFuzzer's driver, for a program that has a `main` of its own.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+/// SwiftPM links an executable's `main` to `<module>_main`; here it hands over to libFuzzer's driver.
+@_cdecl("steady_fuzz_main")
+public func steadyFuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    selectTarget()
+    var count = argc
+    var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+        guard let data else { return 0 }
+        selectedTarget?.run(Array(UnsafeBufferPointer(start: data, count: size)))
+        return 0
     }
-    selectedTarget = target
+}
+
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzerInitialize(
+    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>
+) -> Int32 {
+    selectTarget()
     return 0
 }
 
@@ -23,6 +40,16 @@ public func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: Unsafe
 public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     selectedTarget?.run(Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
+}
+
+func selectTarget() {
+    let name = ProcessInfo.processInfo.environment["STEADY_FUZZ_TARGET"] ?? ""
+    guard let target = FuzzTarget(rawValue: name) else {
+        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")
+        FileHandle.standardError.write(Data("set STEADY_FUZZ_TARGET to one of: \(names)\n".utf8))
+        exit(2)
+    }
+    selectedTarget = target
 }
 #else
 @main enum FuzzReplay {

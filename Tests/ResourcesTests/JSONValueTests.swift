@@ -35,6 +35,14 @@ import Testing
         }
     }
 
+    /// Found by the json fuzz target: 1e309 became infinity, which the writer cannot write back as JSON.
+    @Test func numbersBeyondADoubleAreRefused() throws {
+        for text in ["1e309", "-1e309", "[123456789012340e98901234567890]"] {
+            #expect(throws: JSONParseError.self, "\(text)") { try parse(text) }
+        }
+        #expect(try parse("1.7976931348623157e308") == .double(1.7976931348623157e308))
+    }
+
     @Test func depthIsBounded() {
         let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
         #expect(throws: JSONParseError.self) { try parse(deep) }
