@@ -40,6 +40,8 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning or error.")
     var logLevel: Logger.Level = .info
 
+    @OptionGroup var storeOptions: StoreOptions
+
     func validate() throws {
         _ = try endpoint()
         if let manifests {
@@ -74,7 +76,7 @@ struct ControllerOptions: ParsableArguments {
             dataDirectory: dataURL, host: host, port: port,
             manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
             serverNames: serverNames, synchronous: fsync ? .full : .normal)
-        let runtime = try ControllerRuntime(configuration: configuration, logger: logger)
+        let runtime = try await storeOptions.makeRuntime(configuration: configuration, logger: logger)
         let kubeconfig = kubeconfigURL
         let services = try runtime.services { boundPort in
             let clientHost = ["0.0.0.0", "::", "*"].contains(host) ? "127.0.0.1" : host
