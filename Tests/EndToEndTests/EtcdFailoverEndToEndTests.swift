@@ -122,6 +122,45 @@ import Testing
         #expect(ready.status == 0, "\(ready)\n\(replica.log())")
     }
 
+    @Test func aLeaderCutOffFromEtcdStepsDownAndAnotherLeads() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let proxy = try TCPProxy(targetPort: etcd.clientPort)
+        defer { proxy.stop() }
+        let (cutOff, other) = (try ControllerProcess(), try ControllerProcess())
+        defer { [cutOff, other].forEach { $0.remove() } }
+        let flags = ["--leader-lease-seconds", "2"]
+        // The first controller reaches etcd only through the proxy, and leads.
+        try cutOff.start(extraArguments: ["--store", "etcd://127.0.0.1:\(proxy.port)"] + flags)
+        #expect(eventually(timeout: .seconds(20)) { cutOff.log().contains("elected leader") }, "\(cutOff.log())")
+        try other.start(extraArguments: ["--store", "etcd://\(etcd.endpoint)"] + flags)
+        try other.apply(Self.configuration)
+        let logs = { "cut off:\n\(cutOff.log())\nother:\n\(other.log())" }
+
+        proxy.cut()
+        // The leader steps down (its reconcilers stop) and the other controller is elected.
+        #expect(eventually(timeout: .seconds(30)) { cutOff.log().contains("no longer leading") }, "\(logs())")
+        #expect(eventually(timeout: .seconds(30)) { other.log().contains("elected leader") }, "\(logs())")
+        #expect(cutOff.isRunning)
+        // The new leader's reconcilers run.
+        let ready = try other.run("steady", ["wait", "--for=condition=Ready", "route/first", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)\n\(logs())")
+
+        // Healed, the old leader serves again as a follower: writes through it land, and it does not lead.
+        proxy.heal()
+        let written = eventually(timeout: .seconds(40)) {
+            (try? other.run("steady", ["get", "route", "first", "-o", "name"]))?.status == 0
+                && (try? cutOff.run(
+                    "apply", ["-f", "-"],
+                    input: "apiVersion: steady.dev/v1\nkind: Secret\nmetadata: {name: after-heal}\nstringData: {k: v}\n"))?
+                    .status == 0
+        }
+        #expect(written, "\(logs())")
+        let seen = try other.run("steady", ["get", "secret", "after-heal", "-o", "name"])
+        #expect(seen.status == 0, "\(seen)")
+        #expect(cutOff.log().components(separatedBy: "elected leader").count == 2, "\(logs())")
+    }
+
     private func contents(_ replica: ControllerProcess, _ file: String) throws -> String {
         try String(contentsOf: replica.dataDirectory.file(file), encoding: .utf8)
     }

@@ -133,7 +133,8 @@ public final class EtcdServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    private static func loopback(port: Int) -> sockaddr_in {
+    /// The IPv4 socket address 127.0.0.1:`port`.
+    static func loopback(port: Int) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
