@@ -26,9 +26,9 @@ public struct EtcdConfiguration: Sendable, Equatable {
         self.watchBufferSize = max(watchBufferSize, 1)
     }
 
-    /// Parses `etcd://HOST:PORT[,HOST:PORT...]` (or `etcds://` for TLS, which then needs `caCertificate`).
+    /// Parses `etcd://HOST:PORT[,HOST:PORT...]`; TLS is used when `caCertificate` is set (`--etcd-cacert`).
     public init(url: String, prefix: String = "/steady") throws {
-        let schemes = ["etcd://", "etcds://", "http://", "https://"]
+        let schemes = ["etcd://", "http://", "https://"]
         guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else {
             throw EtcdConfigurationError(
                 "--store \(url): expected sqlite or etcd://HOST:PORT[,HOST:PORT...], e.g. etcd://127.0.0.1:2379")

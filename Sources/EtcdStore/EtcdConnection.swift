@@ -83,7 +83,10 @@ final class EtcdConnection: Sendable {
             guard !state.closed else { return nil }
             let id = state.nextTask
             state.nextTask += 1
-            let task = Task { await body() }
+            let task = Task {
+                await body()
+                self.forget(id)
+            }
             state.tasks[id] = task
             return (id, task)
         }
@@ -96,11 +99,12 @@ final class EtcdConnection: Sendable {
 
     /// Runs one request with the request timeout, mapping its failure to a `StoreError`.
     func call<Response: Sendable>(
-        _ what: String, _ body: (EtcdConnection, CallOptions) async throws -> Response
+        _ what: String, timeout: Duration = requestTimeout,
+        _ body: (EtcdConnection, CallOptions) async throws -> Response
     ) async throws -> Response {
         guard !isClosed else { throw StoreError(code: .unavailable, message: "the etcd store is closed") }
         var options = CallOptions.defaults
-        options.timeout = Self.requestTimeout
+        options.timeout = timeout
         options.waitForReady = true
         do {
             return try await body(self, options)

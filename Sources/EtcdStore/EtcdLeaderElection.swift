@@ -54,7 +54,18 @@ public struct EtcdLeaderElection: LeaderElector {
         let requested = clock.now
         let lease = try await grant()
         let validity = LeaseValidity(until: requested.advanced(by: ttl - safetyMargin))
-        defer { revokeInBackground(lease) }
+        do {
+            try await campaignAndLead(lease: lease, validity: validity, lead: lead)
+        } catch {
+            await revoke(lease)
+            throw error
+        }
+    }
+
+    /// Campaigns with `lease` and leads while it holds; always ends by throwing.
+    private func campaignAndLead(
+        lease: Int64, validity: LeaseValidity, lead: @escaping @Sendable (any ObjectStore) async -> Void
+    ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await keepAlive(lease: lease, validity: validity) }
             group.addTask { try await watchdog(validity) }
@@ -174,16 +185,19 @@ public struct EtcdLeaderElection: LeaderElector {
         }
     }
 
-    /// Revokes the lease without delaying the caller, so a graceful stop hands over at once.
-    private func revokeInBackground(_ lease: Int64) {
+    /// Revokes the lease (briefly waiting for etcd, even when the caller is cancelled), so that on a graceful stop
+    /// another replica takes over at once rather than after the TTL.
+    private func revoke(_ lease: Int64) async {
         let connection = store.connection
-        guard !connection.isClosed else { return }
         var message = Etcdserverpb_LeaseRevokeRequest()
         message.id = lease
         let request = message
-        connection.spawn {
-            _ = try? await connection.call("lease revoke") { try await $0.leases.leaseRevoke(request, options: $1) }
-        }
+        // An unstructured task, so the caller's cancellation does not cancel the revocation.
+        await Task {
+            _ = try? await connection.call("lease revoke", timeout: .seconds(2)) {
+                try await $0.leases.leaseRevoke(request, options: $1)
+            }
+        }.value
     }
 }
 

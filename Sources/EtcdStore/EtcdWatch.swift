@@ -42,6 +42,10 @@ extension EtcdConnection {
             do {
                 try await watchOnce(range: range, cursor: cursor, continuation: continuation, convert: convert)
                 error = StoreError(code: .unavailable, message: "etcd ended the watch")
+            } catch let end as WatchEnd {
+                // Compaction, a slow consumer or etcd cancelling the watch end it for good.
+                continuation.finish(throwing: end.error)
+                return
             } catch let failure {
                 error = storeError(failure, doing: "watch")
             }
@@ -49,13 +53,7 @@ extension EtcdConnection {
                 continuation.finish(throwing: StoreError(code: .unavailable, message: "the etcd store is closed"))
                 return
             }
-            // Compaction, a slow consumer or etcd cancelling the watch end it; a lost connection is retried.
-            if let error = error as? StoreError, error.code != .unavailable || error.message.contains("fell behind")
-                || error.message.contains("cancelled")
-            {
-                continuation.finish(throwing: error)
-                return
-            }
+            // A lost connection is retried from the last delivered revision.
             if cursor.progressed() {
                 failingSince = nil
                 delay = .milliseconds(50)
@@ -99,26 +97,34 @@ extension EtcdConnection {
                 defer { ended.finish() }
                 for try await message in response.messages {
                     if message.compactRevision > 0 {
-                        throw StoreError(
-                            code: .compacted,
-                            message: "revision \(cursor.revision + 1) has been compacted; list again",
-                            currentRevision: message.compactRevision)
+                        throw WatchEnd(
+                            error: StoreError(
+                                code: .compacted,
+                                message: "revision \(cursor.revision + 1) has been compacted; list again",
+                                currentRevision: message.compactRevision))
                     }
                     if message.canceled {
-                        throw StoreError(
-                            code: .unavailable, message: "etcd cancelled the watch: \(message.cancelReason)")
+                        throw WatchEnd(
+                            error: StoreError(
+                                code: .unavailable, message: "etcd cancelled the watch: \(message.cancelReason)"))
                     }
                     if message.created { cursor.connected() }
                     let delivered = cursor.revision
                     for event in message.events where event.kv.modRevision > delivered {
                         if let converted = convert(event), case .dropped = continuation.yield(converted) {
-                            throw StoreError(code: .unavailable, message: "the watcher fell behind; list again")
+                            throw WatchEnd(
+                                error: StoreError(code: .unavailable, message: "the watcher fell behind; list again"))
                         }
                         cursor.delivered(event.kv.modRevision)
                     }
                 }
             })
     }
+}
+
+/// A reason to end a watch for good rather than resume it.
+struct WatchEnd: Error {
+    var error: StoreError
 }
 
 /// The last revision a watch delivered, and whether it has made progress since the last failure.
