@@ -45,13 +45,15 @@ import Testing
                 sliceStorage: storage, identityStorage: storage, logger: logger)
             try await withAgent(agent) {
                 #expect(await eventually { await fake.connectionCount == 1 })
-                #expect(try #require(storage.loadIdentity()).credential == "cred-for-web-1")
+                let stored = try #require(storage.loadIdentity())
+                #expect(stored.credential == "cred-for-web-1")
                 await fake.send(F.snapshot(5, [F.httpAction("notify")]))
                 #expect(await eventually { await agent.state.revision == 5 })
                 // Lost again: the agent tries the dead one, comes back here and resumes from revision 5.
                 await fake.disconnect()
                 #expect(await eventually { await fake.connectionCount == 2 })
-                #expect(try #require(await fake.sliceRequests.last).revision == "5")
+                let resumed = try #require(await fake.sliceRequests.last)
+                #expect(resumed.revision == "5")
             }
         }
     }
