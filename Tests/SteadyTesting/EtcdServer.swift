@@ -52,9 +52,6 @@ public final class EtcdServer: @unchecked Sendable {
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", "steady-test=\(peer)", "--log-level", "error", "--logger", "zap",
         ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["ETCD_UNSUPPORTED_ARCH"] = environment["ETCD_UNSUPPORTED_ARCH"] ?? ""
-        process.environment = environment
         let logFile = directory.file("etcd.log")
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
