@@ -25,6 +25,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        // The etcd store's client: gRPC with code generated from etcd's protos (Sources/EtcdStore/Generated).
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -110,6 +115,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The etcd backend of ObjectStore, apart from Reconciler so that only the controller links gRPC.
+        .target(
+            name: "EtcdStore",
+            dependencies: [
+                "Reconciler",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Agent",
             dependencies: [
@@ -160,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "steady",
             dependencies: [
-                "Resources", "Reconciler", "Agent", "AgentCLI", "Client", "TLSSupport", "Events",
+                "Resources", "Reconciler", "EtcdStore", "Agent", "AgentCLI", "Client", "TLSSupport", "Events",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -239,6 +257,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StoreConformanceTests",
+            dependencies: ["Reconciler", "EtcdStore", "SteadyTesting"],
             swiftSettings: strict
         ),
         .testTarget(

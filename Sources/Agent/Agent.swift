@@ -151,16 +151,22 @@ public final class Agent: Service {
         if sharedClient == nil { try await http.shutdown() }
         guard let identity else { return }
         // The client's HTTP side is not used again: the stream makes its own connection.
-        let client = try AgentControllerClient(
-            controllerURL: configuration.controllerURL, caPEM: identity.caPEM, http: http,
-            requestTimeout: configuration.requestTimeout)
-        try await run(client: client, identity: identity)
+        let clients = try configuration.controllerURLs.map {
+            try AgentControllerClient(
+                controllerURL: $0, caPEM: identity.caPEM, http: http, requestTimeout: configuration.requestTimeout)
+        }
+        guard !clients.isEmpty else {
+            throw AgentError(code: .invalidConfiguration, message: "--controller names no controller URL")
+        }
+        try await run(clients: clients, identity: identity)
     }
 
-    private func run(client: AgentControllerClient, identity: AgentIdentity) async throws {
+    private func run(clients: [AgentControllerClient], identity: AgentIdentity) async throws {
         let reportTrigger = self.reportTrigger
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.followSlice(client: client, identity: identity, reportTrigger: reportTrigger) }
+            group.addTask {
+                try await self.followSlice(clients: clients, identity: identity, reportTrigger: reportTrigger)
+            }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: self.configuration.heartbeatInterval)
@@ -194,9 +200,14 @@ public final class Agent: Service {
         }
         var backoff = configuration.backoff
         var failures = 0
+        let controllers = configuration.controllerURLs
+        guard !controllers.isEmpty else {
+            throw AgentError(code: .invalidConfiguration, message: "--controller names no controller URL")
+        }
         while !Task.isCancelled {
             do {
-                let identity = try await enroll(token: token, http: http)
+                let identity = try await enroll(
+                    token: token, controllerURL: controllers[failures % controllers.count], http: http)
                 try identityStorage.saveIdentity(identity)
                 logger.info("enrolled", metadata: ["steady.controller": "\(configuration.controllerURL)"])
                 return identity
@@ -213,7 +224,7 @@ public final class Agent: Service {
         return nil
     }
 
-    private func enroll(token: AgentJoinToken, http: HTTPClient) async throws -> AgentIdentity {
+    private func enroll(token: AgentJoinToken, controllerURL: String, http: HTTPClient) async throws -> AgentIdentity {
         let caPEM: String
         if let trusted = configuration.trustedCAPEM {
             caPEM = trusted
@@ -223,7 +234,7 @@ public final class Agent: Service {
             let discovery = Self.makeHTTPClient(maximumConnections: 1)
             do {
                 caPEM = try await AgentControllerClient.discoverCA(
-                    controllerURL: configuration.controllerURL, expectedHash: token.caHash, http: discovery,
+                    controllerURL: controllerURL, expectedHash: token.caHash, http: discovery,
                     timeout: configuration.requestTimeout)
             } catch {
                 try? await discovery.shutdown()
@@ -232,8 +243,7 @@ public final class Agent: Service {
             try? await discovery.shutdown()
         }
         let client = try AgentControllerClient(
-            controllerURL: configuration.controllerURL, caPEM: caPEM, http: http,
-            requestTimeout: configuration.requestTimeout)
+            controllerURL: controllerURL, caPEM: caPEM, http: http, requestTimeout: configuration.requestTimeout)
         let request = EnrollmentRequest(
             name: configuration.name, labels: configuration.labels.isEmpty ? nil : configuration.labels,
             hostname: configuration.hostname, agentVersion: configuration.agentVersion)
@@ -249,13 +259,17 @@ public final class Agent: Service {
     // MARK: Slice stream
 
     /// Connects, applies messages, sends reports, and reconnects with backoff, until cancelled or the credential
-    /// is refused.
+    /// is refused. With several controllers, each reconnection goes to the next one, resuming from the last
+    /// acknowledged slice revision: the controllers share one store, so a revision means the same on each.
     private func followSlice(
-        client: AgentControllerClient, identity: AgentIdentity, reportTrigger: ReportTrigger
+        clients: [AgentControllerClient], identity: AgentIdentity, reportTrigger: ReportTrigger
     ) async throws {
         var backoff = configuration.backoff
         var failures = 0
+        var next = 0
         while !Task.isCancelled {
+            let client = clients[next % clients.count]
+            next += 1
             let resume = await state.startConnection()
             var outcome = StreamOutcome()
             do {
@@ -291,6 +305,7 @@ public final class Agent: Service {
                     ? "the slice does not match the controller's; reconnecting for a snapshot"
                     : "slice stream ended; reconnecting",
                 metadata: [
+                    "steady.controller": "\(client.controllerURL)",
                     "steady.error": "\(outcome.failure.map { "\($0)" } ?? "the controller closed the stream")",
                     "steady.retryIn": "\(delay.roundedToMilliseconds)",
                 ])

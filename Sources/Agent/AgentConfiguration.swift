@@ -104,8 +104,21 @@ public struct AgentConfiguration: Sendable {
         }
     }
 
-    /// What is wrong with a controller URL, or nil: it must be `https://HOST[:PORT]` with no path but `/`.
+    /// The controllers to connect to, in order: `controllerURL` may list several, separated by commas, and the agent
+    /// fails over from one to the next when it loses its connection.
+    public var controllerURLs: [String] {
+        controllerURL.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+    }
+
+    /// What is wrong with a controller URL (or a comma-separated list of them), or nil: each must be
+    /// `https://HOST[:PORT]` with no path but `/`.
     public static func controllerURLProblem(_ text: String) -> String? {
+        let urls = text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        guard !urls.isEmpty else { return "--controller is empty; expected https://HOST:PORT[,https://HOST:PORT...]" }
+        return urls.lazy.compactMap(singleControllerURLProblem).first
+    }
+
+    private static func singleControllerURLProblem(_ text: String) -> String? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
             return "--controller \(text): not a URL; expected https://HOST:PORT"
         }

@@ -18,7 +18,11 @@ public struct AgentCommand: AsyncParsableCommand {
             served while the controller is away.
             """)
 
-    @Option(help: "The controller's URL, https://HOST:PORT.")
+    @Option(
+        help: """
+            The controller's URL, https://HOST:PORT; several controllers of one cluster as a comma-separated list, \
+            to fail over from one to the next.
+            """)
     var controller: String
 
     @Option(

@@ -38,7 +38,8 @@ public struct ControllerRuntime: Sendable {
 
     public let configuration: Configuration
     public let identity: ControllerIdentity
-    public let store: SQLiteStore
+    /// The store every part of the controller reads and writes: SQLite by default, or a shared one such as etcd.
+    public let store: any ObjectStore
     public let objects: ObjectService
     public let metrics: APIMetrics
     public let server: APIServer
@@ -56,19 +57,35 @@ public struct ControllerRuntime: Sendable {
     /// The event pipeline: intake, routing, the outbox and execution records (`events.db`).
     public let events: EventPipeline
     let eventTable: EventTableSource
+    /// When set, the reconcilers, the manifest source and compaction run only on the elected leader, each term
+    /// over a fenced store; without one this process is the only controller.
+    public let elector: (any LeaderElector)?
     let logger: Logger
 
-    /// Loads or creates the controller's identity and opens its store under the data directory.
+    /// Loads or creates the controller's identity and opens its SQLite store under the data directory.
     public init(configuration: Configuration, logger: Logger) throws {
-        self.configuration = configuration
-        self.logger = logger
-        identity = try ControllerIdentity.loadOrCreate(
+        let identity = try ControllerIdentity.loadOrCreate(
             dataDirectory: configuration.dataDirectory, serverName: configuration.serverNames,
             listenHost: configuration.host)
-        for change in identity.changes { logger.info("\(change)") }
-        store = try SQLiteStore(
+        let store = try SQLiteStore(
             path: configuration.dataDirectory.appendingPathComponent("state.db").path,
             synchronous: configuration.synchronous)
+        try self.init(configuration: configuration, identity: identity, store: store, logger: logger)
+    }
+
+    /// Builds the controller on an identity and a store the caller has already set up (SQLite, etcd or another).
+    ///
+    /// With an `elector`, several replicas may share the store: every replica serves the API and agent streams.
+    public init(
+        configuration: Configuration, identity: ControllerIdentity, store: any ObjectStore,
+        elector: (any LeaderElector)? = nil, logger: Logger
+    ) throws {
+        self.configuration = configuration
+        self.elector = elector
+        self.logger = logger
+        self.identity = identity
+        for change in identity.changes { logger.info("\(change)") }
+        self.store = store
         objects = ObjectService(store: store)
         metrics = APIMetrics()
         let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
@@ -119,6 +136,9 @@ public struct ControllerRuntime: Sendable {
 
     /// The services to run in one ServiceGroup; `onServerRunning` receives the bound port.
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void) throws -> [any Service] {
+        if let elector {
+            return try replicaServices(elector: elector, onServerRunning: onServerRunning)
+        }
         var services: [any Service] = [
             try server.makeApplication(onServerRunning: onServerRunning),
             server.openWatches.closer,
@@ -141,6 +161,47 @@ public struct ControllerRuntime: Sendable {
         }
         if let directory = configuration.manifestsDirectory {
             services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
+        }
+        return services
+    }
+
+    /// One replica's services: the API, the informer, the run dispatcher and the agent gateway everywhere; the
+    /// reconcilers, the manifest source and compaction only while this replica leads.
+    private func replicaServices(
+        elector: any LeaderElector, onServerRunning: @escaping @Sendable (Int) async -> Void
+    ) throws -> [any Service] {
+        let (configuration, logger, metrics, compiled) = (configuration, logger, metrics, objects.compiled)
+        let (informer, syncIndex) = (informer, agents.syncIndex)
+        let leaderOnly = LeaderOnlyServices(elector: elector, logger: logger) { store in
+            let objects = ObjectService(store: store, compiled: compiled)
+            var services: [any Service] = [
+                CompactionService(store: store, logger: logger),
+                ControllerManager(
+                    objects: objects, metrics: metrics, logger: logger, syncIndex: syncIndex, informer: informer),
+            ]
+            if let directory = configuration.manifestsDirectory {
+                services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
+            }
+            return services
+        }
+        // Every replica takes events into its own events.db and delivers them. Not yet in this mode: GitRepository
+        // sources, and the delivery counters in Route and Action status (both write objects, so they belong to the
+        // leader's term).
+        var services: [any Service] = [
+            try server.makeApplication(onServerRunning: onServerRunning),
+            server.openWatches.closer,
+            informer,
+            leaderOnly,
+            remoteRuns,
+            agents,
+            events,
+            eventTable,
+        ]
+        if let listener = configuration.eventListener {
+            services.append(
+                try EventListener(configuration: listener, pipeline: events, logger: logger).makeApplication { port in
+                    logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
+                })
         }
         return services
     }

@@ -115,8 +115,12 @@ func startController(
     let controller = Process()
     controller.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     controller.executableURL = binaries.appendingPathComponent("steady")
+    // STEADY_BENCH_CONTROLLER_ARGS adds flags to every benchmark's controller, e.g. "--store etcd://127.0.0.1:2379".
+    let benchArguments = (ProcessInfo.processInfo.environment["STEADY_BENCH_CONTROLLER_ARGS"] ?? "")
+        .split(separator: " ").map(String.init)
     controller.arguments =
-        ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel] + extraArguments
+        ["controller", "--data-dir", directory.path, "--listen", "127.0.0.1:0", "--log-level", logLevel]
+        + extraArguments + benchArguments
     do { try controller.run() } catch { fail("cannot start the controller: \(error)") }
     let kubeconfig = directory.appendingPathComponent("admin.kubeconfig").path
     let deadline = Date().addingTimeInterval(30)

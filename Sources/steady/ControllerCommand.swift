@@ -74,6 +74,8 @@ struct ControllerOptions: ParsableArguments {
     @Option(name: .customLong("events-max-pending"), help: "Deliveries pending before intake answers 429.")
     var eventsMaxPending = 100_000
 
+    @OptionGroup var storeOptions: StoreOptions
+
     func validate() throws {
         _ = try endpoint()
         if let gitURL {
@@ -130,7 +132,7 @@ struct ControllerOptions: ParsableArguments {
             events: EventPipeline.Configuration(
                 location: "controller", allowsExec: allowExec, maxEventBytes: eventsMaxBytes,
                 maxQueuedEvents: eventsMaxQueued, maxPendingDeliveries: eventsMaxPending))
-        let runtime = try ControllerRuntime(configuration: configuration, logger: logger)
+        let runtime = try await storeOptions.makeRuntime(configuration: configuration, logger: logger)
         if let gitURL {
             try await runtime.gitSources.declare(
                 GitSourceController.declaration(url: gitURL, branch: gitRef, path: gitPath).object)

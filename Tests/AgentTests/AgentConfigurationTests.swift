@@ -26,6 +26,16 @@ import Testing
         }
     }
 
+    @Test func takesSeveralControllersSeparatedByCommas() throws {
+        let configuration = AgentConfiguration(controllerURL: "https://a:7443, https://b:7443,", name: "web-1")
+        try configuration.validate()
+        #expect(configuration.controllerURLs == ["https://a:7443", "https://b:7443"])
+        #expect(throws: AgentError.self) {
+            try AgentConfiguration(controllerURL: "https://a:7443,http://b:7443", name: "web-1").validate()
+        }
+        #expect(throws: AgentError.self) { try AgentConfiguration(controllerURL: " , ", name: "web-1").validate() }
+    }
+
     @Test func refusesBadLabels() throws {
         #expect(throws: AgentError.self) { try AgentConfiguration.parseLabels("role") }
         #expect(throws: AgentError.self) { try AgentConfiguration.parseLabels("a=1,a=2") }

@@ -34,6 +34,30 @@ import Testing
         }
     }
 
+    @Test func failsOverToTheNextControllerAndResumesFromItsRevision() async throws {
+        let fake = FakeController()
+        try await FakeController.serve(fake) { url, identity in
+            let storage = InMemoryAgentStorage()
+            // The first controller is gone (nothing listens on port 1): enrolment and the stream use the next.
+            let agent = Agent(
+                configuration: try configuration(
+                    url: "https://127.0.0.1:1,\(url)", token: "\(identity.caHash)::\(Self.tokenTail)"),
+                sliceStorage: storage, identityStorage: storage, logger: logger)
+            try await withAgent(agent) {
+                #expect(await eventually { await fake.connectionCount == 1 })
+                let stored = try #require(storage.loadIdentity())
+                #expect(stored.credential == "cred-for-web-1")
+                await fake.send(F.snapshot(5, [F.httpAction("notify")]))
+                #expect(await eventually { await agent.state.revision == 5 })
+                // Lost again: the agent tries the dead one, comes back here and resumes from revision 5.
+                await fake.disconnect()
+                #expect(await eventually { await fake.connectionCount == 2 })
+                let resumed = try #require(await fake.sliceRequests.last)
+                #expect(resumed.revision == "5")
+            }
+        }
+    }
+
     @Test func enrolsFollowsTheSliceReportsAndResumes() async throws {
         let fake = FakeController()
         try await FakeController.serve(fake) { url, identity in

@@ -24,16 +24,17 @@ public final class AgentProcess: @unchecked Sendable {
         stateDirectory = try TemporaryDirectory(prefix: "steady-agent-\(name)")
     }
 
-    /// Starts the agent; the token is needed only for the first start.
+    /// Starts the agent; the token is needed only for the first start. `controllerURLs` overrides the controller's
+    /// address, e.g. with several replicas' addresses, comma-separated.
     public func start(
         controller: ControllerProcess, joinToken: String?, labels: [String: String] = [:], allowExec: Bool = false,
-        runCommand: String? = nil, extraArguments: [String] = []
+        runCommand: String? = nil, controllerURLs: String? = nil, extraArguments: [String] = []
     ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.path(program == .steadyAgent ? "steady-agent" : "steady"))
         var arguments = program == .steadyAgent ? [] : ["agent"]
         arguments += [
-            "--controller", controller.server, "--name", name, "--state-dir", stateDirectory.path,
+            "--controller", controllerURLs ?? controller.server, "--name", name, "--state-dir", stateDirectory.path,
             "--heartbeat-interval", "1s",
         ]
         if let joinToken { arguments += ["--join-token", joinToken] }

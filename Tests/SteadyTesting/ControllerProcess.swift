@@ -117,10 +117,13 @@ public final class ControllerProcess: @unchecked Sendable {
         guard result.status == 0 else { throw ControllerProcessError(message: "apply: \(result)") }
     }
 
-    /// Runs a steady executable (`steady` or `apply`) against this controller.
-    public func run(_ binary: String, _ arguments: [String], input: String? = nil) throws -> CommandResult {
+    /// Runs a steady executable (`steady` or `apply`) against this controller, or with another kubeconfig.
+    public func run(
+        _ binary: String, _ arguments: [String], input: String? = nil, kubeconfig: String? = nil
+    ) throws -> CommandResult {
         try CommandResult.run(
-            Binaries.path(binary), arguments, input: input, environment: ["STEADY_KUBECONFIG": kubeconfig])
+            Binaries.path(binary), arguments, input: input,
+            environment: ["STEADY_KUBECONFIG": kubeconfig ?? self.kubeconfig])
     }
 }
 

@@ -44,13 +44,62 @@ public actor AgentCredentials: Authenticating {
 
     private func loadIfNeeded() async {
         guard !isLoaded else { return }
-        guard let stored = try? await store.list(kind: Self.credentialKind).objects else { return }
-        for object in stored {
+        guard let listed = try? await store.list(kind: Self.credentialKind) else { return }
+        runnersByDigest = Self.index(listed.objects)
+        isLoaded = true
+        // Controllers sharing a store (etcd) issue and revoke credentials for each other: follow the store's watch,
+        // so a revocation through one holds on all. The task holds the actor weakly and ends with it.
+        let (store, revision) = (store, listed.revision)
+        Task { [weak self] in
+            await Self.follow(store: store, from: revision) { [weak self] in self }
+        }
+    }
+
+    /// Digest → runner for stored credential records.
+    private static func index(_ objects: [StoredObject]) -> [String: String] {
+        var index: [String: String] = [:]
+        for object in objects {
             if let value = try? JSONValue.parse(object.value), let digest = value["digest"]?.stringValue {
-                runnersByDigest[digest] = object.name
+                index[digest] = object.name
             }
         }
-        isLoaded = true
+        return index
+    }
+
+    /// Applies the store's credential changes after `revision` to `owner()` until it is gone.
+    private static func follow(
+        store: any ObjectStore, from revision: Int64, owner: @escaping @Sendable () -> AgentCredentials?
+    ) async {
+        var revision = revision
+        while !Task.isCancelled, owner() != nil {
+            do {
+                for try await event in try await store.watch(kind: credentialKind, fromRevision: revision) {
+                    guard let credentials = owner() else { return }
+                    await credentials.apply(event)
+                    revision = event.revision
+                }
+            } catch let error as StoreError where error.code == .compacted {
+                if let listed = try? await store.list(kind: credentialKind), let credentials = owner() {
+                    await credentials.replace(with: listed.objects)
+                    revision = listed.revision
+                }
+            } catch {
+                // The store is away or closed: look again in a second, while anyone still holds the credentials.
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func apply(_ event: StoreEvent) {
+        let runner = event.object.name
+        runnersByDigest = runnersByDigest.filter { $0.value != runner }
+        if event.type != .deleted {
+            runnersByDigest.merge(Self.index([event.object])) { $1 }
+        }
+    }
+
+    private func replace(with objects: [StoredObject]) {
+        runnersByDigest = Self.index(objects)
     }
 
     /// Issues a new credential for a runner, replacing any previous one.

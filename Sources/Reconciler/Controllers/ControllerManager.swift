@@ -85,9 +85,11 @@ public struct ControllerManager: Service {
                     // The informer's task only hands changes over: working out what they trigger happens here,
                     // so the agent gateway, fed by the same informer, does not wait for it.
                     let changes = Mailbox<InformerUpdate>()
-                    informer.subscribe { update in
+                    let subscription = informer.subscribe { update in
                         if !update.changes.isEmpty { changes.post(update) }
                     }
+                    // A manager that stops (a leader's term ended) leaves no subscriber filling its mailbox.
+                    defer { informer.unsubscribe(subscription) }
                     group.addTask {
                         for await _ in changes.arrivals {
                             for update in changes.take() {

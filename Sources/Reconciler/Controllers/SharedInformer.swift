@@ -27,7 +27,8 @@ public final class SharedInformer: Service, Sendable {
     public let cache: ObjectCache
     let store: any ObjectStore
     let logger: Logger
-    private let subscribers = Mutex<[@Sendable (InformerUpdate) -> Void]>([])
+    private let subscribers = Mutex<[(id: Int, call: @Sendable (InformerUpdate) -> Void)]>([])
+    private let nextSubscription = Mutex(0)
 
     /// Creates an informer over `store` holding `kinds` (by default what the reconcilers and the gateway read).
     public init(store: any ObjectStore, logger: Logger, kinds: Set<String> = ReconcileTriggers.watchedKinds) {
@@ -36,12 +37,23 @@ public final class SharedInformer: Service, Sendable {
         self.cache = ObjectCache(kinds: kinds, references: ReconcileTriggers.references)
     }
 
-    /// Adds a subscriber; called from now on with every update.
-    public func subscribe(_ subscriber: @escaping @Sendable (InformerUpdate) -> Void) {
+    /// Adds a subscriber; called from now on with every update, until `unsubscribe` with the returned id.
+    @discardableResult
+    public func subscribe(_ subscriber: @escaping @Sendable (InformerUpdate) -> Void) -> Int {
+        let id = nextSubscription.withLock { next in
+            defer { next += 1 }
+            return next
+        }
         subscribers.withLock { subscribers in
             if cache.hasSynced { subscriber(cache.contentAsUpdate()) }
-            subscribers.append(subscriber)
+            subscribers.append((id, subscriber))
         }
+        return id
+    }
+
+    /// Removes a subscriber, e.g. the reconcilers of a leader's term that has ended.
+    public func unsubscribe(_ id: Int) {
+        subscribers.withLock { $0.removeAll { $0.id == id } }
     }
 
     /// Lists and watches until graceful shutdown or cancellation.
@@ -49,7 +61,7 @@ public final class SharedInformer: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await Informer(store: self.store, cache: self.cache, logger: self.logger).run { update in
                 self.subscribers.withLock { subscribers in
-                    for subscriber in subscribers { subscriber(update) }
+                    for subscriber in subscribers { subscriber.call(update) }
                 }
             }
         }

@@ -136,4 +136,12 @@ public protocol ObjectStore: Sendable {
 
     /// The revision up to which history has been dropped; watches must start at or after it.
     func compactedRevision() async throws -> Int64
+
+    /// Releases the store's connections: open watches end with `unavailable`, and so does every later call.
+    func close()
+}
+
+extension ObjectStore {
+    /// Nothing to release by default.
+    public func close() {}
 }
