@@ -73,7 +73,7 @@ struct StoreOptions: ParsableArguments {
                 ttl: .seconds(leaderLeaseSeconds), logger: logger)
             logger.info(
                 "store: etcd", metadata: ["steady.etcd": "\(etcd.connectionEndpoints)", "steady.prefix": "\(storePrefix)"])
-            return ControllerRuntime(
+            return try ControllerRuntime(
                 configuration: configuration, identity: identity, store: etcd, elector: elector, logger: logger)
         } catch {
             etcd.close()
