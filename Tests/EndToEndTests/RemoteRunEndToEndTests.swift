@@ -5,19 +5,7 @@ import Testing
 
 /// RemoteRuns carried out by real agents: each runner's own run command, exit codes, refusals, and the status a
 /// user reads.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct RemoteRunEndToEndTests {
-
-    /// The RemoteRun's status, read with `steady get -o json`.
-    func status(_ controller: ControllerProcess, _ name: String) -> JSONValue? {
-        guard let result = try? controller.run("steady", ["get", "remoterun", name, "-o", "json"]), result.status == 0
-        else { return nil }
-        return (try? JSONValue.parse(Data(result.output.utf8)))?["status"]
-    }
-
-    func result(_ status: JSONValue?, _ runner: String) -> JSONValue? {
-        status?["results"]?.arrayValue?.first { $0["runner"]?.stringValue == runner }
-    }
-
+@Suite(.serialized, .timeLimit(.minutes(3))) struct RemoteRunEndToEndTests: RemoteRunReading {
     @Test func agentsRunTheirOwnCommandAndReportEachExitStatus() throws {
         let controller = try ControllerProcess()
         defer { controller.remove() }

@@ -6,16 +6,7 @@ import Testing
 /// The life of a RemoteRun on real agents, beyond a plain run: timeouts and cancellation kill the whole process
 /// group, batches never overlap, maxErrors stops new starts, a run survives a controller SIGKILL without starting
 /// twice, and a finished run is deleted after its TTL.
-@Suite(.serialized, .timeLimit(.minutes(4))) struct RemoteRunLifecycleTests {
-    func status(_ controller: ControllerProcess, _ name: String) -> JSONValue? {
-        guard let result = try? controller.run("steady", ["get", "remoterun", name, "-o", "json"]), result.status == 0
-        else { return nil }
-        return (try? JSONValue.parse(Data(result.output.utf8)))?["status"]
-    }
-
-    func result(_ status: JSONValue?, _ runner: String) -> JSONValue? {
-        status?["results"]?.arrayValue?.first { $0["runner"]?.stringValue == runner }
-    }
+@Suite(.serialized, .timeLimit(.minutes(4))) struct RemoteRunLifecycleTests: RemoteRunReading {
 
     func phase(_ controller: ControllerProcess, _ name: String) -> String? {
         status(controller, name)?["phase"]?.stringValue

@@ -20,11 +20,23 @@ import Testing
         server.stop(signal: SIGKILL)
         try server.start()
         for index in 1...5 {
-            _ = try await store.create(kind: "Route", name: "after-\(index)", value: json("\(index)"))
+            // Until the client's connection is back, a write fails as unavailable, as it would for an API client.
+            _ = try await createRetryingWhileUnavailable(store, name: "after-\(index)", value: json("\(index)"))
         }
         let events = try await StoreTestSupport.collect(stream, count: 10, timeout: .seconds(60))
         #expect(events.map(\.revision) == Array(base + 1...base + 10))
         #expect(events.map(\.object.name) == (1...5).map { "before-\($0)" } + (1...5).map { "after-\($0)" })
+    }
+
+    func createRetryingWhileUnavailable(_ store: EtcdStore, name: String, value: Data) async throws -> StoredObject {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while true {
+            do {
+                return try await store.create(kind: "Route", name: name, value: value)
+            } catch let error as StoreError where error.code == .unavailable && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     @Test func aWatcherThatFallsBehindIsCutOffAndNotResumed() async throws {
