@@ -50,6 +50,12 @@ public final class WakeSignal: Sendable {
         }
     }
 
+    /// Returns once signalled, cancelled, or `deadline` has come; with no deadline, as ``wait()``.
+    public func wait(until deadline: ContinuousClock.Instant?) async {
+        guard let deadline else { return await wait() }
+        await wait(timeout: max(deadline - .now, .zero))
+    }
+
     /// Returns once signalled, cancelled, or `timeout` has passed.
     public func wait(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in

@@ -26,8 +26,8 @@ public actor RunScheduler {
     private var desired: RunnerSpec.Schedule?
     private var adopted: RunnerSpec.Schedule?
     private var schedule: RunSchedule?
-    /// The loop, while it sleeps.
-    private var waiter: CheckedContinuation<Void, Never>?
+    /// Wakes the loop's sleep when the schedule changes.
+    private let changed = WakeSignal()
 
     public init(runner: String, runs: RunService, now: @escaping Now = { Date() }, report: @escaping Report) {
         self.runner = runner
@@ -42,7 +42,7 @@ public actor RunScheduler {
     /// The slice's schedule changed (or is given for the first time); nil removes it.
     public func update(_ schedule: RunnerSpec.Schedule?) {
         desired = schedule
-        wake()
+        changed.signal()
     }
 
     /// Runs the schedule until the calling task is cancelled (a run going then is stopped by the executor).
@@ -82,25 +82,12 @@ public actor RunScheduler {
 
     /// Sleeps until `deadline` (forever when nil), an ``update(_:)``, or cancellation.
     private func sleep(until deadline: Date?) async {
-        let timer = deadline.map { deadline in
-            let milliseconds = Int64((deadline.timeIntervalSince(now()) * 1000).rounded(.up))
-            return Task { [weak self] in
-                if milliseconds > 0 { try? await Task.sleep(for: .milliseconds(milliseconds)) }
-                await self?.wake()
-            }
+        guard let deadline else {
+            await changed.wait()
+            return
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume() } else { waiter = continuation }
-            }
-        } onCancel: {
-            Task { await self.wake() }
-        }
-        timer?.cancel()
-    }
-
-    private func wake() {
-        waiter?.resume()
-        waiter = nil
+        let milliseconds = Int64((deadline.timeIntervalSince(now()) * 1000).rounded(.up))
+        guard milliseconds > 0 else { return }
+        await changed.wait(timeout: .milliseconds(milliseconds))
     }
 }

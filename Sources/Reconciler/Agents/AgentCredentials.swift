@@ -47,11 +47,25 @@ public actor AgentCredentials: Authenticating {
         guard let listed = try? await store.list(kind: Self.credentialKind) else { return }
         runnersByDigest = Self.index(listed.objects)
         isLoaded = true
-        // Controllers sharing a store (etcd) issue and revoke credentials for each other: follow the store's watch,
-        // so a revocation through one holds on all. The task holds the actor weakly and ends with it.
-        let (store, revision) = (store, listed.revision)
-        Task { [weak self] in
-            await Self.follow(store: store, from: revision) { [weak self] in self }
+    }
+
+    /// Follows the store's credential records until cancelled. Controllers sharing a store (etcd) issue and revoke
+    /// credentials for each other: a revocation through one holds on all. The agent gateway runs this.
+    public func followStore() async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let listed = try await store.list(kind: Self.credentialKind)
+                replace(with: listed.objects)
+                for try await event in try await store.watch(kind: Self.credentialKind, fromRevision: listed.revision) {
+                    apply(event)
+                    failures = 0
+                }
+            } catch {
+                // Compacted, or the store is away: list again after the shared backoff.
+            }
+            try? await Task.sleep(for: Backoff.watchRestart.jitteredDelay(attempt: failures))
+            failures += 1
         }
     }
 
@@ -66,30 +80,6 @@ public actor AgentCredentials: Authenticating {
         return index
     }
 
-    /// Applies the store's credential changes after `revision` to `owner()` until it is gone.
-    private static func follow(
-        store: any ObjectStore, from revision: Int64, owner: @escaping @Sendable () -> AgentCredentials?
-    ) async {
-        var revision = revision
-        while !Task.isCancelled, owner() != nil {
-            do {
-                for try await event in try await store.watch(kind: credentialKind, fromRevision: revision) {
-                    guard let credentials = owner() else { return }
-                    await credentials.apply(event)
-                    revision = event.revision
-                }
-            } catch let error as StoreError where error.code == .compacted {
-                if let listed = try? await store.list(kind: credentialKind), let credentials = owner() {
-                    await credentials.replace(with: listed.objects)
-                    revision = listed.revision
-                }
-            } catch {
-                // The store is away or closed: look again in a second, while anyone still holds the credentials.
-            }
-            try? await Task.sleep(for: .seconds(1))
-        }
-    }
-
     private func apply(_ event: StoreEvent) {
         let runner = event.object.name
         runnersByDigest = runnersByDigest.filter { $0.value != runner }
@@ -100,6 +90,7 @@ public actor AgentCredentials: Authenticating {
 
     private func replace(with objects: [StoredObject]) {
         runnersByDigest = Self.index(objects)
+        isLoaded = true
     }
 
     /// Issues a new credential for a runner, replacing any previous one.

@@ -85,6 +85,7 @@ public actor AgentGateway {
                 group.addTask { await self.writeStatuses() }
                 group.addTask { try await self.watchForSilence() }
                 group.addTask { try await self.sendKeepalives() }
+                group.addTask { await self.credentials.followStore() }
                 try await group.next()
                 group.cancelAll()
             }

@@ -122,17 +122,8 @@ public actor RunDispatcher: Service {
     private func keepTime() async {
         while !Task.isCancelled {
             let deadline = earliestDeadline()
-            await withTaskGroup(of: Void.self) { group in
-                if let deadline {
-                    group.addTask {
-                        let wait = max(deadline.timeIntervalSinceNow, 0)
-                        try? await ContinuousClock().sleep(for: .milliseconds(Int64(wait * 1000)))
-                    }
-                }
-                group.addTask { await self.deadlinesChanged.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+            await deadlinesChanged.wait(
+                until: deadline.map { ContinuousClock.now + .milliseconds(Int64(max($0.timeIntervalSinceNow, 0) * 1000)) })
             if let deadline, deadline <= Date() { enqueue(.timePassed) }
         }
     }

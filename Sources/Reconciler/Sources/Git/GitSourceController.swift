@@ -115,14 +115,7 @@ public actor GitSourceController: Service {
     private func timerLoop() async {
         while !Task.isCancelled {
             let deadline = states.values.compactMap(\.nextPoll).min()
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.wake.wait() }
-                if let deadline {
-                    group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await wake.wait(until: deadline)
             if let deadline, deadline <= .now {
                 continuation.yield(.timer)
                 // handle(.timer) moves the deadlines on and signals: wait for it before looking again.
