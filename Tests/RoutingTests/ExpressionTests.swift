@@ -473,7 +473,9 @@ func compileErrorsArePrecise(source: String, code: ExpressionError.Code, descrip
     #expect(error.message == "evaluation exceeded 100000 steps")
     // The same expression is fine on small input, and with a larger budget.
     #expect(quadratic.matches(["items": [1, 2, 3]]))
-    let generous = try Expression(quadratic.source, limits: .init(maxEvaluationSteps: 10_000_000))
+    let generous = try Expression(
+        quadratic.source,
+        limits: .init(maxEvaluationSteps: 10_000_000, maxEvaluationBytes: 1 << 30, maxEvaluationTime: .seconds(600)))
     #expect(generous.matches(big))
     // Errors from the budget are not absorbed by || or exists().
     let absorbed = try Expression("input.items.exists(x, input.items.map(y, y).size() == 0) || true")

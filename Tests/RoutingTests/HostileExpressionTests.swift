@@ -90,3 +90,54 @@ private func deepEvent(_ depth: Int) throws -> JSONValue {
     }
     #expect(try !Expression("string(input) == ''").matches(event))
 }
+
+/// An event with a long string and a list to iterate over, as a hostile sender could post.
+private func bulkyEvent(stringBytes: Int, items: Int) -> JSONValue {
+    .object([
+        "s": .string(String(repeating: "a", count: stringBytes)),
+        "items": .array((0..<items).map { .int(Int64($0)) }),
+    ])
+}
+
+private func evaluationError(_ source: String, over input: JSONValue, limits: Expression.Limits = .init()) throws
+    -> ExpressionError?
+{
+    let expression = try Expression(source, limits: limits)
+    do {
+        _ = try expression.evaluate(input: input)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+// Each iteration builds 200 KB; a thousand of them would hold 200 MB at once.
+@Test(.timeLimit(.minutes(1))) func evaluationMemoryIsBounded() throws {
+    let event = bulkyEvent(stringBytes: 100_000, items: 1000)
+    let error = try #require(try evaluationError("input.items.map(x, input.s + input.s).size() > 0", over: event))
+    #expect(error.code == .tooComplex)
+    #expect(error.message.contains("bytes"), "\(error)")
+    #expect(try evaluationError("size(input.s + input.s) == 200000", over: event) == nil)
+}
+
+// Scanning a megabyte a thousand times costs a gigabyte of work in 1,001 steps unless strings pay for their length.
+@Test(.timeLimit(.minutes(1))) func evaluationStepsChargeForStringLength() throws {
+    let event = bulkyEvent(stringBytes: 1 << 20, items: 1000)
+    // Time is left unbounded here, so that only the step budget can stop the evaluation.
+    let untimed = Expression.Limits(maxEvaluationTime: .seconds(3600))
+    let error = try #require(
+        try evaluationError("input.items.all(x, !input.s.contains('zz'))", over: event, limits: untimed))
+    #expect(error.code == .tooComplex)
+    #expect(error.message.contains("steps"), "\(error)")
+    #expect(try Expression("!input.s.contains('zz')").matches(event))
+}
+
+// The time budget is a backstop behind steps: with steps unbounded, it alone stops the evaluation.
+@Test(.timeLimit(.minutes(1))) func evaluationTimeIsBounded() throws {
+    let event = bulkyEvent(stringBytes: 0, items: 100_000)
+    let limits = Expression.Limits(maxEvaluationSteps: .max, maxEvaluationTime: .zero)
+    let error = try #require(try evaluationError("input.items.all(x, x >= 0)", over: event, limits: limits))
+    #expect(error.code == .tooComplex)
+    #expect(error.message.contains("longer than"), "\(error)")
+    #expect(try evaluationError("input.items.all(x, x >= 0)", over: bulkyEvent(stringBytes: 0, items: 10)) == nil)
+}

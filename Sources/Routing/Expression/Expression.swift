@@ -35,22 +35,34 @@ public struct Expression: Sendable {
         /// Most nodes in the syntax tree.
         public var maxNodes: Int
         /// Most evaluation steps for one evaluation; bounds the cost of comprehensions over large inputs.
+        ///
+        /// Work on a value is paid for by its size: a step per list or map entry, and a step per 64 bytes of a
+        /// string that is compared, searched or concatenated. The budget therefore bounds time as well as
+        /// iterations, whatever the size of the event.
         public var maxEvaluationSteps: Int
+        /// Most bytes of new strings and list or map entries (16 bytes each) one evaluation may build; bounds the
+        /// memory of `s + s` or `map()` repeated over a large event.
+        public var maxEvaluationBytes: Int
+        /// Longest one evaluation may run, a backstop behind the step budget (checked every 1,024 steps).
+        public var maxEvaluationTime: Duration
 
         /// Creates limits; the defaults suit route expressions.
         public init(
-            maxSourceLength: Int = 4096, maxDepth: Int = 32, maxNodes: Int = 1000, maxEvaluationSteps: Int = 100_000
+            maxSourceLength: Int = 4096, maxDepth: Int = 32, maxNodes: Int = 1000, maxEvaluationSteps: Int = 100_000,
+            maxEvaluationBytes: Int = 1 << 20, maxEvaluationTime: Duration = .milliseconds(100)
         ) {
             self.maxSourceLength = maxSourceLength
             self.maxDepth = maxDepth
             self.maxNodes = maxNodes
             self.maxEvaluationSteps = maxEvaluationSteps
+            self.maxEvaluationBytes = maxEvaluationBytes
+            self.maxEvaluationTime = maxEvaluationTime
         }
     }
 
     /// The text the expression was compiled from.
     public let source: String
-    /// The limits it was compiled with; evaluation uses ``Limits/maxEvaluationSteps``.
+    /// The limits it was compiled with; evaluation uses the `maxEvaluation…` ones.
     public let limits: Limits
     private let root: ExpressionNode
     private let variableCount: Int
@@ -91,8 +103,7 @@ public struct Expression: Sendable {
     /// - Throws: ``ExpressionError`` for run-time failures such as a missing field (`noSuchField`), an operator
     ///   applied to the wrong types, division by zero, or running out of evaluation steps (`tooComplex`).
     public func evaluate(input: JSONValue) throws(ExpressionError) -> JSONValue {
-        var evaluator = ExpressionEvaluator(
-            input: input, variableCount: variableCount, maxSteps: limits.maxEvaluationSteps)
+        var evaluator = ExpressionEvaluator(input: input, variableCount: variableCount, limits: limits)
         do {
             return try evaluator.evaluate(root)
         } catch {
@@ -102,8 +113,7 @@ public struct Expression: Sendable {
 
     /// True iff evaluation yields boolean `true`; evaluation errors (e.g. a missing field) count as no match.
     public func matches(_ input: JSONValue) -> Bool {
-        var evaluator = ExpressionEvaluator(
-            input: input, variableCount: variableCount, maxSteps: limits.maxEvaluationSteps)
+        var evaluator = ExpressionEvaluator(input: input, variableCount: variableCount, limits: limits)
         guard case .bool(true)? = try? evaluator.evaluate(root) else { return false }
         return true
     }

@@ -238,7 +238,7 @@ struct ExpressionCompiler {
     /// left for run time, because the node might sit in a branch that is never taken.
     private func fold(_ typed: Typed, operands: [Typed]) throws(ExpressionError) -> Typed {
         guard operands.allSatisfy({ $0.node.constantValue != nil }) else { return typed }
-        var evaluator = ExpressionEvaluator(input: .null, variableCount: 0, maxSteps: limits.maxEvaluationSteps)
+        var evaluator = ExpressionEvaluator(input: .null, variableCount: 0, limits: limits)
         do {
             let value = try evaluator.evaluate(typed.node)
             return Typed(node: .constant(value), type: ValueType(of: value))

@@ -1,25 +1,77 @@
 import Resources
 
-/// Walks an ``ExpressionNode`` tree against one input, counting steps so comprehensions cannot run unbounded.
+/// Walks an ``ExpressionNode`` tree against one input, within the step, memory and time budgets of
+/// ``Expression/Limits``, so that neither comprehensions nor large events make one evaluation unbounded.
 struct ExpressionEvaluator {
     private let input: JSONValue
     /// Comprehension variables; nested comprehensions use successive slots.
     private var variables: [JSONValue]
+    private let limits: Expression.Limits
     private var steps = 0
-    private let maxSteps: Int
+    private var builtBytes = 0
+    /// The clock is first read after 1,024 steps, so the many evaluations that end sooner never read it.
+    private var nextTimeCheck = 1024
+    private var deadline: ContinuousClock.Instant?
 
-    init(input: JSONValue, variableCount: Int, maxSteps: Int) {
+    init(input: JSONValue, variableCount: Int, limits: Expression.Limits) {
         self.input = input
         // An empty array does not allocate, so expressions without comprehensions pay nothing here.
         self.variables = variableCount == 0 ? [] : Array(repeating: .null, count: variableCount)
-        self.maxSteps = maxSteps
+        self.limits = limits
     }
 
     /// Counts `cost` steps, failing once the budget is spent.
     private mutating func charge(_ cost: Int = 1) throws(ExpressionFailure) {
         steps &+= cost
-        if steps > maxSteps {
-            throw ExpressionFailure(.tooComplex, "evaluation exceeded \(maxSteps) steps", at: 0)
+        if steps > limits.maxEvaluationSteps {
+            throw ExpressionFailure(.tooComplex, "evaluation exceeded \(limits.maxEvaluationSteps) steps", at: 0)
+        }
+        if steps >= nextTimeCheck {
+            try checkTime()
+        }
+    }
+
+    /// The time budget runs from the first check, 1,024 steps in: a negligible part of it.
+    private mutating func checkTime() throws(ExpressionFailure) {
+        nextTimeCheck = steps &+ 1024
+        let now = ContinuousClock.now
+        guard let deadline else {
+            deadline = now + limits.maxEvaluationTime
+            return
+        }
+        if now > deadline {
+            throw ExpressionFailure(.tooComplex, "evaluation ran longer than \(limits.maxEvaluationTime)", at: 0)
+        }
+    }
+
+    /// Charges for work proportional to a value's size: a step per list or map entry, a step per 64 string bytes.
+    private mutating func chargeWork(on value: JSONValue) throws(ExpressionFailure) {
+        switch value {
+        case .string(let text):
+            let size = text.utf8.count
+            if size >= 64 { try charge(size >> 6) }
+        case .array(let items):
+            try charge(items.count)
+        case .object(let members):
+            try charge(members.count)
+        default:
+            break
+        }
+    }
+
+    /// Counts the bytes of a value this evaluation built, failing once the memory budget is spent.
+    private mutating func chargeMemory(for value: JSONValue) throws(ExpressionFailure) {
+        let size: Int
+        switch value {
+        case .string(let text): size = text.utf8.count
+        case .array(let items): size = items.count &* 16
+        case .object(let members): size = members.count &* 16
+        default: return
+        }
+        builtBytes &+= size
+        if builtBytes > limits.maxEvaluationBytes {
+            throw ExpressionFailure(
+                .tooComplex, "evaluation built more than \(limits.maxEvaluationBytes) bytes", at: 0)
         }
     }
 
@@ -57,26 +109,37 @@ struct ExpressionEvaluator {
         case .binary(let op, let left, let right, let offset):
             let leftValue = try evaluate(left)
             let rightValue = try evaluate(right)
-            // Work proportional to container size (concatenation, membership) is paid for in steps.
-            if case .array(let items) = rightValue { try charge(items.count) }
-            if case .array(let items) = leftValue { try charge(items.count) }
-            return try JSONValue.celApply(op, leftValue, rightValue, at: offset)
+            // Comparison, membership and concatenation take time in proportion to the operands' size.
+            try chargeWork(on: leftValue)
+            try chargeWork(on: rightValue)
+            let result = try JSONValue.celApply(op, leftValue, rightValue, at: offset)
+            if op == .add { try chargeMemory(for: result) }
+            return result
         case .equalsString(let operand, let text, let negated):
             let value = try evaluate(operand)
-            if case .string(let other) = value { return .bool((other == text) != negated) }
-            return .bool(negated)
+            guard case .string(let other) = value else { return .bool(negated) }
+            try chargeWork(on: value)
+            return .bool((other == text) != negated)
         case .inStrings(let operand, let set):
-            guard case .string(let text) = try evaluate(operand) else { return .bool(false) }
+            let value = try evaluate(operand)
+            guard case .string(let text) = value else { return .bool(false) }
+            try chargeWork(on: value)
             return .bool(set.contains(text))
         case .call1(let function, let argument, let name, let offset):
-            return try function.apply(try evaluate(argument), name: name, at: offset)
+            let value = try evaluate(argument)
+            try chargeWork(on: value)
+            let result = try function.apply(value, name: name, at: offset)
+            if function.buildsItsResult { try chargeMemory(for: result) }
+            return result
         case .call2(let function, let first, let second, let name, let offset):
             let firstValue = try evaluate(first)
             let secondValue = try evaluate(second)
-            if case .array(let items) = firstValue { try charge(items.count) }
+            try chargeWork(on: firstValue)
+            try chargeWork(on: secondValue)
             return try function.apply(firstValue, secondValue, name: name, at: offset)
         case .matchRegex(let subject, let regex, let offset):
             let value = try evaluate(subject)
+            try chargeWork(on: value)
             guard case .string(let text) = value else {
                 throw .noOverload("matches", [value.celTypeName, "string"], at: offset)
             }
@@ -85,7 +148,9 @@ struct ExpressionEvaluator {
             var items: [JSONValue] = []
             items.reserveCapacity(elements.count)
             for element in elements { items.append(try evaluate(element)) }
-            return .array(items)
+            let list = JSONValue.array(items)
+            try chargeMemory(for: list)
+            return list
         case .map(let entries, let offset):
             var members: [String: JSONValue] = [:]
             members.reserveCapacity(entries.count)
@@ -99,7 +164,9 @@ struct ExpressionEvaluator {
                     throw ExpressionFailure(.invalidArgument, "duplicate map key '\(name)'", at: offset)
                 }
             }
-            return .object(members)
+            let map = JSONValue.object(members)
+            try chargeMemory(for: map)
+            return map
         case .comprehension(let comprehension):
             return try evaluate(comprehension)
         }
@@ -247,7 +314,9 @@ struct ExpressionEvaluator {
                 variables[slot] = item
                 if try evaluatePredicate(comprehension) { kept.append(item) }
             }
-            return .array(kept)
+            let list = JSONValue.array(kept)
+            try chargeMemory(for: list)
+            return list
         case .map:
             var mapped: [JSONValue] = []
             mapped.reserveCapacity(items.count)
@@ -258,7 +327,9 @@ struct ExpressionEvaluator {
                 guard let transform = comprehension.transform else { continue }
                 mapped.append(try evaluate(transform))
             }
-            return .array(mapped)
+            let list = JSONValue.array(mapped)
+            try chargeMemory(for: list)
+            return list
         }
     }
 

@@ -32,6 +32,14 @@ enum ExpressionFunction: Sendable {
         }
     }
 
+    /// Whether the result is a new string, whose bytes count against the evaluation's memory budget.
+    var buildsItsResult: Bool {
+        switch self {
+        case .lowerASCII, .upperASCII, .lower, .upper, .toString: true
+        default: false
+        }
+    }
+
     /// Index of the argument that is a regular expression pattern, if any.
     var patternArgument: Int? {
         switch self {
