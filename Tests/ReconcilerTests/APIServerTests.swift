@@ -199,8 +199,33 @@ import Testing
                     #expect(operation["responses"]?["200"] != nil, "\(method) \(path)")
                 }
             }
-            // 8 kinds × (list, create, get, put, patch, delete) + 7 status subresources × 4.
-            #expect(operations == 8 * 6 + 7 * 4)
+            // 8 kinds × (list, create, get, put, patch, delete) + 7 status subresources × (get, put, patch): a
+            // status is never deleted on its own.
+            #expect(operations == 8 * 6 + 7 * 3)
+            let operationIDs = paths.values.flatMap { item in
+                ["get", "post", "put", "patch", "delete"].compactMap { item[$0]?["operationId"]?.stringValue }
+            }
+            #expect(Set(operationIDs).count == operationIDs.count, "operation ids are unique")
+        }
+    }
+
+    // Found by schemathesis: a path no route serves (DELETE …/status) answered 404 with an empty body and no
+    // content type, where every other error is a Status.
+    @Test func aPathNoRouteServesIsAStatus() async throws {
+        try await withAPI { client, _ in
+            for (method, path) in [
+                (HTTPRequest.Method.delete, "/apis/steady.dev/v1/routes/r/status"), (.get, "/no/such/path"),
+            ] {
+                let (code, contentType, body) = try await client.execute(
+                    uri: path, method: method, headers: [.authorization: "Bearer \(Self.token)"]
+                ) { response in
+                    (response.status.code, response.headers[.contentType], String(buffer: response.body))
+                }
+                #expect(code == 404, "\(method) \(path)")
+                #expect(contentType == "application/json", "\(method) \(path)")
+                let status = try JSONValue.parse(Data(body.utf8))
+                #expect(status["kind"] == "Status" && status["reason"] == "NotFound", "\(method) \(path): \(body)")
+            }
         }
     }
 

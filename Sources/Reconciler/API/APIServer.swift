@@ -72,6 +72,7 @@ public struct APIServer: Sendable {
     /// The router with every path; tests drive it in-process.
     public func makeRouter() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
+        router.add(middleware: StatusErrorMiddleware())
         router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
         readiness.register("/readyz", on: router)
         liveness.register("/livez", on: router)

@@ -16,7 +16,7 @@ public enum OpenAPI {
             paths["/apis/\(API.group)/\(API.version)/\(info.plural)"] = collectionPath(info)
             paths["/apis/\(API.group)/\(API.version)/\(info.plural)/{name}"] = itemPath(info)
             if info.hasStatus {
-                paths["/apis/\(API.group)/\(API.version)/\(info.plural)/{name}/status"] = itemPath(info)
+                paths["/apis/\(API.group)/\(API.version)/\(info.plural)/{name}/status"] = statusPath(info)
             }
         }
         return [
@@ -253,6 +253,16 @@ public enum OpenAPI {
             "put": operation(info, "replace\(info.kind)", action: "put", body: true),
             "patch": operation(info, "patch\(info.kind)", action: "patch", body: true),
             "delete": operation(info, "delete\(info.kind)", action: "delete", body: false),
+        ]
+    }
+
+    /// The `status` subresource: read, replaced and patched, never deleted on its own, as in Kubernetes.
+    private static func statusPath(_ info: KindInfo) -> JSONValue {
+        [
+            "parameters": [["name": "name", "in": "path", "required": true, "schema": ["type": "string"]]],
+            "get": operation(info, "read\(info.kind)Status", action: "get", body: false),
+            "put": operation(info, "replace\(info.kind)Status", action: "put", body: true),
+            "patch": operation(info, "patch\(info.kind)Status", action: "patch", body: true),
         ]
     }
 }
