@@ -23,6 +23,11 @@ import Foundation
 //
 //   .build-release/release/steady-bench agent-memory [--idle 30] [--agent "PATH [SUBCOMMAND]"]
 //
+//   .build-release/release/steady-bench soak [--minutes 30] [--agents 1000] [--sample 10]
+//
+// `soak` runs agents, an apply storm, five watchers, events and remote runs together and prints the controller's
+// memory and descriptors over time (RELIABILITY.md).
+//
 // `agent-memory` runs one real agent (`steady-agent`) holding a three-object slice and prints its RSS, threads
 // and idle CPU.
 
@@ -192,6 +197,12 @@ case "events":
 case "remoterun":
     await RemoteRunBenchmark.run(
         agents: intOption("--agents") ?? 20, processes: intOption("--processes"), binaries: binaries)
+case "soak":
+    await SoakBenchmark.run(
+        SoakBenchmark.Options(
+            minutes: intOption("--minutes") ?? 30, agents: intOption("--agents") ?? 1000,
+            sampleSeconds: intOption("--sample") ?? 10),
+        binaries: binaries)
 case "converge-worker":
     var options = AgentSimulator.Options(
         controllerURL: requiredOption("--controller"), joinToken: requiredOption("--token"),
