@@ -37,6 +37,7 @@ import Testing
     }
 
     @Test func onlyTheLeaderFollowsGitRepositoriesAndTheNextLeaderGoesOn() throws {
+        guard let curl = Binaries.onPath("curl") else { return }
         guard let etcd = try EtcdServer.start() else { return }
         defer { etcd.remove() }
         let git = try GitFixture()
@@ -48,26 +49,52 @@ import Testing
         let leaderIndex = try #require(Self.leader(of: replicas), "\(logs())")
         let (leader, follower) = (replicas[leaderIndex], replicas[1 - leaderIndex])
 
-        // Applied through the follower; the leader syncs it.
+        // Applied through the follower, with an hour between polls: the leader syncs it at first sight.
         try follower.apply(
             """
             apiVersion: steady.dev/v1
+            kind: Secret
+            metadata: {name: hook}
+            stringData: {token: s3cret}
+            ---
+            apiVersion: steady.dev/v1
             kind: GitRepository
             metadata: {name: fleet}
-            spec: {url: "\(git.fileURL)", ref: {branch: main}, path: manifests, interval: 1s}
+            spec:
+              url: "\(git.fileURL)"
+              ref: {branch: main}
+              path: manifests
+              interval: 1h
+              webhook: {secretRef: {name: hook}}
             """)
         #expect(try eventually { try Self.actionNames(follower) == ["first"] }, "\(logs())")
         #expect(eventually { leader.log().contains("steady.revision=main@sha1:\(first)") }, "\(logs())")
         // The follower synced nothing itself (a controller that followed the source would have synced at first sight).
         #expect(!follower.log().contains("git source applied"), "\(logs())")
 
-        // SIGKILL of the leader: the follower is elected and follows the next commit.
-        leader.stop(signal: SIGKILL)
-        #expect(eventually(timeout: .seconds(30)) { follower.log().contains("elected leader") }, "\(logs())")
+        // A webhook that reaches the follower is passed on to the leader, which syncs the new commit.
         try git.write(Self.action("second"), to: "manifests/second.yaml")
         let second = try git.commit("second")
-        #expect(try eventually(timeout: .seconds(30)) { try Self.actionNames(follower) == ["first", "second"] }, "\(logs())")
-        #expect(follower.log().contains("steady.revision=main@sha1:\(second)"), "\(logs())")
+        let hooked = try CommandResult.run(
+            curl,
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", follower.dataDirectory.file("ca.crt").path,
+                "-H", "X-Gitlab-Token: s3cret", "--data", "{}", "\(follower.server)/hooks/gitrepositories/fleet",
+            ])
+        #expect(hooked.output == "202", "\(hooked)")
+        #expect(try eventually { try Self.actionNames(follower) == ["first", "second"] }, "\(logs())")
+        #expect(leader.log().contains("steady.revision=main@sha1:\(second)"), "\(logs())")
+        #expect(!follower.log().contains("git source applied"), "\(logs())")
+
+        // SIGKILL of the leader: the follower is elected and follows the next commit.
+        leader.stop(signal: SIGKILL)
+        try git.write(Self.action("third"), to: "manifests/third.yaml")
+        let third = try git.commit("third")
+        #expect(eventually(timeout: .seconds(30)) { follower.log().contains("elected leader") }, "\(logs())")
+        #expect(
+            try eventually(timeout: .seconds(30)) { try Self.actionNames(follower) == ["first", "second", "third"] },
+            "\(logs())")
+        #expect(follower.log().contains("steady.revision=main@sha1:\(third)"), "\(logs())")
     }
 
     static let placement = """
