@@ -148,9 +148,6 @@ extension EtcdConnection {
             for _ in 0..<8 {
                 guard let error = current else { return nil }
                 if error is NIOSSLError || error is BoringSSLError { return "\(error)" }
-                if let rpc = error as? RPCError, rpc.message.localizedCaseInsensitiveContains("certificate") {
-                    return rpc.message
-                }
                 current = (error as? RPCError)?.cause
             }
             return nil

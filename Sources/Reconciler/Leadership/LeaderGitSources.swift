@@ -24,9 +24,6 @@ public final class LeaderGitSources: GitSourceTriggering, Sendable {
         self.logger = logger
     }
 
-    /// Whether this replica follows the sources now (it leads).
-    public var isLeading: Bool { current.withLock { $0 != nil } }
-
     /// The service that follows the sources for one term, writing through `objects` (the term's fenced view).
     public func termService(objects: ObjectService) -> any Service {
         Term(controller: GitSourceController(objects: objects, directory: directory, logger: logger), sources: self)
