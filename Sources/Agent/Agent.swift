@@ -151,7 +151,8 @@ public final class Agent: Service {
         if sharedClient == nil { try await http.shutdown() }
         guard let identity else { return }
         // The client's HTTP side is not used again: the stream makes its own connection.
-        let clients = try configuration.controllerURLs.map {
+        // The configured controllers, then those the join token named at enrolment.
+        let clients = try AgentConfiguration.merged(configuration.controllerURLs, identity.controllers).map {
             try AgentControllerClient(
                 controllerURL: $0, caPEM: identity.caPEM, http: http, requestTimeout: configuration.requestTimeout)
         }
@@ -253,7 +254,8 @@ public final class Agent: Service {
                 code: .unexpectedResponse,
                 message: "the controller enrolled this agent as \(response.runner), not \(configuration.name)")
         }
-        return AgentIdentity(runner: response.runner, credential: response.credential, caPEM: caPEM)
+        return AgentIdentity(
+            runner: response.runner, credential: response.credential, caPEM: caPEM, controllers: token.controllers)
     }
 
     // MARK: Slice stream

@@ -87,7 +87,12 @@ public struct AgentConfiguration: Sendable {
     /// - Throws: ``AgentError`` with code ``AgentError/Code/invalidConfiguration`` naming every problem.
     public func validate() throws(AgentError) {
         var problems: [String] = []
-        if let problem = Self.controllerURLProblem(controllerURL) { problems.append(problem) }
+        // A token that names the controllers may stand for --controller.
+        if !(controllerURL.isEmpty && joinToken?.controllers.isEmpty == false),
+            let problem = Self.controllerURLProblem(controllerURL)
+        {
+            problems.append(problem)
+        }
         let nameErrors = Names.validateObjectName(name, at: "--name")
         if !nameErrors.isEmpty { problems.append(ValidationFailure(nameErrors).description) }
         var labelErrors: [FieldError] = []
@@ -104,34 +109,44 @@ public struct AgentConfiguration: Sendable {
         }
     }
 
-    /// The controllers to connect to, in order: `controllerURL` may list several, separated by commas, and the agent
-    /// fails over from one to the next when it loses its connection.
+    /// The controllers to connect to, in order: `controllerURL` may list several, separated by commas, then those
+    /// the join token names that it does not; the agent fails over from one to the next when it loses its connection.
     public var controllerURLs: [String] {
-        controllerURL.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        Self.merged(Self.split(controllerURL), joinToken?.controllers ?? [])
+    }
+
+    /// `first`, then what `second` adds to it, in order.
+    public static func merged(_ first: [String], _ second: [String]) -> [String] {
+        var seen = Set(first)
+        return first + second.filter { seen.insert($0).inserted }
+    }
+
+    static func split(_ text: String) -> [String] {
+        text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
     }
 
     /// What is wrong with a controller URL (or a comma-separated list of them), or nil: each must be
-    /// `https://HOST[:PORT]` with no path but `/`.
-    public static func controllerURLProblem(_ text: String) -> String? {
-        let urls = text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
-        guard !urls.isEmpty else { return "--controller is empty; expected https://HOST:PORT[,https://HOST:PORT...]" }
-        return urls.lazy.compactMap(singleControllerURLProblem).first
+    /// `https://HOST[:PORT]` with no path but `/`. `source` names where the list came from in the message.
+    public static func controllerURLProblem(_ text: String, source: String = "--controller") -> String? {
+        let urls = split(text)
+        guard !urls.isEmpty else { return "\(source) is empty; expected https://HOST:PORT[,https://HOST:PORT...]" }
+        return urls.lazy.compactMap { singleControllerURLProblem($0, source: source) }.first
     }
 
-    private static func singleControllerURLProblem(_ text: String) -> String? {
+    private static func singleControllerURLProblem(_ text: String, source: String) -> String? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else {
-            return "--controller \(text): not a URL; expected https://HOST:PORT"
+            return "\(source) \(text): not a URL; expected https://HOST:PORT"
         }
         guard scheme == "https" else {
-            return "--controller \(text): the scheme must be https (agents always use TLS)"
+            return "\(source) \(text): the scheme must be https (agents always use TLS)"
         }
         guard let host = components.host, !host.isEmpty else {
-            return "--controller \(text): no host; expected https://HOST:PORT"
+            return "\(source) \(text): no host; expected https://HOST:PORT"
         }
         guard components.path.isEmpty || components.path == "/", components.query == nil,
             components.fragment == nil, components.user == nil, components.password == nil
         else {
-            return "--controller \(text): give only https://HOST:PORT, without path, query or credentials"
+            return "\(source) \(text): give only https://HOST:PORT, without path, query or credentials"
         }
         return nil
     }

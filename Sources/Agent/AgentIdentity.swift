@@ -8,12 +8,15 @@ public struct AgentIdentity: Sendable, Equatable, CustomStringConvertible {
     public var credential: String
     /// The controller's CA certificate (PEM), checked against the join token's hash when it was discovered.
     public var caPEM: String
+    /// The controllers the join token named, kept so that later starts know every replica without the token.
+    public var controllers: [String]
 
     /// Creates an identity.
-    public init(runner: String, credential: String, caPEM: String) {
+    public init(runner: String, credential: String, caPEM: String, controllers: [String] = []) {
         self.runner = runner
         self.credential = credential
         self.caPEM = caPEM
+        self.controllers = controllers
     }
 
     /// The runner name; never the credential.

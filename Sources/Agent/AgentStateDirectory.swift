@@ -14,6 +14,8 @@ public struct AgentStateDirectory: SliceStorage, IdentityStorage {
         public static let runner = "runner"
         public static let credential = "credential"
         public static let slice = "slice.json"
+        /// The controllers the join token named, one URL a line.
+        public static let controllers = "controllers"
     }
 
     /// The directory.
@@ -52,13 +54,20 @@ public struct AgentStateDirectory: SliceStorage, IdentityStorage {
                 code: .storage,
                 message: "the credential or runner file in \(path) is empty; remove them and enrol again")
         }
-        return AgentIdentity(runner: runner, credential: token, caPEM: caPEM)
+        let controllers = try PrivateFile.read(file(FileName.controllers)).map {
+            AgentConfiguration.split(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\n", with: ","))
+        }
+        return AgentIdentity(runner: runner, credential: token, caPEM: caPEM, controllers: controllers ?? [])
     }
 
     public func saveIdentity(_ identity: AgentIdentity) throws(AgentError) {
         try PrivateFile.write(Array(identity.caPEM.utf8), to: file(FileName.caCertificate), mode: 0o644)
         try PrivateFile.write(Array("\(identity.runner)\n".utf8), to: file(FileName.runner))
         try PrivateFile.write(Array("\(identity.credential)\n".utf8), to: file(FileName.credential))
+        if !identity.controllers.isEmpty {
+            let lines = identity.controllers.map { "\($0)\n" }.joined()
+            try PrivateFile.write(Array(lines.utf8), to: file(FileName.controllers), mode: 0o644)
+        }
     }
 
     // MARK: Slice

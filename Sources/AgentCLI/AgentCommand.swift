@@ -21,9 +21,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(
         help: """
             The controller's URL, https://HOST:PORT; several controllers of one cluster as a comma-separated list, \
-            to fail over from one to the next.
+            to fail over from one to the next. May be left out when the join token names the controllers.
             """)
-    var controller: String
+    var controller: String = ""
 
     @Option(
         name: .customLong("join-token"),

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOSSL
 import Reconciler
 import Synchronization
 
@@ -125,6 +126,32 @@ final class EtcdConnection: Sendable {
                 code: .unavailable, message: "etcd \(what) at \(endpoints): \(error.code): \(error.message)")
         }
         return StoreError(code: .unavailable, message: "etcd \(what) at \(endpoints): \(error)")
+    }
+}
+
+extension EtcdConnection {
+    /// Asks etcd for a count once, without waiting for a connection; the TLS failure that stops it, described, if
+    /// that is what stops it (a wrong CA, a client certificate etcd refuses or none).
+    func probeTLSFailure() async -> String? {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(5)
+        options.waitForReady = false
+        var request = Etcdserverpb_RangeRequest()
+        request.key = Data([0])
+        request.countOnly = true
+        do {
+            _ = try await kv.range(request, options: options)
+            return nil
+        } catch {
+            // The cause chain is short (an RPCError around the transport's error); the bound keeps it so.
+            var current: (any Error)? = error
+            for _ in 0..<8 {
+                guard let error = current else { return nil }
+                if error is NIOSSLError || error is BoringSSLError { return "\(error)" }
+                current = (error as? RPCError)?.cause
+            }
+            return nil
+        }
     }
 }
 

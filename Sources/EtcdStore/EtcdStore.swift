@@ -44,7 +44,17 @@ public final class EtcdStore: ObjectStore {
             watchBufferSize: configuration.watchBufferSize)
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
+        let endpoints = configuration.endpoints.joined(separator: ",")
+        let tlsHint =
+            "check that --etcd-cacert is the CA that signed etcd's serving certificate, and that --etcd-cert and "
+            + "--etcd-key are a client certificate that etcd's --trusted-ca-file signed (etcd --client-cert-auth)"
         while true {
+            // A TLS failure is not mended by waiting: say so at once.
+            if configuration.caCertificate != nil, let failure = await connection.probeTLSFailure() {
+                store.close()
+                throw StoreError(
+                    code: .unavailable, message: "etcd at \(endpoints) refused the TLS connection (\(failure)); \(tlsHint)")
+            }
             do {
                 _ = try await store.currentRevision()
                 return store
@@ -53,8 +63,8 @@ public final class EtcdStore: ObjectStore {
                     store.close()
                     throw StoreError(
                         code: .unavailable,
-                        message: "etcd at \(configuration.endpoints.joined(separator: ",")) did not answer within "
-                            + "\(timeout): \(error); check --store and that etcd is running")
+                        message: "etcd at \(endpoints) did not answer within \(timeout): \(error); check --store and that "
+                            + "etcd is running" + (configuration.caCertificate == nil ? "" : "; over TLS, \(tlsHint)"))
                 }
                 try await Task.sleep(for: .milliseconds(200))
             }

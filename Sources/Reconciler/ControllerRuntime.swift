@@ -52,8 +52,11 @@ public struct ControllerRuntime: Sendable {
     public let remoteRuns: RunDispatcher
     /// Run output, outside the RemoteRun objects (the `log` subresource).
     public let runOutput: RunOutputStore
-    /// Fetches and applies GitRepository sources.
+    /// Fetches and applies GitRepository sources (run as it is by a lone controller; with an elector, only
+    /// ``leaderGitSources`` runs, and this one serves ``GitSourceController/declare(_:)``).
     public let gitSources: GitSourceController
+    /// With an elector: the GitRepository sources that this replica follows while it leads.
+    let leaderGitSources: LeaderGitSources?
     /// The event pipeline: intake, routing, the outbox and execution records (`events.db`).
     public let events: EventPipeline
     let eventTable: EventTableSource
@@ -97,8 +100,10 @@ public struct ControllerRuntime: Sendable {
         runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         remoteRuns = RunDispatcher(
             objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
-        gitSources = GitSourceController(
-            objects: objects, directory: configuration.dataDirectory.appendingPathComponent("git"), logger: logger)
+        let gitDirectory = configuration.dataDirectory.appendingPathComponent("git")
+        gitSources = GitSourceController(objects: objects, directory: gitDirectory, logger: logger)
+        leaderGitSources =
+            elector == nil ? nil : LeaderGitSources(objects: objects, directory: gitDirectory, logger: logger)
         events = EventPipeline(
             configuration: configuration.events,
             store: try EventStore(
@@ -111,7 +116,8 @@ public struct ControllerRuntime: Sendable {
             configuration: .init(host: configuration.host, port: configuration.port, tls: identity.tlsConfiguration),
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
-            liveness: Self.liveness(store: store), runOutput: runOutput, gitSources: gitSources, logger: logger)
+            liveness: Self.liveness(store: store), runOutput: runOutput,
+            gitSources: leaderGitSources ?? gitSources, logger: logger)
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
@@ -133,6 +139,9 @@ public struct ControllerRuntime: Sendable {
         checks.add("store") { _ = try await store.currentRevision() }
         return checks
     }
+
+    /// This replica's name among several controllers: its host and data directory, which hold its own events.db.
+    var replicaName: String { "\(ProcessInfo.processInfo.hostName):\(configuration.dataDirectory.path)" }
 
     /// The services to run in one ServiceGroup; `onServerRunning` receives the bound port.
     public func services(onServerRunning: @escaping @Sendable (Int) async -> Void) throws -> [any Service] {
@@ -166,12 +175,12 @@ public struct ControllerRuntime: Sendable {
     }
 
     /// One replica's services: the API, the informer, the run dispatcher and the agent gateway everywhere; the
-    /// reconcilers, the manifest source and compaction only while this replica leads.
+    /// reconcilers, the manifest and Git sources and compaction only while this replica leads.
     private func replicaServices(
         elector: any LeaderElector, onServerRunning: @escaping @Sendable (Int) async -> Void
     ) throws -> [any Service] {
         let (configuration, logger, metrics, compiled) = (configuration, logger, metrics, objects.compiled)
-        let (informer, syncIndex) = (informer, agents.syncIndex)
+        let (informer, syncIndex, gitSources) = (informer, agents.syncIndex, leaderGitSources)
         let leaderOnly = LeaderOnlyServices(elector: elector, logger: logger) { store in
             let objects = ObjectService(store: store, compiled: compiled)
             var services: [any Service] = [
@@ -182,11 +191,11 @@ public struct ControllerRuntime: Sendable {
             if let directory = configuration.manifestsDirectory {
                 services.append(ManifestDirectorySource(directory: directory, objects: objects, logger: logger))
             }
+            if let gitSources { services.append(gitSources.termService(objects: objects)) }
             return services
         }
-        // Every replica takes events into its own events.db and delivers them. Not yet in this mode: GitRepository
-        // sources, and the delivery counters in Route and Action status (both write objects, so they belong to the
-        // leader's term).
+        // Every replica takes events into its own events.db, delivers them, and adds its own counts to Route and
+        // Action status (EventStatusWriter says how replicas' figures merge).
         var services: [any Service] = [
             try server.makeApplication(onServerRunning: onServerRunning),
             server.openWatches.closer,
@@ -196,6 +205,7 @@ public struct ControllerRuntime: Sendable {
             agents,
             events,
             eventTable,
+            EventStatusWriter(pipeline: events, objects: objects, replica: replicaName, logger: logger),
         ]
         if let listener = configuration.eventListener {
             services.append(

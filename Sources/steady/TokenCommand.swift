@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Client
 import Foundation
@@ -26,6 +27,35 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "Create a token that may only post events (POST /events), printed as <id>.<secret>.")
         var events = false
 
+        @Option(
+            name: .customLong("controller"),
+            help: ArgumentHelp(
+                """
+                The controllers agents enrolled with the token connect to, https://HOST:PORT, comma-separated or \
+                repeated: with several controllers, agents then know every replica and fail over between them.
+                """, valueName: "url"))
+        var controllers: [String] = []
+
+        /// `--controller` values, each list split and checked.
+        var controllerURLs: [String] {
+            get throws {
+                let urls = controllers.flatMap { $0.split(separator: ",") }.map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }.filter { !$0.isEmpty }
+                if let problem = urls.lazy.compactMap({ AgentConfiguration.controllerURLProblem($0) }).first {
+                    throw ValidationError(problem)
+                }
+                return AgentConfiguration.merged([], urls)
+            }
+        }
+
+        func validate() throws {
+            if events && !controllers.isEmpty {
+                throw ValidationError("--controller is for agents' join tokens, not --events tokens")
+            }
+            _ = try controllerURLs
+        }
+
         func run() async throws {
             let duration: Duration?
             do {
@@ -46,7 +76,10 @@ struct TokenCommand: AsyncParsableCommand {
                 Console.out("\(token.id).\(token.secret)")
                 return
             }
-            Console.out("\(try caHash(pem: caPEM))::\(token.id).\(token.secret)")
+            Console.out(
+                AgentJoinToken(
+                    caHash: try caHash(pem: caPEM), id: token.id, secret: token.secret, controllers: try controllerURLs
+                ).text)
         }
     }
 

@@ -10,15 +10,18 @@ public final class EtcdServer: @unchecked Sendable {
     /// The client port on 127.0.0.1.
     public let clientPort: Int
     private let peerPort: Int
+    /// With certificates, etcd serves clients over TLS only and requires a client certificate its CA signed.
+    public let tls: TestCertificates?
     private var process: Process?
 
     /// `HOST:PORT` of the client endpoint.
     public var endpoint: String { "127.0.0.1:\(clientPort)" }
 
-    private init(directory: TemporaryDirectory, clientPort: Int, peerPort: Int) {
+    private init(directory: TemporaryDirectory, clientPort: Int, peerPort: Int, tls: TestCertificates?) {
         self.directory = directory
         self.clientPort = clientPort
         self.peerPort = peerPort
+        self.tls = tls
     }
 
     /// The installed `etcd`, or nil.
@@ -27,14 +30,15 @@ public final class EtcdServer: @unchecked Sendable {
     }
 
     /// Starts etcd and waits until its client port accepts connections; nil when etcd is not installed.
-    public static func start() throws -> EtcdServer? {
+    /// - Parameter tls: Serve clients over TLS with these certificates (`--client-cert-auth`).
+    public static func start(tls: TestCertificates? = nil) throws -> EtcdServer? {
         guard binary != nil else {
             print("skipped: no etcd binary on PATH (install Debian's etcd-server to run the etcd store tests)")
             return nil
         }
         let server = EtcdServer(
             directory: try TemporaryDirectory(prefix: "steady-etcd"), clientPort: try freePort(),
-            peerPort: try freePort())
+            peerPort: try freePort(), tls: tls)
         try server.start()
         return server
     }
@@ -44,7 +48,7 @@ public final class EtcdServer: @unchecked Sendable {
         guard let binary = Self.binary else { throw ControllerProcessError(message: "etcd is not installed") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        let client = "http://127.0.0.1:\(clientPort)"
+        let client = "\(tls == nil ? "http" : "https")://127.0.0.1:\(clientPort)"
         let peer = "http://127.0.0.1:\(peerPort)"
         process.arguments = [
             "--name", "steady-test", "--data-dir", directory.file("data").path,
@@ -52,6 +56,12 @@ public final class EtcdServer: @unchecked Sendable {
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", "steady-test=\(peer)", "--log-level", "error", "--logger", "zap",
         ]
+        if let tls {
+            process.arguments? += [
+                "--cert-file", tls.serverCertificate, "--key-file", tls.serverKey, "--trusted-ca-file",
+                tls.caCertificate, "--client-cert-auth",
+            ]
+        }
         let logFile = directory.file("etcd.log")
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
@@ -64,7 +74,7 @@ public final class EtcdServer: @unchecked Sendable {
         self.process = process
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if Self.accepts(port: clientPort) && Self.healthy(port: clientPort) { return }
+            if Self.accepts(port: clientPort) && Self.healthy(port: clientPort, tls: tls) { return }
             guard process.isRunning else { break }
             Thread.sleep(forTimeInterval: 0.05)
         }
@@ -89,8 +99,15 @@ public final class EtcdServer: @unchecked Sendable {
     }
 
     /// Whether `GET /health` on the client port answers healthy.
-    private static func healthy(port: Int) -> Bool {
-        guard let result = try? CommandResult.run("/usr/bin/env", ["curl", "-sf", "http://127.0.0.1:\(port)/health"]),
+    private static func healthy(port: Int, tls: TestCertificates?) -> Bool {
+        let arguments =
+            tls.map {
+                [
+                    "--cacert", $0.caCertificate, "--cert", $0.clientCertificate, "--key", $0.clientKey,
+                    "https://127.0.0.1:\(port)/health",
+                ]
+            } ?? ["http://127.0.0.1:\(port)/health"]
+        guard let result = try? CommandResult.run("/usr/bin/env", ["curl", "-sf"] + arguments),
             result.status == 0
         else {
             // Without curl, an accepting port is as close as we get; the store's first call retries.

@@ -43,7 +43,7 @@ public struct APIServer: Sendable {
     /// RemoteRun output, served by the `log` subresource; nil serves no `log`.
     public let runOutput: RunOutputStore?
     /// Receives GitRepository webhooks; nil serves none.
-    public let gitSources: GitSourceController?
+    public let gitSources: (any GitSourceTriggering)?
     /// The event pipeline that `POST /events` feeds; nil serves no intake.
     public let events: EventPipeline?
     let logger: Logger
@@ -52,7 +52,7 @@ public struct APIServer: Sendable {
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
         events: EventPipeline? = nil, configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
         readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
-        runOutput: RunOutputStore? = nil, gitSources: GitSourceController? = nil, logger: Logger
+        runOutput: RunOutputStore? = nil, gitSources: (any GitSourceTriggering)? = nil, logger: Logger
     ) {
         self.runOutput = runOutput
         self.gitSources = gitSources

@@ -41,6 +41,8 @@ public struct RouteSpec: ResourceSpec, FieldDocumented {
         public var delivered: Int64?
         public var failed: Int64?
         public var pending: Int64?
+        /// With several controllers: each replica's pending deliveries (and failures in a row), by replica.
+        public var replicas: [String: ReplicaDeliveries]?
         public init() {}
     }
 

@@ -9,7 +9,7 @@ import Resources
 struct GitWebhookRoutes: Sendable {
     static let prefix = "/hooks/gitrepositories/"
     let objects: ObjectService
-    let sources: GitSourceController
+    let sources: any GitSourceTriggering
     let limit = 1024 * 1024
 
     func register(on router: Router<APIRequestContext>) {
@@ -33,7 +33,7 @@ struct GitWebhookRoutes: Sendable {
                             + "spec.webhook.secretRef (\(GitWebhookSignature.githubHeader), "
                             + "\(GitWebhookSignature.gitlabHeader) or \(GitWebhookSignature.genericHeader))"))
             }
-            sources.trigger(name)
+            await sources.trigger(name)
             return APIResponses.json(["kind": "Status", "status": "Success", "message": "sync requested"], status: .accepted)
         }
     }

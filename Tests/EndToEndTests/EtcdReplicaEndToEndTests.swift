@@ -1,0 +1,236 @@
+import Foundation
+import SteadyTesting
+import Testing
+
+/// What several controllers on one real etcd share besides objects and the lease: GitRepository sources that only
+/// the leader follows, event counters that every replica adds to, TLS to etcd, and join tokens that name every
+/// replica. Skipped, with a printed reason, when etcd is not installed.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct EtcdReplicaEndToEndTests {
+    /// Starts `count` controllers on `etcd` with a 2-second lease; returns them with a function printing their logs.
+    static func replicas(
+        _ count: Int, on etcd: EtcdServer, extraArguments: [String] = []
+    ) throws -> (replicas: [ControllerProcess], logs: () -> String) {
+        let replicas = try (0..<count).map { _ in try ControllerProcess() }
+        for replica in replicas {
+            try replica.start(
+                extraArguments: ["--store", "etcd://\(etcd.endpoint)", "--leader-lease-seconds", "2"] + extraArguments,
+                port: try EtcdServer.freePort())
+        }
+        let logs = { replicas.map { "\($0.server):\n\($0.log())" }.joined(separator: "\n") + "\netcd:\n\(etcd.log())" }
+        return (replicas, logs)
+    }
+
+    /// The one replica whose log says it was elected, once exactly one says so.
+    static func leader(of replicas: [ControllerProcess]) -> Int? {
+        guard eventually(timeout: .seconds(20), { replicas.filter { $0.log().contains("elected leader") }.count == 1 })
+        else { return nil }
+        return replicas.firstIndex { $0.log().contains("elected leader") }
+    }
+
+    static func actionNames(_ controller: ControllerProcess) throws -> Set<String> {
+        let result = try controller.run("steady", ["get", "actions", "-o", "name"])
+        return Set(result.output.split(separator: "\n").map { String($0.split(separator: "/").last ?? "") })
+    }
+
+    static func action(_ name: String) -> String {
+        "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(name)}\nspec: {type: stdout}\n"
+    }
+
+    @Test func onlyTheLeaderFollowsGitRepositoriesAndTheNextLeaderGoesOn() throws {
+        guard let curl = Binaries.onPath("curl") else { return }
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let git = try GitFixture()
+        defer { git.remove() }
+        try git.write(Self.action("first"), to: "manifests/first.yaml")
+        let first = try git.commit("first")
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let leaderIndex = try #require(Self.leader(of: replicas), "\(logs())")
+        let (leader, follower) = (replicas[leaderIndex], replicas[1 - leaderIndex])
+
+        // Applied through the follower, with an hour between polls: the leader syncs it at first sight.
+        try follower.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: Secret
+            metadata: {name: hook}
+            stringData: {token: s3cret}
+            ---
+            apiVersion: steady.dev/v1
+            kind: GitRepository
+            metadata: {name: fleet}
+            spec:
+              url: "\(git.fileURL)"
+              ref: {branch: main}
+              path: manifests
+              interval: 1h
+              webhook: {secretRef: {name: hook}}
+            """)
+        #expect(try eventually { try Self.actionNames(follower) == ["first"] }, "\(logs())")
+        #expect(eventually { leader.log().contains("steady.revision=main@sha1:\(first)") }, "\(logs())")
+        // The follower synced nothing itself (a controller that followed the source would have synced at first sight).
+        #expect(!follower.log().contains("git source applied"), "\(logs())")
+
+        // A webhook that reaches the follower is passed on to the leader, which syncs the new commit.
+        try git.write(Self.action("second"), to: "manifests/second.yaml")
+        let second = try git.commit("second")
+        let hooked = try CommandResult.run(
+            curl,
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", follower.dataDirectory.file("ca.crt").path,
+                "-H", "X-Gitlab-Token: s3cret", "--data", "{}", "\(follower.server)/hooks/gitrepositories/fleet",
+            ])
+        #expect(hooked.output == "202", "\(hooked)")
+        #expect(try eventually { try Self.actionNames(follower) == ["first", "second"] }, "\(logs())")
+        #expect(leader.log().contains("steady.revision=main@sha1:\(second)"), "\(logs())")
+        #expect(!follower.log().contains("git source applied"), "\(logs())")
+
+        // SIGKILL of the leader: the follower is elected and follows the next commit.
+        leader.stop(signal: SIGKILL)
+        try git.write(Self.action("third"), to: "manifests/third.yaml")
+        let third = try git.commit("third")
+        #expect(eventually(timeout: .seconds(30)) { follower.log().contains("elected leader") }, "\(logs())")
+        #expect(
+            try eventually(timeout: .seconds(30)) { try Self.actionNames(follower) == ["first", "second", "third"] },
+            "\(logs())")
+        #expect(follower.log().contains("steady.revision=main@sha1:\(third)"), "\(logs())")
+    }
+
+    static let placement = """
+        apiVersion: steady.dev/v1
+        kind: Action
+        metadata: {name: notify}
+        spec: {type: stdout}
+        ---
+        apiVersion: steady.dev/v1
+        kind: Route
+        metadata: {name: first}
+        spec: {input: 'input.x == 1', actions: [notify]}
+        ---
+        apiVersion: steady.dev/v1
+        kind: Assignment
+        metadata: {name: placement}
+        spec: {runnerSelector: {matchLabels: {role: web}}, routes: [first], actions: [notify]}
+        """
+
+    @Test func aJoinTokenNamingEveryReplicaIsEnoughForAnAgentToFailOver() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let leaderIndex = try #require(Self.leader(of: replicas), "\(logs())")
+        let (leader, survivor) = (replicas[leaderIndex], replicas[1 - leaderIndex])
+        try leader.apply(Self.placement)
+
+        // The token names both replicas, the leader first; the agent is given nothing else.
+        let created = try leader.run(
+            "steady", ["token", "create", "--ttl", "1h", "--controller", leader.server, "--controller", survivor.server])
+        #expect(created.status == 0, "\(created)")
+        let token = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.hasSuffix("::\(leader.server),\(survivor.server)"), "\(token)")
+        let agent = try AgentProcess(name: "web-1")
+        defer { agent.remove() }
+        try agent.start(controller: leader, joinToken: token, labels: ["role": "web"], controllerURLs: "")
+        #expect(eventually(timeout: .seconds(30)) { agent.sliceKeys() == ["Route/first", "Action/notify"] }, "\(agent.log())")
+
+        // The replica it enrolled with dies; it follows the other one, which the token alone told it of.
+        leader.stop(signal: SIGKILL)
+        try survivor.apply(
+            Self.placement.replacingOccurrences(of: "routes: [first]", with: "routes: [first, second]")
+                + "\n---\napiVersion: steady.dev/v1\nkind: Route\nmetadata: {name: second}\nspec: {actions: [notify]}\n")
+        #expect(
+            eventually(timeout: .seconds(40)) { agent.sliceKeys() == ["Route/first", "Route/second", "Action/notify"] },
+            "\(agent.log())\n\(logs())")
+    }
+
+    @Test func controllersReachEtcdOverTLSAndAWrongCertificateIsNamed() throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        guard let etcd = try EtcdServer.start(tls: certificates) else { return }
+        defer { etcd.remove() }
+        let store = ["--store", "etcd://\(etcd.endpoint)", "--leader-lease-seconds", "2"]
+        let clientFiles = ["--etcd-cert", certificates.clientCertificate, "--etcd-key", certificates.clientKey]
+
+        // With the CA and a client certificate, the controller works through TLS: it leads and reconciles.
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start(extraArguments: store + ["--etcd-cacert", certificates.caCertificate] + clientFiles)
+        #expect(eventually { controller.log().contains("elected leader") }, "\(controller.log())")
+        try controller.apply(Self.placement)
+        let ready = try controller.run("steady", ["wait", "--for=condition=Ready", "route/first", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)\n\(controller.log())")
+
+        // A CA that did not sign etcd's certificate, or no client certificate: the controller stops with an error
+        // that names the TLS flags, instead of waiting for an etcd that will never answer.
+        let stranger = try TestCertificates(commonName: "another-ca")
+        defer { stranger.remove() }
+        for (what, flags) in [
+            ("a wrong CA", ["--etcd-cacert", stranger.caCertificate] + clientFiles),
+            ("no client certificate", ["--etcd-cacert", certificates.caCertificate]),
+        ] {
+            let refused = try ControllerProcess()
+            defer { refused.remove() }
+            let result = try refused.run(
+                "steady",
+                ["controller", "--data-dir", refused.dataDirectory.path, "--listen", "127.0.0.1:0"] + store + flags)
+            #expect(result.status != 0, "\(what): \(result)")
+            #expect(result.error.contains("TLS"), "\(what): \(result)")
+            #expect(result.error.contains("--etcd-cacert"), "\(what): \(result)")
+        }
+    }
+
+    @Test func everyReplicaAddsItsDeliveriesToRouteAndActionStatus() throws {
+        guard let curl = Binaries.onPath("curl") else { return }
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let output = replicas[0].dataDirectory.file("events.ndjson").path
+        try replicas[0].apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: Action
+            metadata: {name: record}
+            spec: {type: file, file: {path: \(output)}}
+            ---
+            apiVersion: steady.dev/v1
+            kind: Route
+            metadata: {name: counted}
+            spec: {input: 'has(input.n)', actions: [record]}
+            """)
+        let ready = try replicas[0].run("steady", ["wait", "--for=condition=Ready", "route/counted", "--timeout", "30s"])
+        #expect(ready.status == 0, "\(ready)\n\(logs())")
+
+        // Three events through one replica, two through the other: each delivers its own.
+        for (replica, count) in zip(replicas, [3, 2]) {
+            let token = try String(contentsOf: replica.dataDirectory.file("admin.token"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            for n in 1...count {
+                let posted = try CommandResult.run(
+                    curl,
+                    [
+                        "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                        replica.dataDirectory.file("ca.crt").path, "-H", "Authorization: Bearer \(token)", "-H",
+                        "Content-Type: application/json", "--data", #"{"n":\#(n)}"#, "\(replica.server)/events",
+                    ])
+                #expect(posted.output == "202", "\(posted)")
+            }
+        }
+        func status(_ object: String) -> [String: Any] {
+            let shown = try? replicas[1].run("steady", ["get", object, "-o", "json"])
+            let value = try? JSONSerialization.jsonObject(with: Data((shown?.output ?? "").utf8)) as? [String: Any]
+            return value?["status"] as? [String: Any] ?? [:]
+        }
+        // The counts add up over both replicas; each keeps its own (empty) pending share.
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                let route = status("route/counted")
+                return route["matchedEvents"] as? Int == 5 && route["delivered"] as? Int == 5
+                    && route["pending"] as? Int == 0 && (route["replicas"] as? [String: Any])?.count == 2
+            }, "\(status("route/counted"))\n\(logs())")
+        #expect(
+            eventually(timeout: .seconds(30)) { status("action/record")["delivered"] as? Int == 5 },
+            "\(status("action/record"))")
+    }
+}
