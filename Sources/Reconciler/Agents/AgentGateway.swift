@@ -23,7 +23,8 @@ public actor AgentGateway {
         public var batchInterval: Duration
         /// The backoff between attempts of a Runner status write that failed.
         public var statusRetry: Backoff
-        /// How many Runner statuses are written at once.
+        /// How many runners' statuses from reports are written at once; statuses that only a slice change
+        /// changed have one writer of their own.
         public var statusWriters: Int
 
         public init(
