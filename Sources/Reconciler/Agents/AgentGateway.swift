@@ -23,7 +23,8 @@ public actor AgentGateway {
         public var batchInterval: Duration
         /// The backoff between attempts of a Runner status write that failed.
         public var statusRetry: Backoff
-        /// How many Runner statuses are written at once.
+        /// How many runners' statuses from reports are written at once; statuses that only a slice change
+        /// changed have one writer of their own.
         public var statusWriters: Int
 
         public init(
@@ -83,6 +84,7 @@ public actor AgentGateway {
                 group.addTask { await self.followDesiredState() }
                 group.addTask { await self.takeReports() }
                 group.addTask { await self.writeStatuses() }
+                group.addTask { await self.writeSliceChangeStatuses() }
                 group.addTask { try await self.watchForSilence() }
                 group.addTask { try await self.sendKeepalives() }
                 group.addTask { await self.credentials.followStore() }
@@ -117,7 +119,7 @@ public actor AgentGateway {
     }
 
     private func recompute() async {
-        await perform(state.recompute(now: clock.now))
+        await perform(state.recompute(now: clock.now), statusLane: .sliceChange)
     }
 
     /// Reports from agent streams, handed over on the event loops: the newest per runner, so that an agent
@@ -144,11 +146,16 @@ public actor AgentGateway {
         }
     }
 
-    /// Marks runners whose agent fell silent, waking at the moment the first of them would, never on a tick.
+    /// Marks runners whose agent fell silent, waking when the first of them would, never on a tick. Runners that
+    /// fall silent one after another (agents that connected in a wave) are marked in passes at most a
+    /// fifteenth of the heartbeat timeout apart (a second, by default), since each pass looks at every runner.
     private func watchForSilence() async throws {
+        let spacing = configuration.heartbeatTimeout / 15
+        var lastPass: ContinuousClock.Instant?
         while !Task.isCancelled {
             if let deadline = state.nextSilenceDeadline() {
-                try await clock.sleep(until: deadline)
+                try await clock.sleep(until: lastPass.map { max(deadline, $0 + spacing) } ?? deadline)
+                lastPass = clock.now
                 await perform(state.expireSilentRunners(now: clock.now))
             } else {
                 // No runner is written as connected: nothing can go silent until one is.
@@ -171,7 +178,10 @@ public actor AgentGateway {
 
     // MARK: Carrying out directives
 
-    private func perform(_ directives: [GatewayState.Directive]) async {
+    /// Carries out `directives`; the status writes they ask for go in `statusLane`.
+    private func perform(
+        _ directives: [GatewayState.Directive], statusLane: StatusWriteQueue<RunnerStatus>.Lane = .report
+    ) async {
         for directive in directives {
             switch directive {
             case .send(let message, let runner, let id):
@@ -191,9 +201,12 @@ public actor AgentGateway {
                 forget(connection: id)?.close()
                 noteConnections(of: runner)
             case .writeStatus(let runner, let status):
-                pendingStatus[runner] = status
                 if status.isConnected { runnerConnected.continuation.yield() }
-                if writingStatus.insert(runner).inserted { statusWriters.continuation.yield(runner) }
+                switch statusQueue.post(status, runner: runner, lane: statusLane) {
+                case .none: break
+                case .reportWriter: statusWriters.continuation.yield(runner)
+                case .sliceChangeWriter: sliceChangeStatuses.continuation.yield()
+                }
             case .revokeCredential(let runner):
                 await credentials.revoke(runner: runner)
             case .recordHeld(let runner, let slice):
@@ -278,16 +291,15 @@ public actor AgentGateway {
 
     // MARK: Runner status
 
-    /// The newest status to write per runner, and the runners that have a writer.
-    private var pendingStatus: [String: RunnerStatus] = [:]
-    private var writingStatus: Set<String> = []
+    /// Which Runner statuses are to be written, in which lane (see `StatusWriteQueue`).
+    private var statusQueue = StatusWriteQueue<RunnerStatus>()
     /// Callers of `report` waiting until their runner's status is written.
     private var statusWritten: [String: [CheckedContinuation<Void, Never>]] = [:]
     private nonisolated let statusWriters = AsyncStream<String>.makeStream()
+    private nonisolated let sliceChangeStatuses = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    /// Writes statuses a few runners at a time, so that the writes share the store's transactions without a
-    /// burst of a thousand reports taking the cores from the slice streams; one at a time per runner, so that a
-    /// runner's newest status is what stays written.
+    /// Writes report-lane statuses a few runners at a time, so that the writes share the store's transactions
+    /// without a burst of a thousand reports taking the cores from the slice streams.
     private func writeStatuses() async {
         await withTaskGroup(of: Void.self) { group in
             var writers = 0
@@ -302,29 +314,39 @@ public actor AgentGateway {
         }
     }
 
+    /// Writes slice-change statuses one runner at a time, oldest first.
+    private func writeSliceChangeStatuses() async {
+        for await _ in sliceChangeStatuses.stream {
+            while let runner = statusQueue.takeSliceChange() { await writeUntilCurrent(runner: runner) }
+        }
+    }
+
     /// Writes the runner's pending status until none is left, retrying a failed write with backoff (a newer
     /// status, if one came meanwhile, is written instead).
     private func writeUntilCurrent(runner: String) async {
         defer {
-            writingStatus.remove(runner)
             for waiter in statusWritten.removeValue(forKey: runner) ?? [] { waiter.resume() }
         }
         var failures = 0
-        while let status = pendingStatus.removeValue(forKey: runner) {
+        while let status = statusQueue.next(for: runner) {
             do {
                 try await write(status, runner: runner)
                 failures = 0
             } catch {
                 // Shutting down: the status is written again by whichever controller serves the runner next.
-                if Task.isCancelled || error is CancellationError { return }
+                if Task.isCancelled || error is CancellationError {
+                    statusQueue.abandon(runner: runner)
+                    return
+                }
                 metrics?.statusWriteFailed()
                 logger.warning(
                     "cannot write runner status; retrying",
                     metadata: ["steady.runner": "\(runner)", "steady.error": "\(error)", "steady.attempt": "\(failures + 1)"])
-                if pendingStatus[runner] == nil { pendingStatus[runner] = status }
+                statusQueue.retry(status, runner: runner)
                 do {
                     try await clock.sleep(for: configuration.statusRetry.jitteredDelay(attempt: failures))
                 } catch {
+                    statusQueue.abandon(runner: runner)
                     return
                 }
                 failures += 1
@@ -364,7 +386,7 @@ public actor AgentGateway {
     /// Records a report (heartbeat and sync status) and returns once the Runner's status says what it changed.
     public func report(runner: String, _ report: AgentReport) async {
         await perform(state.record(runner: runner, report, now: clock.now))
-        guard writingStatus.contains(runner) else { return }
+        guard statusQueue.writing.contains(runner) else { return }
         await withCheckedContinuation { statusWritten[runner, default: []].append($0) }
     }
 
