@@ -296,6 +296,43 @@ import Testing
         #expect(try Self.call(controller, "POST", path, body: Self.secret("after-restart", marker: "r", bytes: 1000)).code == 201)
     }
 
+    @Test(.enabled(if: FaultEnvironment.canMountTmpfs, "skipped: needs root and a kernel that lets it mount a tmpfs"))
+    func aFullAgentDiskKeepsTheLastGoodSliceAndCatchesUpWhenSpaceReturns() throws {
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start()
+        let agent = try AgentProcess(name: "full-1")
+        let disk = try TmpfsMount(at: agent.stateDirectory.path, megabytes: 1)
+        defer {
+            agent.stop(signal: SIGKILL)
+            disk.unmount()
+            agent.remove()
+        }
+        try agent.start(controller: controller, joinToken: try controller.joinToken())
+        try controller.apply(Self.assignedRoute("saved", runners: ["full-1"]))
+        #expect(eventually(timeout: .seconds(30)) { agent.sliceKeys().contains("Route/saved") }, "\(agent.log())")
+        let saved = agent.sliceKeys()
+
+        // No room for the next slice: the agent serves and keeps the last good one, and says why it is not in sync.
+        #expect(disk.fill("filler") > 0)
+        try controller.apply(Self.assignedRoute("unsaved", runners: ["full-1"]))
+        #expect(
+            eventually(timeout: .seconds(30)) { FaultEnvironment.runnerCondition(controller, "full-1", "Synced") == "False" },
+            "\(agent.log())")
+        #expect(agent.log().contains("cannot save the slice; serving the last good one"), "\(agent.log())")
+        #expect(agent.sliceKeys() == saved, "the saved slice was lost or damaged on the full disk")
+        #expect(agent.isRunning)
+
+        // Room again: the agent saves it by itself, with no further change from the controller.
+        try FileManager.default.removeItem(atPath: disk.path + "/filler")
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                agent.sliceKeys().contains("Route/unsaved")
+                    && FaultEnvironment.runnerCondition(controller, "full-1", "Synced") == "True"
+            }, "\(agent.log())")
+        #expect(agent.log().components(separatedBy: "agent starting").count == 2, "the agent restarted")
+    }
+
     // MARK: A credential revoked mid-stream
 
     @Test func aCredentialRevokedMidStreamClosesTheStreamWithAReasonOnBothSides() async throws {

@@ -20,19 +20,19 @@ struct TmpfsMount {
         _ = try? CommandResult.run("/usr/bin/env", ["umount", "-l", path])
     }
 
-    /// Writes zeros to `name` until the file system is full; returns the bytes written.
+    /// Writes zeros to `name` until the file system is full; returns the file's size then.
     func fill(_ name: String) -> Int {
         let file = URL(fileURLWithPath: path).appendingPathComponent(name)
         guard FileManager.default.createFile(atPath: file.path, contents: nil),
             let handle = try? FileHandle(forWritingTo: file)
         else { return 0 }
-        defer { try? handle.close() }
-        var written = 0
-        // Large writes first, then small ones to take the last blocks too.
+        // Large writes first, then small ones to take the last blocks too (a failed write may still write a part).
         for size in [1 << 20, 64 << 10, 4 << 10, 512] {
             let chunk = Data(count: size)
-            while (try? handle.write(contentsOf: chunk)) != nil { written += size }
+            while (try? handle.write(contentsOf: chunk)) != nil {}
         }
-        return written
+        try? handle.close()
+        let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
+        return (attributes?[.size] as? Int) ?? 0
     }
 }
