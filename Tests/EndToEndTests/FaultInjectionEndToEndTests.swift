@@ -13,13 +13,13 @@ import Testing
     static func localRoute(runner: String, sink: EventSink) -> String {
         EventEndToEndTests.action("to-sink", "{type: webhook, webhook: {url: 'http://127.0.0.1:\(sink.port)/local'}}")
             + EventEndToEndTests.route("local", "{input: 'has(input.n)', actions: [to-sink]}")
-            + """
-            apiVersion: steady.dev/v1
-            kind: Assignment
-            metadata: {name: on-\(runner)}
-            spec: {runners: [\(runner)], routes: [local], actions: [to-sink]}
+                + """
+                apiVersion: steady.dev/v1
+                kind: Assignment
+                metadata: {name: on-\(runner)}
+                spec: {runners: [\(runner)], routes: [local], actions: [to-sink]}
 
-            """
+                """
     }
 
     /// How many times the sink received event `n`.
@@ -82,7 +82,9 @@ import Testing
         try controller.apply(Self.countedRun("before-freeze", runner: "frozen-1", starts: starts, seconds: 5))
         #expect(await EventEndToEndTests.waitUntil { !FaultEnvironment.lines(of: starts).isEmpty }, "\(agent.log())")
         #expect(
-            await EventEndToEndTests.waitUntil { FaultEnvironment.runnerCondition(controller, "frozen-1", "Synced") == "True" })
+            await EventEndToEndTests.waitUntil {
+                FaultEnvironment.runnerCondition(controller, "frozen-1", "Synced") == "True"
+            })
         let sliceBefore = agent.sliceText()
 
         // Frozen for longer than the controller's heartbeat timeout (15 s).
@@ -105,17 +107,22 @@ import Testing
         // After the thaw: the run is reported once and not started again, the runner is connected and in sync,
         // and the stream carries changes again.
         #expect(
-            await EventEndToEndTests.waitUntil(timeout: .seconds(30)) { isFinal(status(controller, "before-freeze")?["phase"]?.stringValue) },
+            await EventEndToEndTests.waitUntil(timeout: .seconds(30)) {
+                isFinal(status(controller, "before-freeze")?["phase"]?.stringValue)
+            },
             "\(String(describing: status(controller, "before-freeze")))\n\(agent.log())")
         #expect(result(status(controller, "before-freeze"), "frozen-1")?["phase"] == "Succeeded")
-        #expect(FaultEnvironment.lines(of: starts).count == 1, "the run started \(FaultEnvironment.lines(of: starts).count) times")
-        try controller.apply(EventEndToEndTests.route("after-thaw", "{input: 'has(input.m)', actions: [to-sink]}")
-            + """
-            apiVersion: steady.dev/v1
-            kind: Assignment
-            metadata: {name: on-frozen-1}
-            spec: {runners: [frozen-1], routes: [local, after-thaw], actions: [to-sink]}
-            """)
+        #expect(
+            FaultEnvironment.lines(of: starts).count == 1,
+            "the run started \(FaultEnvironment.lines(of: starts).count) times")
+        try controller.apply(
+            EventEndToEndTests.route("after-thaw", "{input: 'has(input.m)', actions: [to-sink]}")
+                + """
+                apiVersion: steady.dev/v1
+                kind: Assignment
+                metadata: {name: on-frozen-1}
+                spec: {runners: [frozen-1], routes: [local, after-thaw], actions: [to-sink]}
+                """)
         #expect(
             await EventEndToEndTests.waitUntil { agent.sliceKeys().contains("Route/after-thaw") },
             "the agent did not get the change made after the thaw\n\(agent.log())")
@@ -175,10 +182,12 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: state.file(name).path), "no \(name) to damage")
             try damage.apply(to: state.file(name))
         }
-        try agent.start(controller: controller, joinToken: nil, allowExec: true, extraArguments: ["--events-listen", "127.0.0.1:\(port)"])
+        try agent.start(
+            controller: controller, joinToken: nil, allowExec: true,
+            extraArguments: ["--events-listen", "127.0.0.1:\(port)"])
 
-        // Each damaged file is set aside with a logged reason, and the agent goes on.
-        // Started a second time: listening again, or ended.
+        // Once the agent is up again (listening a second time) or has ended: each damaged file is set aside with
+        // a logged reason, and the agent goes on.
         #expect(
             await EventEndToEndTests.waitUntil {
                 agent.log().components(separatedBy: "events listening").count == 3 || !agent.isRunning
@@ -195,7 +204,9 @@ import Testing
         // The slice is rebuilt from the controller, the runner is in sync, and events flow again.
         #expect(await EventEndToEndTests.waitUntil { agent.sliceKeys() == keysBefore }, "\(agent.log())")
         #expect(
-            await EventEndToEndTests.waitUntil { FaultEnvironment.runnerCondition(controller, "damaged-1", "Synced") == "True" },
+            await EventEndToEndTests.waitUntil {
+                FaultEnvironment.runnerCondition(controller, "damaged-1", "Synced") == "True"
+            },
             "\(agent.log())")
         let answer = try await EventEndToEndTests.post(#"{"n":100}"#, port: port)
         #expect(answer.status == 202, "\(answer.body)")
@@ -232,10 +243,16 @@ import Testing
         return Answer(code: Int(lines.last ?? "") ?? 0, body: lines.dropLast().joined(separator: "\n"))
     }
 
-    /// A Secret named `name` holding `bytes` bytes of `marker`, as JSON.
-    static func secret(_ name: String, marker: Character, bytes: Int) -> String {
-        #"{"apiVersion":"steady.dev/v1","kind":"Secret","metadata":{"name":"\#(name)"},"#
+    static let secrets = "/apis/steady.dev/v1/secrets"
+
+    /// Creates a Secret named `name` holding `bytes` bytes of `marker`, with a POST.
+    static func createSecret(_ controller: ControllerProcess, _ name: String, marker: Character, bytes: Int) throws
+        -> Answer
+    {
+        let body =
+            #"{"apiVersion":"steady.dev/v1","kind":"Secret","metadata":{"name":"\#(name)"},"#
             + #""stringData":{"k":"\#(String(repeating: marker, count: bytes))"}}"#
+        return try call(controller, "POST", secrets, body: body)
     }
 
     @Test(
@@ -250,10 +267,10 @@ import Testing
             controller.remove()
         }
         try controller.start()
-        let path = "/apis/steady.dev/v1/secrets"
+        let path = Self.secrets
         var acknowledged: [String] = []
         for n in 0..<5 {
-            let answer = try Self.call(controller, "POST", path, body: Self.secret("kept-\(n)", marker: "k", bytes: 1000))
+            let answer = try Self.createSecret(controller, "kept-\(n)", marker: "k", bytes: 1000)
             #expect(answer.code == 201, "\(answer)")
             if answer.code == 201 { acknowledged.append("kept-\(n)") }
         }
@@ -262,7 +279,7 @@ import Testing
         #expect(disk.fill("filler") > 0)
         var failure: Answer?
         for n in 0..<200 {
-            let answer = try Self.call(controller, "POST", path, body: Self.secret("full-\(n)", marker: "f", bytes: 64 << 10))
+            let answer = try Self.createSecret(controller, "full-\(n)", marker: "f", bytes: 64 << 10)
             guard answer.code == 201 else {
                 failure = answer
                 break
@@ -283,7 +300,7 @@ import Testing
         try FileManager.default.removeItem(atPath: disk.path + "/filler")
         #expect(
             try eventually(timeout: .seconds(30)) {
-                try Self.call(controller, "POST", path, body: Self.secret("after-full", marker: "a", bytes: 1000)).code == 201
+                try Self.createSecret(controller, "after-full", marker: "a", bytes: 1000).code == 201
             }, "writes did not resume once there was room\n\(controller.log())")
         acknowledged.append("after-full")
 
@@ -293,7 +310,7 @@ import Testing
             let got = try Self.call(controller, "GET", "\(path)/\(name)")
             #expect(got.code == 200, "\(name): \(got)")
         }
-        #expect(try Self.call(controller, "POST", path, body: Self.secret("after-restart", marker: "r", bytes: 1000)).code == 201)
+        #expect(try Self.createSecret(controller, "after-restart", marker: "r", bytes: 1000).code == 201)
     }
 
     @Test(.enabled(if: FaultEnvironment.canMountTmpfs, "skipped: needs root and a kernel that lets it mount a tmpfs"))
@@ -317,7 +334,9 @@ import Testing
         #expect(disk.fill("filler") > 0)
         try controller.apply(Self.assignedRoute("unsaved", runners: ["full-1"]))
         #expect(
-            eventually(timeout: .seconds(30)) { FaultEnvironment.runnerCondition(controller, "full-1", "Synced") == "False" },
+            eventually(timeout: .seconds(30)) {
+                FaultEnvironment.runnerCondition(controller, "full-1", "Synced") == "False"
+            },
             "\(agent.log())")
         #expect(agent.log().contains("cannot save the slice; serving the last good one"), "\(agent.log())")
         #expect(agent.sliceKeys() == saved, "the saved slice was lost or damaged on the full disk")
@@ -343,7 +362,9 @@ import Testing
         defer { agent.remove() }
         try agent.start(controller: controller, joinToken: try controller.joinToken())
         #expect(
-            await EventEndToEndTests.waitUntil { FaultEnvironment.runnerCondition(controller, "revoked-1", "Connected") == "True" },
+            await EventEndToEndTests.waitUntil {
+                FaultEnvironment.runnerCondition(controller, "revoked-1", "Connected") == "True"
+            },
             "\(agent.log())")
 
         // Deleting the Runner revokes its agent's credential.
@@ -354,7 +375,8 @@ import Testing
             "the agent kept running with a revoked credential\n\(agent.log())")
         #expect(agent.exitStatus != 0)
         // The agent's log says why it stopped; the controller's says why it closed the stream and refuses it now.
-        #expect(agent.log().contains("no longer accepts this agent's credential for runner revoked-1"), "\(agent.log())")
+        #expect(
+            agent.log().contains("no longer accepts this agent's credential for runner revoked-1"), "\(agent.log())")
         let reasons = controller.log().split(separator: "\n").filter { $0.contains("steady.runner=revoked-1") }
         #expect(reasons.contains { $0.contains("credential is revoked and its stream closed") }, "\(controller.log())")
         #expect(reasons.contains { $0.contains("unknown or revoked credential") }, "\(controller.log())")

@@ -11,13 +11,21 @@ extension FaultInjectionEndToEndTests {
         -> (controller: ControllerProcess, agent: AgentProcess)
     {
         let controller = try ControllerProcess()
-        try controller.start(extraArguments: ["--listen", "0.0.0.0:0", "--server-name", namespace.hostAddress])
         let agent = try AgentProcess(name: name)
-        try agent.start(
-            controller: controller, joinToken: try controller.joinToken(),
-            controllerURLs: "https://\(namespace.hostAddress):\(controller.port)", launcher: namespace.launcher)
+        do {
+            try controller.start(extraArguments: ["--listen", "0.0.0.0:0", "--server-name", namespace.hostAddress])
+            try agent.start(
+                controller: controller, joinToken: try controller.joinToken(),
+                controllerURLs: "https://\(namespace.hostAddress):\(controller.port)", launcher: namespace.launcher)
+        } catch {
+            agent.remove()
+            controller.remove()
+            throw error
+        }
         #expect(
-            eventually(timeout: .seconds(30)) { FaultEnvironment.runnerCondition(controller, name, "Synced") == "True" },
+            eventually(timeout: .seconds(30)) {
+                FaultEnvironment.runnerCondition(controller, name, "Synced") == "True"
+            },
             "\(agent.log())\n\(controller.log())")
         return (controller, agent)
     }
@@ -26,12 +34,12 @@ extension FaultInjectionEndToEndTests {
     static func assignedRoute(_ route: String, runners: [String]) -> String {
         EventEndToEndTests.action("to-\(route)", "{type: file, file: {path: /dev/null}}")
             + EventEndToEndTests.route(route, "{input: 'has(input.x)', actions: [to-\(route)]}")
-            + """
-            apiVersion: steady.dev/v1
-            kind: Assignment
-            metadata: {name: \(route)}
-            spec: {runners: [\(runners.joined(separator: ", "))], routes: [\(route)], actions: [to-\(route)]}
-            """
+                + """
+                apiVersion: steady.dev/v1
+                kind: Assignment
+                metadata: {name: \(route)}
+                spec: {runners: [\(runners.joined(separator: ", "))], routes: [\(route)], actions: [to-\(route)]}
+                """
     }
 
     @Test(.enabled(if: NetworkNamespace.isAvailable, "skipped: needs root and network namespaces (ip netns, veth)"))
@@ -83,7 +91,9 @@ extension FaultInjectionEndToEndTests {
         defer { fast.remove() }
         try fast.start(controller: controller, joinToken: try controller.joinToken())
         #expect(
-            eventually(timeout: .seconds(30)) { FaultEnvironment.runnerCondition(controller, "fast-1", "Synced") == "True" },
+            eventually(timeout: .seconds(30)) {
+                FaultEnvironment.runnerCondition(controller, "fast-1", "Synced") == "True"
+            },
             "\(fast.log())")
 
         // Every packet into the slow agent's namespace waits 3 s; the agent on loopback is not slowed.

@@ -70,8 +70,11 @@ struct NetworkNamespace {
     /// Delays every packet sent into the namespace by `milliseconds` (`tc netem`).
     func delay(milliseconds: Int) throws {
         let result = try CommandResult.run(
-            "/usr/bin/env", ["tc", "qdisc", "replace", "dev", hostInterface, "root", "netem", "delay", "\(milliseconds)ms"])
-        guard result.status == 0 else { throw ControllerProcessError(message: "tc netem on \(hostInterface): \(result)") }
+            "/usr/bin/env",
+            ["tc", "qdisc", "replace", "dev", hostInterface, "root", "netem", "delay", "\(milliseconds)ms"])
+        guard result.status == 0 else {
+            throw ControllerProcessError(message: "tc netem on \(hostInterface): \(result)")
+        }
     }
 
     /// Deletes the namespace and the veth pair (either end's deletion takes the other).
