@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Resources", "Routing", "Events", "TLSSupport",
+                "Resources", "Routing", "Events", "SQLiteSupport", "CSQLite", "TLSSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -79,9 +79,22 @@ public struct AgentStateDirectory: SliceStorage, IdentityStorage {
         var objects: [SliceObject]
     }
 
+    /// The saved slice; a damaged one (unreadable, or not matching its digest) is set aside as
+    /// `slice.json.corrupt-<time>` and reported as an error naming both files, so the agent starts empty and the
+    /// controller's next slice replaces it.
     public func loadSlice() throws(AgentError) -> RunnerSlice? {
         let location = file(FileName.slice)
         guard let data = try PrivateFile.read(location) else { return nil }
+        do {
+            return try Self.decodeSlice(data, location: location)
+        } catch {
+            let aside = try PrivateFile.setAside(location)
+            throw AgentError(
+                code: .storage, message: "\(error.message); it was set aside as \(aside)", underlying: error.underlying)
+        }
+    }
+
+    private static func decodeSlice(_ data: Data, location: String) throws(AgentError) -> RunnerSlice {
         let stored: StoredSlice
         do {
             stored = try JSONValue.parse(data).decode(as: StoredSlice.self)

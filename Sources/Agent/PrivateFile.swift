@@ -30,6 +30,18 @@ enum PrivateFile {
         }
     }
 
+    /// Renames the damaged file `path` to `<path>.corrupt-<seconds since 1970>`, where it stays for inspection
+    /// while a new one replaces it; returns the new name.
+    static func setAside(_ path: String, now: Date = Date()) throws(AgentError) -> String {
+        let aside = "\(path).corrupt-\(Int(now.timeIntervalSince1970))"
+        guard rename(path, aside) == 0 else {
+            throw AgentError(
+                code: .storage, message: "cannot set the damaged file \(path) aside as \(aside); move or remove it",
+                underlying: POSIXErrorCode(rawValue: errno).map { POSIXError($0) })
+        }
+        return aside
+    }
+
     /// Creates `path` as a directory with mode 0700 when it does not exist; returns its permission bits.
     @discardableResult
     static func ensureDirectory(_ path: String) throws(AgentError) -> Int {

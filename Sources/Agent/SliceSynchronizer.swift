@@ -74,7 +74,7 @@ public struct SliceSynchronizer: Sendable {
             guard digest == received.digest else {
                 return mismatch("a keep-alive carries digest \(digest) but the agent holds \(received.digest)")
             }
-            guard message.revision != received.revision else { return .none }
+            guard message.revision != received.revision else { return retryingPersistence() }
             // Same content under a new revision (the controller restarted): adopt it.
             received.revision = message.revision
             return evaluate()
@@ -117,6 +117,13 @@ public struct SliceSynchronizer: Sendable {
     public mutating func failToPersist(_ error: any Error) {
         status = .notSynced(
             reason: SliceValidator.Reason.storageFailed, message: "cannot save the slice: \(error)")
+    }
+
+    /// A slice that could not be saved (a full or failing disk) is tried again on each keep-alive, so that it is
+    /// applied once the disk has room again, without waiting for the next change.
+    private func retryingPersistence() -> Directive {
+        guard status.reason == SliceValidator.Reason.storageFailed, received != applied else { return .none }
+        return .apply(received)
     }
 
     private mutating func evaluate() -> Directive {

@@ -36,7 +36,12 @@ import Testing
         let file = directory.file(AgentStateDirectory.FileName.slice)
         let tampered = try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "hooks.example", with: "evil.example")
         try Data(tampered.utf8).write(to: URL(fileURLWithPath: file))
-        #expect(throws: AgentError.self) { try directory.loadSlice() }
+        let error = #expect(throws: AgentError.self) { try directory.loadSlice() }
+        #expect(error?.message.contains("set aside as \(file).corrupt-") == true, "\(String(describing: error))")
+        // Set aside, it no longer stands in the way: the next load starts empty and the next save replaces it.
+        let names = try FileManager.default.contentsOfDirectory(atPath: temporary.path)
+        #expect(names.contains { $0.hasPrefix("slice.json.corrupt-") }, "\(names)")
+        #expect(try directory.loadSlice() == nil)
     }
 
     @Test func theIdentityIsSavedPrivatelyAndLoadsBack() throws {

@@ -128,6 +128,27 @@ import Testing
         #expect(run(&sync, SliceMessage(type: .keepalive, revision: 41, digest: "sha256:" + String(repeating: "b", count: 64))) == .resync)
     }
 
+    @Test func aSliceThatCouldNotBeSavedIsTriedAgainOnEachKeepalive() {
+        var sync = synchronizer()
+        sync.startConnection()
+        _ = run(&sync, F.snapshot(5, base))
+        let after = base + [F.httpAction("other")]
+        let diff = F.diff(6, base: 5, upserts: [F.httpAction("other")], after: after)
+        let wanted = RunnerSlice(revision: 6, objects: after)
+        #expect(sync.handle(diff) == .apply(wanted))
+        sync.failToPersist(AgentError(code: .storage, message: "no space left on device"))
+        #expect(sync.status.reason == SliceValidator.Reason.storageFailed)
+        let keepalive = SliceMessage(type: .keepalive, revision: 6, digest: SliceDigest.digest(of: after))
+        // Still no room: tried again, and again.
+        #expect(sync.handle(keepalive) == .apply(wanted))
+        sync.failToPersist(AgentError(code: .storage, message: "no space left on device"))
+        #expect(run(&sync, keepalive) == .apply(wanted))
+        #expect(sync.status == .synced)
+        #expect(sync.applied == wanted)
+        // Saved, a keep-alive is only a keep-alive again.
+        #expect(run(&sync, keepalive) == .none)
+    }
+
     @Test func eachConnectionResumesFromTheAppliedSliceNotARejectedOne() {
         var sync = synchronizer()
         sync.startConnection()

@@ -25,14 +25,18 @@ public final class AgentProcess: @unchecked Sendable {
     }
 
     /// Starts the agent; the token is needed only for the first start. `controllerURLs` overrides the controller's
-    /// address, e.g. with several replicas' addresses, comma-separated.
+    /// address, e.g. with several replicas' addresses, comma-separated. `launcher` runs the agent through another
+    /// command that ends by exec'ing it in the same process, e.g. `ip netns exec NAME`.
     public func start(
         controller: ControllerProcess, joinToken: String?, labels: [String: String] = [:], allowExec: Bool = false,
-        runCommand: String? = nil, controllerURLs: String? = nil, extraArguments: [String] = []
+        runCommand: String? = nil, controllerURLs: String? = nil, extraArguments: [String] = [],
+        launcher: [String] = []
     ) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.path(program == .steadyAgent ? "steady-agent" : "steady"))
-        var arguments = program == .steadyAgent ? [] : ["agent"]
+        let binary = Binaries.path(program == .steadyAgent ? "steady-agent" : "steady")
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        var arguments = launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [binary]
+        arguments += program == .steadyAgent ? [] : ["agent"]
         arguments += [
             "--controller", controllerURLs ?? controller.server, "--name", name, "--state-dir", stateDirectory.path,
             "--heartbeat-interval", "1s",

@@ -1,8 +1,10 @@
+import CSQLite
 import Events
 import Foundation
 import Logging
 import Resources
 import Routing
+import SQLiteSupport
 import ServiceLifecycle
 
 /// A runner's event pipeline: events taken in on `--events-listen`, evaluated against the routes of the agent's
@@ -29,13 +31,51 @@ public final class AgentEvents: Service, Sendable {
     ) throws {
         pipeline = EventPipeline(
             configuration: .init(location: configuration.name, allowsExec: configuration.allowsExec),
-            store: try EventStore(path: URL(fileURLWithPath: directory).appendingPathComponent("events.db").path),
+            store: try Self.openStore(
+                path: URL(fileURLWithPath: directory).appendingPathComponent("events.db").path, logger: logger),
             httpClient: EventPipeline.sharedHTTPClient, metrics: EventMetrics(registry: .init()), logger: logger)
         self.agentState = state
         self.listener = listener
         self.controllerURL = configuration.controllerURL
         self.identity = identity
         self.logger = logger
+    }
+
+    /// Opens the event store at `path`. A file SQLite cannot read, or that fails its quick check (truncated,
+    /// overwritten), is set aside as `events.db.corrupt-<time>` with its `-wal` and `-shm` files, the reason is
+    /// logged, and an empty store is opened: a damaged outbox never stops the agent (nor makes it crash-loop).
+    static func openStore(path: String, logger: Logger) throws -> EventStore {
+        do {
+            try checkIntegrity(ofStoreAt: path)
+            return try EventStore(path: path)
+        } catch {
+            let aside = try PrivateFile.setAside(path)
+            for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                _ = try PrivateFile.setAside(path + suffix)
+            }
+            logger.warning(
+                "the event store could not be read; it was set aside and the agent starts with an empty one",
+                metadata: ["steady.file": "\(path)", "steady.setAside": "\(aside)", "steady.reason": "\(error)"])
+            return try EventStore(path: path)
+        }
+    }
+
+    /// Throws unless the SQLite file at `path` (when there is one) passes `PRAGMA quick_check`.
+    private static func checkIntegrity(ofStoreAt path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let connection = try SQLiteConnection(path: path, flags: SQLITE_OPEN_READWRITE)
+        defer { connection.close() }
+        let check = try connection.statement("PRAGMA quick_check")
+        defer { check.reset() }
+        var problems: [String] = []
+        while try check.step() {
+            let line = check.text(0)
+            if line != "ok" { problems.append(line) }
+        }
+        guard problems.isEmpty else {
+            throw AgentError(
+                code: .storage, message: "\(path) fails its integrity check: \(problems.prefix(3).joined(separator: "; "))")
+        }
     }
 
     public func run() async throws {

@@ -75,12 +75,7 @@ public struct RunLedger: Sendable {
                 }
                 entries = stored.runs
             } catch {
-                let aside = "\(path).corrupt-\(Int(now.timeIntervalSince1970))"
-                guard rename(path, aside) == 0 else {
-                    throw AgentError(
-                        code: .storage, message: "cannot set the unreadable run ledger \(path) aside as \(aside)",
-                        underlying: POSIXErrorCode(rawValue: errno).map { POSIXError($0) })
-                }
+                let aside = try PrivateFile.setAside(path, now: now)
                 logger.warning(
                     "the run ledger could not be read; it was set aside and the agent starts with an empty one",
                     metadata: ["steady.file": "\(path)", "steady.setAside": "\(aside)", "steady.reason": "\(error)"])

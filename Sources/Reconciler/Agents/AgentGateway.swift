@@ -209,6 +209,9 @@ public actor AgentGateway {
                 }
             case .revokeCredential(let runner):
                 await credentials.revoke(runner: runner)
+                logger.notice(
+                    "runner deleted: its agent's credential is revoked and its stream closed",
+                    metadata: ["steady.runner": "\(runner)"])
             case .recordHeld(let runner, let slice):
                 syncIndex.set(runner: runner, holds: slice)
             }

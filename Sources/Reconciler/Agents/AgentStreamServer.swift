@@ -79,7 +79,10 @@ public struct AgentStreamServer: Sendable {
         if let refusal = await authorize(hello) {
             logger.notice(
                 "agent stream refused",
-                metadata: ["steady.runner": "\(hello.runner)", "steady.status": "\(refusal.refused)"])
+                metadata: [
+                    "steady.runner": "\(hello.runner)", "steady.status": "\(refusal.refused)",
+                    "steady.reason": "\(refusal.message)",
+                ])
             refuse(channel, refusal)
             return
         }
