@@ -542,7 +542,9 @@ public final class EventPipeline: Service, Sendable {
 
     private func refillSpilledLanes() {
         let spilled = state.withLock { state in
-            state.lanes.filter { $0.value.hasSpilled && $0.value.queue.isEmpty }.map { ($0.key, $0.value.held) }
+            state.lanes.compactMap { action, lane in
+                lane.hasSpilled && lane.queue.isEmpty ? (action, lane.held) : nil
+            }
         }
         for (action, held) in spilled {
             do {
