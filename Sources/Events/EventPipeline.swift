@@ -434,8 +434,8 @@ public final class EventPipeline: Service, Sendable {
                 step.groups.append(
                     Self.group(
                         route, table: table, eventID: event.id, message: message, input: input,
-                        receivedAt: event.receivedAt, dedupKey: key, expiry: route.dedupWindow.map { event.receivedAt + $0 },
-                        thenHandOff: later))
+                        receivedAt: event.receivedAt, dedupKey: key,
+                        expiry: route.dedupWindow.map { event.receivedAt + $0 }, thenHandOff: later))
             }
             if !dueNow.isEmpty { step.handOffs.append(handOff(dueNow)) }
         }

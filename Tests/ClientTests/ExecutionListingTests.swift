@@ -46,7 +46,9 @@ import Testing
         try await LiveServer.with(events: pipeline) { context in
             let client = context.client
             let table = try await client.table(Kinds.execution)
-            #expect(table.headers(wide: false) == ["NAME", "ROUTE", "ACTION", "LOCATION", "ATTEMPT", "RESULT", "DURATION", "AGE"])
+            #expect(
+                table.headers(wide: false)
+                    == ["NAME", "ROUTE", "ACTION", "LOCATION", "ATTEMPT", "RESULT", "DURATION", "AGE"])
             #expect(table.headers(wide: true).suffix(2) == ["EVENT", "ERROR"])
             // Newest first.
             #expect(table.rows.map(\.name) == ["d-audit-1", "d-scans-2", "d-scans-1"])

@@ -154,7 +154,9 @@ import Testing
     @Test func attemptsFinishingTogetherAreEachRecordedOnce() async throws {
         let receiver = try await Receiver()
         defer { receiver.stop() }
-        let action = Self.object(["type": "webhook", "webhook": ["url": .string("http://127.0.0.1:\(receiver.port)/hook")]])
+        let action = Self.object([
+            "type": "webhook", "webhook": ["url": .string("http://127.0.0.1:\(receiver.port)/hook")],
+        ])
         let count = 300
         try await withPipeline(
             actions: ["hook": action], routes: ["all": Self.object(["actions": ["hook"]])]

@@ -10,7 +10,9 @@ import Testing
     }
 
     @Test func onlySpecDataAdditionsAndDeletionsRebuildTheTable() {
-        let route: JSONValue = ["metadata": ["name": "a"], "spec": ["actions": ["hook"]], "status": ["matchedEvents": 1]]
+        let route: JSONValue = [
+            "metadata": ["name": "a"], "spec": ["actions": ["hook"]], "status": ["matchedEvents": 1],
+        ]
         var counted = route
         counted["status"]?["matchedEvents"] = 2
         counted["metadata"]?["resourceVersion"] = "7"
