@@ -228,7 +228,10 @@ let package = Package(
         ),
         .testTarget(name: "ResourcesTests", dependencies: ["Resources"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
-        .testTarget(name: "EventsTests", dependencies: ["Events", "SteadyTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "EventsTests",
+            dependencies: ["Events", "SteadyTesting", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict),
         .testTarget(
             name: "ReconcilerTests",
             dependencies: [

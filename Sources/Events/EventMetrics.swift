@@ -34,16 +34,16 @@ public struct EventMetrics: Sendable {
                 helpText: "Deliveries in the outbox, not delivered and not given up."))
     }
 
-    func matched(route: String) {
+    func matched(route: String, count: Int64) {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 namespace: "steady", subsystem: "events", metricName: "matched", unitName: "total",
                 helpText: "Events that matched a route."),
             labels: [("route", route)]
-        ).increment()
+        ).increment(by: count)
     }
 
-    func finished(action: String, result: ExecutionRecord.Result) {
+    func finished(action: String, result: ExecutionRecord.Result, count: Int64) {
         switch result {
         case .succeeded, .failed:
             registry.makeCounter(
@@ -53,9 +53,9 @@ public struct EventMetrics: Sendable {
                     helpText: result == .succeeded
                         ? "Deliveries that reached their receiver." : "Deliveries given up as failed."),
                 labels: [("action", action)]
-            ).increment()
+            ).increment(by: count)
         case .retrying:
-            retried.increment()
+            retried.increment(by: count)
         }
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import Resources
 import ServiceLifecycle
 import Synchronization
@@ -63,15 +64,28 @@ public final class EventPipeline: Service, Sendable {
         public init() {}
     }
 
+    /// One action's deliveries in memory: a bounded queue that up to `actionConcurrency` workers drain.
     struct Lane {
-        var queue: [Delivery] = []
+        var queue = CircularBuffer<Delivery>()
+        /// Attempts started and not yet recorded.
         var inFlight = 0
+        /// Worker tasks draining `queue`, at most the action's concurrency.
+        var workers = 0
         /// Rows in `queue`, in flight or waiting for a retry.
         var held: Set<Int64> = []
         /// Whether ready rows may be in the outbox and not in memory.
         var hasSpilled = false
         /// Failed deliveries waiting for their retry time.
         var waiting: [Delivery] = []
+
+        /// Queues `delivery` unless it is already held; past `backlog` it stays in the outbox for a later refill.
+        mutating func add(_ delivery: Delivery, backlog: Int) {
+            if queue.count >= backlog {
+                hasSpilled = true
+            } else if held.insert(delivery.rowID).inserted {
+                queue.append(delivery)
+            }
+        }
     }
 
     struct State {
@@ -102,7 +116,8 @@ public final class EventPipeline: Service, Sendable {
     private let routerWake = WakeSignal()
     private let dispatcherWake = WakeSignal()
     private let upstreamWake = WakeSignal()
-    private let intake = Mutex(IntakeBatch())
+    private let intake = GroupCommit<IntakeItem>()
+    private let completions = GroupCommit<FinishedAttempt>()
     private let upstream = Mutex<Upstream?>(nil)
     private let changes = Mutex<(@Sendable () -> Void)?>(nil)
 
@@ -259,51 +274,27 @@ public final class EventPipeline: Service, Sendable {
         }
         let event = EventStore.NewEvent(id: id, receivedAt: receivedAt, body: body, due: due)
         do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let leads = intake.withLock { batch in
-                    batch.pending.append((event, value, continuation))
-                    defer { batch.isWriting = true }
-                    return !batch.isWriting
-                }
-                if leads { writeIntake() }
-            }
+            try await intake.submit(IntakeItem(event: event, value: value)) { batch in try writeIntake(batch) }
         } catch {
             throw IntakeError(.unavailable, "the event queue cannot be written: \(error)")
         }
     }
 
-    /// Events waiting for the intake writer, and whether a caller is writing.
-    struct IntakeBatch {
-        var pending: [(event: EventStore.NewEvent, value: JSONValue?, continuation: CheckedContinuation<Void, any Error>)] =
-            []
-        var isWriting = false
+    /// An event waiting for the intake writer, with its parsed body.
+    struct IntakeItem: Sendable {
+        var event: EventStore.NewEvent
+        var value: JSONValue?
     }
 
-    /// Group commit: the caller that found no writer writes every event waiting, in one transaction per round, until
-    /// none is left, and answers each caller once its event is durable.
-    private func writeIntake() {
-        while true {
-            let batch = intake.withLock { batch in
-                let pending = batch.pending
-                batch.pending = []
-                if pending.isEmpty { batch.isWriting = false }
-                return pending
-            }
-            guard !batch.isEmpty else { return }
-            do {
-                try store.enqueue(batch.map(\.event))
-            } catch {
-                for item in batch { item.continuation.resume(throwing: error) }
-                continue
-            }
-            state.withLock { state in
-                state.queuedEvents += batch.count
-                for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
-            }
-            metrics.received.increment(by: Int64(batch.count))
-            routerWake.signal()
-            for item in batch { item.continuation.resume() }
+    /// Writes a group of events to the queue in one transaction and hands them to the router.
+    private func writeIntake(_ batch: [IntakeItem]) throws {
+        try store.enqueue(batch.map(\.event))
+        state.withLock { state in
+            state.queuedEvents += batch.count
+            for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
         }
+        metrics.received.increment(by: Int64(batch.count))
+        routerWake.signal()
     }
 
     // MARK: Running
@@ -393,16 +384,20 @@ public final class EventPipeline: Service, Sendable {
                         (
                             actions.map {
                                 EventStore.NewDelivery(
-                                    eventID: event.id, route: item.route, action: $0, message: message,
+                                    eventID: event.id, route: item.route, action: $0,
+                                    message: table.message(message, for: $0, input: input),
                                     receivedAt: event.receivedAt)
                             }, route?.serializeActions ?? false
                         ))
                 }
                 continue
             }
-            var handOff = EventHandOff(
-                eventID: event.id, receivedAt: event.receivedAt, body: String(decoding: event.body, as: UTF8.self),
-                due: [])
+            func handOff(_ due: [EventHandOff.Due]) -> EventHandOff {
+                EventHandOff(
+                    eventID: event.id, receivedAt: event.receivedAt, body: String(decoding: event.body, as: UTF8.self),
+                    due: due)
+            }
+            var dueNow: [EventHandOff.Due] = []
             for route in table.routes where route.input.matches(input) {
                 matches.append(route.name)
                 let key = route.dedupKey(for: input)
@@ -418,39 +413,50 @@ public final class EventPipeline: Service, Sendable {
                         step.releasedRoutes.append(route.name)
                         step.groups.append(
                             Self.group(
-                                route, eventID: items[0].eventID,
+                                route, table: table, eventID: items[0].eventID,
                                 message: RenderedMessage(title: message.title, body: AggregateBuffer.combine(items)),
                                 receivedAt: event.receivedAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
                     }
                     aggregates[route.name] = buffer
                     continue
                 }
-                let due = EventHandOff.Due(route: route.name, actions: route.upstreamActions)
                 // With serializeActions the controller's actions start after the runner's: the hand-off leaves
                 // once the last local delivery has finished. Otherwise it leaves now, once for every route.
-                let handsOffLater = route.serializeActions && !route.localActions.isEmpty && !due.actions.isEmpty
-                if !due.actions.isEmpty && !handsOffLater { handOff.due.append(due) }
-                var later = handOff
-                later.due = [due]
+                var later: EventHandOff?
+                if !route.upstreamActions.isEmpty {
+                    let due = EventHandOff.Due(route: route.name, actions: route.upstreamActions)
+                    if route.serializeActions && !route.localActions.isEmpty {
+                        later = handOff([due])
+                    } else {
+                        dueNow.append(due)
+                    }
+                }
                 step.groups.append(
                     Self.group(
-                        route, eventID: event.id, message: message, receivedAt: event.receivedAt, dedupKey: key,
-                        expiry: route.dedupWindow.map { event.receivedAt + $0 }, thenHandOff: handsOffLater ? later : nil))
+                        route, table: table, eventID: event.id, message: message, input: input,
+                        receivedAt: event.receivedAt, dedupKey: key,
+                        expiry: route.dedupWindow.map { event.receivedAt + $0 }, thenHandOff: later))
             }
-            if !handOff.due.isEmpty { step.handOffs.append(handOff) }
+            if !dueNow.isEmpty { step.handOffs.append(handOff(dueNow)) }
         }
         commit(step, aggregates: aggregates, consumedIDs: batch.map(\.id), matches: matches)
     }
 
+    /// The deliveries of one route match, one per local action, each with the action's own rendering if it has one.
+    /// An aggregate (no `input`) is rendered over the combined messages.
     private static func group(
-        _ route: RouteTable.CompiledRoute, eventID: String, message: RenderedMessage, receivedAt: Int64,
-        dedupKey: String?, expiry: Int64?, thenHandOff: EventHandOff?
+        _ route: RouteTable.CompiledRoute, table: RouteTable, eventID: String, message: RenderedMessage,
+        input: JSONValue? = nil, receivedAt: Int64, dedupKey: String?, expiry: Int64?, thenHandOff: EventHandOff?
     ) -> (deliveries: [EventStore.NewDelivery], serialized: Bool) {
         let actions = route.localActions
         return (
             actions.enumerated().map { index, action in
-                EventStore.NewDelivery(
-                    eventID: eventID, route: route.name, action: action, message: message, receivedAt: receivedAt,
+                let rendered = table.actionTemplates[action] == nil
+                    ? message
+                    : table.message(
+                        message, for: action, input: input ?? (try? JSONValue.parse(Data(message.body))) ?? .null)
+                return EventStore.NewDelivery(
+                    eventID: eventID, route: route.name, action: action, message: rendered, receivedAt: receivedAt,
                     dedupKey: dedupKey, dedupExpiry: expiry, thenHandOff: index == actions.count - 1 ? thenHandOff : nil)
             }, route.serializeActions
         )
@@ -469,7 +475,7 @@ public final class EventPipeline: Service, Sendable {
             step.releasedRoutes.append(route.name)
             step.groups.append(
                 Self.group(
-                    route, eventID: items[0].eventID,
+                    route, table: table, eventID: items[0].eventID,
                     message: RenderedMessage(title: nil, body: AggregateBuffer.combine(items)),
                     receivedAt: items[0].heldAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
         }
@@ -489,19 +495,21 @@ public final class EventPipeline: Service, Sendable {
             return
         }
         let added = step.groups.reduce(0) { $0 + $1.deliveries.count }
+        var matchCounts: [String: Int64] = [:]
+        for route in matches { matchCounts[route, default: 0] += 1 }
         let depths = state.withLock { state in
             state.aggregates = aggregates
             state.queuedEvents -= step.consumed.count
             state.pendingDeliveries += added
             for id in consumedIDs { state.parsed[id] = nil }
-            for route in matches { state.routeCounters[route, default: Counters()].matched += 1 }
+            for (route, count) in matchCounts { state.routeCounters[route, default: Counters()].matched += count }
             for group in step.groups {
                 for delivery in group.deliveries { state.pendingByRoute[delivery.route, default: 0] += 1 }
             }
             for delivery in ready { Self.enqueue(delivery, into: &state, backlog: configuration.actionBacklog) }
             return (state.queuedEvents, state.pendingDeliveries)
         }
-        for route in matches { metrics.matched(route: route) }
+        for (route, count) in matchCounts { metrics.matched(route: route, count: count) }
         metrics.queueDepth.set(Double(depths.0))
         metrics.outboxDepth.set(Double(depths.1))
         if !ready.isEmpty { dispatcherWake.signal() }
@@ -510,24 +518,19 @@ public final class EventPipeline: Service, Sendable {
     }
 
     private static func enqueue(_ delivery: Delivery, into state: inout State, backlog: Int) {
-        var lane = state.lanes[delivery.action, default: Lane()]
-        if lane.queue.count >= backlog {
-            lane.hasSpilled = true
-        } else if !lane.held.contains(delivery.rowID) {
-            lane.queue.append(delivery)
-            lane.held.insert(delivery.rowID)
-        }
-        state.lanes[delivery.action] = lane
+        state.lanes[delivery.action, default: Lane()].add(delivery, backlog: backlog)
     }
 
     // MARK: Delivering
 
+    /// Starts workers for lanes with queued deliveries (a worker drains its lane until it is empty, so tasks are
+    /// started per burst, not per delivery), refills lanes from the outbox, and moves retries in when they are due.
     private func dispatch(in group: inout DiscardingTaskGroup) async {
         while !Task.isCancelled {
             refillSpilledLanes()
-            let (starts, nextDue) = takeStartable()
-            for delivery in starts {
-                group.addTask { await self.attempt(delivery) }
+            let (workers, nextDue) = startWorkers()
+            for action in workers {
+                group.addTask { await self.work(action) }
             }
             if let nextDue {
                 await dispatcherWake.wait(timeout: .milliseconds(max(nextDue - now(), 1)))
@@ -539,16 +542,19 @@ public final class EventPipeline: Service, Sendable {
 
     private func refillSpilledLanes() {
         let spilled = state.withLock { state in
-            state.lanes.filter { $0.value.hasSpilled && $0.value.queue.isEmpty }.map { ($0.key, $0.value.held) }
+            state.lanes.compactMap { action, lane in
+                lane.hasSpilled && lane.queue.isEmpty ? (action, lane.held) : nil
+            }
         }
         for (action, held) in spilled {
             do {
                 let loaded = try store.readyDeliveries(
                     action: action, limit: configuration.actionBacklog, excluding: held)
+                let time = now()
                 state.withLock { state in
                     state.lanes[action]?.hasSpilled = loaded.count >= configuration.actionBacklog
                     for delivery in loaded {
-                        if delivery.dueAt > now() {
+                        if delivery.dueAt > time {
                             state.lanes[action]?.waiting.append(delivery)
                             state.lanes[action]?.held.insert(delivery.rowID)
                         } else {
@@ -562,64 +568,101 @@ public final class EventPipeline: Service, Sendable {
         }
     }
 
-    /// The deliveries each lane may start now, and when the next waiting retry is due.
-    private func takeStartable() -> ([Delivery], Int64?) {
+    /// The workers to start now, one action name per worker, and when the next waiting retry is due.
+    private func startWorkers() -> ([String], Int64?) {
         let time = now()
+        let concurrency = configuration.actionConcurrency
         return state.withLock { state in
             guard state.isLoaded else { return ([], nil) }
-            var starts: [Delivery] = []
+            var starts: [String] = []
             var nextDue: Int64?
-            for action in state.lanes.keys {
-                guard var lane = state.lanes[action] else { continue }
-                let due = lane.waiting.filter { $0.dueAt <= time }
-                if !due.isEmpty {
-                    lane.waiting.removeAll { $0.dueAt <= time }
-                    lane.queue.insert(contentsOf: due, at: 0)
+            let local = state.table.localActions
+            for index in state.lanes.indices {
+                let action = state.lanes.keys[index]
+                if state.lanes.values[index].waiting.contains(where: { $0.dueAt <= time }) {
+                    let due = state.lanes.values[index].waiting.filter { $0.dueAt <= time }
+                    state.lanes.values[index].waiting.removeAll { $0.dueAt <= time }
+                    for delivery in due.reversed() { state.lanes.values[index].queue.prepend(delivery) }
                 }
-                if let earliest = lane.waiting.map(\.dueAt).min() { nextDue = min(nextDue ?? earliest, earliest) }
+                if let earliest = state.lanes.values[index].waiting.lazy.map(\.dueAt).min() {
+                    nextDue = min(nextDue ?? earliest, earliest)
+                }
                 // Only actions the table knows run; the others wait in the outbox for their configuration.
-                if state.table.localActions.contains(action) {
-                    while lane.inFlight < configuration.actionConcurrency, !lane.queue.isEmpty {
-                        starts.append(lane.queue.removeFirst())
-                        lane.inFlight += 1
-                    }
-                }
-                state.lanes[action] = lane
+                guard local.contains(action) else { continue }
+                let lane = state.lanes.values[index]
+                let added = min(concurrency - lane.workers, lane.queue.count)
+                guard added > 0 else { continue }
+                state.lanes.values[index].workers += added
+                starts += repeatElement(action, count: added)
             }
             return (starts, nextDue)
         }
     }
 
-    /// Makes one attempt at `delivery`, records it and applies its outcome.
-    func attempt(_ delivery: Delivery) async {
-        let table = state.withLock { $0.table }
-        let started = ContinuousClock.now
-        var failure: DeliveryFailure?
-        if let action = table.actions[delivery.action] {
-            let policy = RetryPolicy(action: action)
-            do {
-                try await transports.deliver(delivery, action: action, table: table, timeout: policy.timeout)
-            } catch {
-                failure = error
-            }
-            finish(delivery, failure: failure, policy: policy, duration: ContinuousClock.now - started)
-        } else {
-            finish(
-                delivery, failure: DeliveryFailure(permanent: "action \(delivery.action) no longer exists"),
-                policy: .standard, duration: .zero)
+    /// One of a lane's workers: attempts its deliveries one after another and records each (with whatever other
+    /// workers finished meanwhile, in one transaction) before taking the next; returns once the lane is empty.
+    private func work(_ action: String) async {
+        while let delivery = take(from: action) {
+            let finished = await attempt(delivery)
+            // Never throws: a batch that cannot be written is put back for another attempt.
+            try? await completions.submit(finished) { batch in record(batch) }
         }
     }
 
-    private func finish(_ delivery: Delivery, failure: DeliveryFailure?, policy: RetryPolicy, duration: Duration) {
+    /// The next delivery of `action`'s lane, or nil (and one worker fewer) when it is empty or no longer runs here.
+    private func take(from action: String) -> Delivery? {
+        let (delivery, refill) = state.withLock { state -> (Delivery?, Bool) in
+            guard !Task.isCancelled, state.table.localActions.contains(action),
+                let delivery = state.lanes[action]?.queue.popFirst()
+            else {
+                state.lanes[action]?.workers -= 1
+                return (nil, state.lanes[action]?.hasSpilled ?? false)
+            }
+            state.lanes[action]?.inFlight += 1
+            return (delivery, false)
+        }
+        if refill { dispatcherWake.signal() }
+        return delivery
+    }
+
+    /// A delivery attempt made, not yet recorded.
+    struct FinishedAttempt: Sendable {
+        var delivery: Delivery
+        var failure: DeliveryFailure?
+        var policy: RetryPolicy
+        var duration: Duration
+    }
+
+    /// Makes one attempt at `delivery`.
+    func attempt(_ delivery: Delivery) async -> FinishedAttempt {
+        let table = state.withLock { $0.table }
+        guard let action = table.actions[delivery.action] else {
+            return FinishedAttempt(
+                delivery: delivery, failure: DeliveryFailure(permanent: "action \(delivery.action) no longer exists"),
+                policy: .standard, duration: .zero)
+        }
+        let policy = RetryPolicy(action: action)
+        let started = ContinuousClock.now
+        var failure: DeliveryFailure?
+        do {
+            try await transports.deliver(delivery, action: action, table: table, timeout: policy.timeout)
+        } catch {
+            failure = error
+        }
+        return FinishedAttempt(
+            delivery: delivery, failure: failure, policy: policy, duration: ContinuousClock.now - started)
+    }
+
+    /// The outcome and execution record of a finished attempt.
+    private func outcome(of finished: FinishedAttempt, at time: Int64) -> EventStore.FinishedAttempt {
+        let delivery = finished.delivery
         let attempt = delivery.attempts + 1
-        let time = now()
         let outcome: EventStore.Outcome
         let result: ExecutionRecord.Result
-        if let failure {
-            switch policy.decision(afterFailedAttempt: attempt, isPermanent: failure.isPermanent) {
+        if let failure = finished.failure {
+            switch finished.policy.decision(afterFailedAttempt: attempt, isPermanent: failure.isPermanent) {
             case .retry(let delay):
-                outcome = .retry(dueAt: time + Int64(delay.components.seconds * 1000) + Int64(
-                    delay.components.attoseconds / 1_000_000_000_000_000))
+                outcome = .retry(dueAt: time + delay.milliseconds)
                 result = .retrying
             case .giveUp:
                 outcome = .failed
@@ -632,82 +675,119 @@ public final class EventPipeline: Service, Sendable {
         let record = ExecutionRecord(
             time: time, eventID: delivery.eventID, route: delivery.route, action: delivery.action,
             location: configuration.location, attempt: attempt, result: result,
-            durationMilliseconds: Int64(duration.components.seconds * 1000)
-                + Int64(duration.components.attoseconds / 1_000_000_000_000_000),
-            error: failure?.message, deliveryID: delivery.deliveryID)
-        let completion: EventStore.Completion
+            durationMilliseconds: finished.duration.milliseconds, error: finished.failure?.message,
+            deliveryID: delivery.deliveryID)
+        return EventStore.FinishedAttempt(delivery: delivery, outcome: outcome, execution: record)
+    }
+
+    /// Records a group of finished attempts in one transaction, then applies their outcomes in memory: counters,
+    /// retries, dedup keys, and the next delivery of a serialized route.
+    private func record(_ batch: [FinishedAttempt]) {
+        let time = now()
+        let attempts = batch.map { outcome(of: $0, at: time) }
+        let completions: [EventStore.Completion]
         do {
-            completion = try store.complete(delivery, outcome: outcome, execution: record)
+            completions = try store.complete(attempts)
         } catch {
-            // The row is still in the outbox as it was: the attempt is made again after a restart or a reload.
-            logger.error("cannot record a delivery", metadata: ["steady.error": "\(error)"])
+            // The rows are still in the outbox as they were: the attempts are made again after a reload or restart.
+            logger.error("cannot record deliveries", metadata: ["steady.error": "\(error)"])
             state.withLock { state in
-                state.lanes[delivery.action]?.inFlight -= 1
-                state.lanes[delivery.action]?.held.remove(delivery.rowID)
-                state.lanes[delivery.action]?.hasSpilled = true
+                for attempt in attempts {
+                    state.lanes[attempt.delivery.action]?.inFlight -= 1
+                    state.lanes[attempt.delivery.action]?.held.remove(attempt.delivery.rowID)
+                    state.lanes[attempt.delivery.action]?.hasSpilled = true
+                }
             }
             dispatcherWake.signal()
             return
         }
-        metrics.finished(action: delivery.action, result: result)
-        if result != .succeeded {
-            logger.notice(
-                "delivery failed",
-                metadata: [
-                    "steady.route": "\(delivery.route)", "steady.action": "\(delivery.action)",
-                    "steady.attempt": "\(attempt)", "steady.error": "\(failure?.message ?? "")",
-                ])
-        }
+        var finishedCount = 0
         let depth = state.withLock { state in
-            var lane = state.lanes[delivery.action, default: Lane()]
-            lane.inFlight -= 1
-            switch outcome {
-            case .retry(let dueAt):
-                var retry = delivery
-                retry.attempts = attempt
-                retry.dueAt = dueAt
-                lane.waiting.append(retry)
-            case .delivered, .failed:
-                lane.held.remove(delivery.rowID)
-                state.pendingDeliveries -= 1
-                state.pendingByRoute[delivery.route, default: 0] -= 1
+            for (attempt, completion) in zip(attempts, completions) {
+                if Self.apply(attempt, completion, to: &state, now: time, backlog: configuration.actionBacklog) {
+                    finishedCount += 1
+                }
             }
-            state.lanes[delivery.action] = lane
-            var routeCounters = state.routeCounters[delivery.route, default: Counters()]
-            var actionCounters = state.actionCounters[delivery.action, default: Counters()]
-            switch outcome {
-            case .delivered:
-                routeCounters.delivered += 1
-                actionCounters.delivered += 1
-                actionCounters.failingInARow = 0
-            case .failed:
-                routeCounters.failed += 1
-                actionCounters.failed += 1
-                actionCounters.failingInARow += 1
-                actionCounters.lastError = failure?.message
-            case .retry:
-                actionCounters.lastError = failure?.message
-            }
-            state.routeCounters[delivery.route] = routeCounters
-            state.actionCounters[delivery.action] = actionCounters
-            if let recorded = completion.recordedDedupKey {
-                state.dedup[recorded.route, default: DedupWindow()].record(recorded.key, expiresAt: recorded.expiresAt)
-                if state.dedup[recorded.route]!.count > 10_000 { state.dedup[recorded.route]!.expire(now: time) }
-            }
-            if let next = completion.next { Self.enqueue(next, into: &state, backlog: configuration.actionBacklog) }
             return state.pendingDeliveries
         }
+        var results: [ResultKey: Int64] = [:]
+        for attempt in attempts {
+            results[ResultKey(action: attempt.delivery.action, result: attempt.execution.result), default: 0] += 1
+            if attempt.execution.result != .succeeded {
+                logger.notice(
+                    "delivery failed",
+                    metadata: [
+                        "steady.route": "\(attempt.delivery.route)", "steady.action": "\(attempt.delivery.action)",
+                        "steady.attempt": "\(attempt.execution.attempt)",
+                        "steady.error": "\(attempt.execution.error ?? "")",
+                    ])
+            }
+        }
+        for (key, count) in results { metrics.finished(action: key.action, result: key.result, count: count) }
         metrics.outboxDepth.set(Double(depth))
         dispatcherWake.signal()
         upstreamWake.signal()
-        if result != .retrying { changes.withLock { $0 }?() }
+        if finishedCount > 0 { changes.withLock { $0 }?() }
+    }
+
+    /// An action and a result, to count finished attempts by.
+    private struct ResultKey: Hashable {
+        var action: String
+        var result: ExecutionRecord.Result
+    }
+
+    /// Applies one recorded attempt to the lanes and counters; true when the delivery is over.
+    private static func apply(
+        _ attempt: EventStore.FinishedAttempt, _ completion: EventStore.Completion, to state: inout State,
+        now time: Int64, backlog: Int
+    ) -> Bool {
+        let delivery = attempt.delivery
+        let error = attempt.execution.error
+        state.lanes[delivery.action, default: Lane()].inFlight -= 1
+        switch attempt.outcome {
+        case .retry(let dueAt):
+            var retry = delivery
+            retry.attempts = attempt.execution.attempt
+            retry.dueAt = dueAt
+            state.lanes[delivery.action, default: Lane()].waiting.append(retry)
+            state.actionCounters[delivery.action, default: Counters()].lastError = error
+        case .delivered:
+            state.routeCounters[delivery.route, default: Counters()].delivered += 1
+            state.actionCounters[delivery.action, default: Counters()].delivered += 1
+            state.actionCounters[delivery.action, default: Counters()].failingInARow = 0
+        case .failed:
+            state.routeCounters[delivery.route, default: Counters()].failed += 1
+            state.actionCounters[delivery.action, default: Counters()].failed += 1
+            state.actionCounters[delivery.action, default: Counters()].failingInARow += 1
+            state.actionCounters[delivery.action, default: Counters()].lastError = error
+        }
+        if attempt.outcome.isFinal {
+            state.lanes[delivery.action, default: Lane()].held.remove(delivery.rowID)
+            state.pendingDeliveries -= 1
+            state.pendingByRoute[delivery.route, default: 0] -= 1
+        }
+        if let recorded = completion.recordedDedupKey {
+            state.dedup[recorded.route, default: DedupWindow()].record(recorded.key, expiresAt: recorded.expiresAt)
+            if state.dedup[recorded.route, default: DedupWindow()].count > 10_000 {
+                state.dedup[recorded.route, default: DedupWindow()].expire(now: time)
+            }
+        }
+        if let next = completion.next { enqueue(next, into: &state, backlog: backlog) }
+        return attempt.outcome.isFinal
     }
 
     /// The same id for the same (event, route, action) wherever and however often it is routed, so that a receiver
     /// can drop a repeat (after a runner re-sends a hand-off the controller already took, say).
     static func deliveryID(eventID: String, route: String, action: String) -> String {
         let digest = SHA256.hash(data: Data("\(eventID)\u{0}\(route)\u{0}\(action)".utf8))
-        return digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(32)
+        for byte in digest.prefix(16) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     // MARK: Upstream
@@ -760,5 +840,12 @@ public final class EventPipeline: Service, Sendable {
             }
             try? await Task.sleep(for: .seconds(60))
         }
+    }
+}
+
+extension Duration {
+    /// The whole duration in milliseconds.
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -321,71 +321,100 @@ public final class EventStore: Sendable {
             nextRowID: statement.isNull(11) ? nil : statement.int64(11), receivedAt: statement.int64(12))
     }
 
+    /// One finished attempt, as the pipeline records it.
+    public struct FinishedAttempt: Sendable {
+        public var delivery: Delivery
+        public var outcome: Outcome
+        public var execution: ExecutionRecord
+
+        public init(delivery: Delivery, outcome: Outcome, execution: ExecutionRecord) {
+            self.delivery = delivery
+            self.outcome = outcome
+            self.execution = execution
+        }
+    }
+
     /// Records one finished attempt and applies its outcome, in one transaction.
     public func complete(_ delivery: Delivery, outcome: Outcome, execution: ExecutionRecord) throws -> Completion {
+        try complete([FinishedAttempt(delivery: delivery, outcome: outcome, execution: execution)])[0]
+    }
+
+    /// Records finished attempts and applies their outcomes in one transaction (group commit): either all of them
+    /// are durable or none is. The completions are in the order of `attempts`.
+    public func complete(_ attempts: [FinishedAttempt]) throws -> [Completion] {
         try connection.withConnection { db in
             try db.transaction {
-                try Self.insert(execution, into: db)
-                var completion = Completion()
-                if outcome.isFinal {
-                    // A finished delivery that carries a hand-off passes it on in the same transaction.
-                    let handOff = try db.statement(
-                        """
-                        INSERT INTO handoffs(handoff) SELECT then_hand_off FROM outbox
-                        WHERE row = ? AND then_hand_off IS NOT NULL
-                        """)
-                    defer { handOff.reset() }
-                    try handOff.bind(1, delivery.rowID)
-                    _ = try handOff.step()
-                }
-                switch outcome {
-                case .retry(let dueAt):
-                    let update = try db.statement("UPDATE outbox SET attempts = ?, due = ? WHERE row = ?")
-                    defer { update.reset() }
-                    try update.bind(1, Int64(delivery.attempts + 1))
-                    try update.bind(2, dueAt)
-                    try update.bind(3, delivery.rowID)
-                    _ = try update.step()
-                    return completion
-                case .failed:
-                    let update = try db.statement("UPDATE outbox SET attempts = ?, failed = 1 WHERE row = ?")
-                    defer { update.reset() }
-                    try update.bind(1, Int64(delivery.attempts + 1))
-                    try update.bind(2, delivery.rowID)
-                    _ = try update.step()
-                case .delivered:
-                    let remove = try db.statement("DELETE FROM outbox WHERE row = ?")
-                    defer { remove.reset() }
-                    try remove.bind(1, delivery.rowID)
-                    _ = try remove.step()
-                    if let key = delivery.dedupKey, let expiry = delivery.dedupExpiry {
-                        let remaining = try db.statement("SELECT COUNT(*) FROM outbox WHERE event_id = ? AND route = ?")
-                        defer { remaining.reset() }
-                        try remaining.bind(1, delivery.eventID)
-                        try remaining.bind(2, delivery.route)
-                        if try remaining.step(), remaining.int64(0) == 0 {
-                            let record = try db.statement(
-                                "INSERT OR REPLACE INTO dedup(route, key, expires) VALUES(?, ?, ?)")
-                            defer { record.reset() }
-                            try record.bind(1, delivery.route)
-                            try record.bind(2, key)
-                            try record.bind(3, expiry)
-                            _ = try record.step()
-                            completion.recordedDedupKey = (delivery.route, key, expiry)
-                        }
-                    }
-                }
-                // The next action of a serialized route starts once this one has finished, delivered or not.
-                if let next = delivery.nextRowID {
-                    let update = try db.statement(
-                        "UPDATE outbox SET ready = 1 WHERE row = ? RETURNING \(Self.deliveryColumns)")
-                    defer { update.reset() }
-                    try update.bind(1, next)
-                    if try update.step() { completion.next = Self.delivery(update) }
-                }
-                return completion
+                try attempts.map { try Self.apply($0, in: db) }
             }
         }
+    }
+
+    private static func apply(_ attempt: FinishedAttempt, in db: SQLiteConnection) throws -> Completion {
+        let delivery = attempt.delivery
+        try insert(attempt.execution, into: db)
+        var completion = Completion()
+        if attempt.outcome.isFinal {
+            // A finished delivery that carries a hand-off passes it on in the same transaction.
+            let handOff = try db.statement(
+                """
+                INSERT INTO handoffs(handoff) SELECT then_hand_off FROM outbox
+                WHERE row = ? AND then_hand_off IS NOT NULL
+                """)
+            defer { handOff.reset() }
+            try handOff.bind(1, delivery.rowID)
+            _ = try handOff.step()
+        }
+        switch attempt.outcome {
+        case .retry(let dueAt):
+            let update = try db.statement("UPDATE outbox SET attempts = ?, due = ? WHERE row = ?")
+            defer { update.reset() }
+            try update.bind(1, Int64(delivery.attempts + 1))
+            try update.bind(2, dueAt)
+            try update.bind(3, delivery.rowID)
+            _ = try update.step()
+            return completion
+        case .failed:
+            let update = try db.statement("UPDATE outbox SET attempts = ?, failed = 1 WHERE row = ?")
+            defer { update.reset() }
+            try update.bind(1, Int64(delivery.attempts + 1))
+            try update.bind(2, delivery.rowID)
+            _ = try update.step()
+        case .delivered:
+            let remove = try db.statement("DELETE FROM outbox WHERE row = ?")
+            defer { remove.reset() }
+            try remove.bind(1, delivery.rowID)
+            _ = try remove.step()
+            if let key = delivery.dedupKey, let expiry = delivery.dedupExpiry {
+                completion.recordedDedupKey = try recordDedupKey(key, expiry: expiry, of: delivery, in: db)
+            }
+        }
+        // The next action of a serialized route starts once this one has finished, delivered or not.
+        if let next = delivery.nextRowID {
+            let update = try db.statement(
+                "UPDATE outbox SET ready = 1 WHERE row = ? RETURNING \(Self.deliveryColumns)")
+            defer { update.reset() }
+            try update.bind(1, next)
+            if try update.step() { completion.next = Self.delivery(update) }
+        }
+        return completion
+    }
+
+    /// Records the route's dedup key once no delivery of the event on the route is left in the outbox.
+    private static func recordDedupKey(
+        _ key: String, expiry: Int64, of delivery: Delivery, in db: SQLiteConnection
+    ) throws -> (route: String, key: String, expiresAt: Int64)? {
+        let remaining = try db.statement("SELECT COUNT(*) FROM outbox WHERE event_id = ? AND route = ?")
+        defer { remaining.reset() }
+        try remaining.bind(1, delivery.eventID)
+        try remaining.bind(2, delivery.route)
+        guard try remaining.step(), remaining.int64(0) == 0 else { return nil }
+        let record = try db.statement("INSERT OR REPLACE INTO dedup(route, key, expires) VALUES(?, ?, ?)")
+        defer { record.reset() }
+        try record.bind(1, delivery.route)
+        try record.bind(2, key)
+        try record.bind(3, expiry)
+        _ = try record.step()
+        return (delivery.route, key, expiry)
     }
 
     // MARK: Upstream
@@ -536,6 +565,24 @@ public final class EventStore: Sendable {
             var records: [ExecutionRecord] = []
             while try statement.step() { records.append(Self.execution(statement)) }
             return records
+        }
+    }
+
+    /// The record of an `Execution` object's name (see ``ExecutionRecord/name``), or nil.
+    public func execution(named name: String) throws -> ExecutionRecord? {
+        guard let dash = name.lastIndex(of: "-"), let attempt = Int64(name[name.index(after: dash)...]) else {
+            return nil
+        }
+        return try connection.withConnection { db in
+            let statement = try db.statement(
+                """
+                SELECT \(Self.executionColumns) FROM executions WHERE delivery_id = ? AND attempt = ?
+                ORDER BY row DESC LIMIT 1
+                """)
+            defer { statement.reset() }
+            try statement.bind(1, String(name[..<dash]))
+            try statement.bind(2, attempt)
+            return try statement.step() ? Self.execution(statement) : nil
         }
     }
 

@@ -64,10 +64,7 @@ extension DeliveryTransports {
         let startTLS = SMTPConfiguration.StartTLS(rawValue: (email.startTLS ?? .required).rawValue) ?? .required
         let configuration = SMTPConfiguration(
             host: email.host, port: email.port ?? 587, startTLS: startTLS, credentials: credentials, timeout: timeout)
-        // A subject with mustache tags is the Template's business: the rendered title stands in for it.
-        let subject =
-            email.subject.flatMap { $0.contains("{{") ? nil : $0 } ?? delivery.message.title
-            ?? "steady: route \(delivery.route)"
+        let subject = Self.subject(of: delivery, email: email)
         let domain = email.from.split(separator: "@").last.map(String.init) ?? "steady"
         let message = MailMessage(
             from: email.from, to: email.to, subject: subject,
@@ -82,5 +79,13 @@ extension DeliveryTransports {
                 || error.kind == .unsupported
             throw isPermanent ? DeliveryFailure(permanent: "\(error)") : DeliveryFailure("\(error)")
         }
+    }
+
+    /// An email's subject: `spec.email.subject` as written, or rendered over the event when it has mustache tags
+    /// (the routing step put it in the delivery's title, see ``RouteTable/message(_:for:input:)``); else the route
+    /// template's title; else the route's name.
+    static func subject(of delivery: Delivery, email: ActionSpec.Email) -> String {
+        email.subject.flatMap { $0.contains("{{") ? nil : $0 } ?? delivery.message.title
+            ?? "steady: route \(delivery.route)"
     }
 }

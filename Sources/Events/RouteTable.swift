@@ -40,6 +40,8 @@ public struct RouteTable: Sendable {
     public let routes: [CompiledRoute]
     /// Every action, decoded, by name.
     public let actions: [String: ActionSpec]
+    /// The templates of actions that have their own (an http body, an email subject), compiled, by action name.
+    public let actionTemplates: [String: ActionTemplates]
     /// The actions that run here.
     public let localActions: Set<String>
     /// Secret values by secret name and key.
@@ -49,15 +51,17 @@ public struct RouteTable: Sendable {
 
     /// A table with nothing in it.
     public static let empty = RouteTable(
-        revision: 0, routes: [], actions: [:], localActions: [], secrets: [:], problems: [])
+        revision: 0, routes: [], actions: [:], actionTemplates: [:], localActions: [], secrets: [:], problems: [])
 
     init(
-        revision: Int64, routes: [CompiledRoute], actions: [String: ActionSpec], localActions: Set<String>,
-        secrets: [String: Secret], problems: [Problem]
+        revision: Int64, routes: [CompiledRoute], actions: [String: ActionSpec],
+        actionTemplates: [String: ActionTemplates], localActions: Set<String>, secrets: [String: Secret],
+        problems: [Problem]
     ) {
         self.revision = revision
         self.routes = routes
         self.actions = actions
+        self.actionTemplates = actionTemplates
         self.localActions = localActions
         self.secrets = secrets
         self.problems = problems
@@ -75,10 +79,14 @@ public struct RouteTable: Sendable {
         var problems: [Problem] = []
         let decoder = StrictDecoder()
         var decodedActions: [String: ActionSpec] = [:]
+        var actionTemplates: [String: ActionTemplates] = [:]
         for (name, object) in actions {
             guard let spec = object["spec"] else { continue }
             do {
-                decodedActions[name] = try decoder.decode(ActionSpec.self, from: spec)
+                let action = try decoder.decode(ActionSpec.self, from: spec)
+                let templates = try ActionTemplates(action, compiled: compiled)
+                decodedActions[name] = action
+                if !templates.isEmpty { actionTemplates[name] = templates }
             } catch {
                 problems.append(Problem(object: "action/\(name)", message: "\(error)"))
             }
@@ -111,7 +119,7 @@ public struct RouteTable: Sendable {
             }
         }
         return RouteTable(
-            revision: revision, routes: compiledRoutes, actions: decodedActions,
+            revision: revision, routes: compiledRoutes, actions: decodedActions, actionTemplates: actionTemplates,
             localActions: Set(decodedActions.keys.filter(isLocal)), secrets: decodedSecrets, problems: problems)
     }
 
@@ -130,6 +138,19 @@ public struct RouteTable: Sendable {
     func resolve(_ value: ActionSpec.NamedValue) throws(DeliveryFailure) -> String {
         if let selector = value.valueFrom?.secretKeyRef { return try secretValue(selector) }
         return value.value ?? ""
+    }
+}
+
+extension RouteTable {
+    /// The message `action` delivers for a route's rendered `message`: as it is, unless the action has templates of
+    /// its own, rendered over the same event (`input`) in place of the body (http) or of the title (email subject).
+    func message(_ message: RenderedMessage, for action: String, input: JSONValue) -> RenderedMessage {
+        guard let templates = actionTemplates[action] else { return message }
+        let context: [String: Any] = ["input": input.mustacheValue]
+        var rendered = message
+        if let body = templates.body { rendered.body = Array(body.render(context).utf8) }
+        if let subject = templates.subject { rendered.title = subject.render(context) }
+        return rendered
     }
 }
 
@@ -183,6 +204,26 @@ public enum CompiledTemplate: Sendable {
                 title: title?.render(context), body: Array(body.render(context).utf8))
         }
     }
+}
+
+/// An action's own templates, compiled as text (no HTML escaping): a JSON body keeps its quotes.
+public struct ActionTemplates: Sendable {
+    /// `spec.http.body`: what an http action sends instead of the route's message.
+    public var body: MustacheTemplate?
+    /// `spec.email.subject`: the subject, instead of the route template's title.
+    public var subject: MustacheTemplate?
+
+    init(_ action: ActionSpec, compiled: CompiledCache) throws(FieldError) {
+        let prefix = CompiledTemplate.textPragma
+        if action.type == .http, let source = action.http?.body {
+            body = try compiled.template(prefix + source, field: "spec.http.body")
+        }
+        if action.type == .email, let source = action.email?.subject {
+            subject = try compiled.template(prefix + source, field: "spec.email.subject")
+        }
+    }
+
+    var isEmpty: Bool { body == nil && subject == nil }
 }
 
 /// A rendered event: the body actions deliver, and a title for actions that show one.

@@ -31,6 +31,10 @@ public enum Admission {
             if let subject = normalized["spec"]?["email"]?["subject"]?.stringValue {
                 errors += checkTemplate(subject, at: "spec.email.subject", compiled)
             }
+            // So is an http action's body.
+            if let body = normalized["spec"]?["http"]?["body"]?.stringValue {
+                errors += checkTemplate(body, at: "spec.http.body", compiled)
+            }
         default:
             break
         }

@@ -1,4 +1,5 @@
 import Client
+import Events
 import Foundation
 import Hummingbird
 import Logging
@@ -39,7 +40,7 @@ struct LiveServer {
 
     /// Starts the server, runs `body`, stops the server.
     static func with(
-        watchSeconds: Int = 30, tls: TLSConfiguration? = nil, caPEM: String? = nil,
+        watchSeconds: Int = 30, tls: TLSConfiguration? = nil, caPEM: String? = nil, events: EventPipeline? = nil,
         _ body: @Sendable (Context) async throws -> Void
     ) async throws {
         let fixture = try StoreFixture()
@@ -51,7 +52,7 @@ struct LiveServer {
         let runOutput = RunOutputStore(directory: directory.file("run-output"))
         let server = APIServer(
             objects: ObjectService(store: fixture.store),
-            authenticator: AdminTokenAuthenticator(adminToken: token),
+            authenticator: AdminTokenAuthenticator(adminToken: token), events: events,
             configuration: .init(
                 host: "127.0.0.1", port: 0, tls: tls, watchLimits: .init(maximumSeconds: watchSeconds)),
             runOutput: runOutput, logger: Self.quietLogger)

@@ -139,6 +139,11 @@ import Testing
             for id in ids { #expect(listed.output.contains(id)) }
             #expect(listed.output.contains("\"result\":\"Succeeded\""))
         }
+        // And with `steady get executions`, as a table.
+        let table = try controller.run("steady", ["get", "executions", "-l", "route=scans"])
+        #expect(table.status == 0, "\(table)")
+        #expect(table.output.hasPrefix("NAME") && table.output.contains("RESULT"), "\(table)")
+        #expect(table.output.split(separator: "\n").filter { $0.contains("Succeeded") }.count >= 60, "\(table)")
     }
 
     @Test func theAPITakesEventsWithTheAdminToken() async throws {

@@ -24,28 +24,34 @@ enum CommandSupport {
     }
 
     /// Resolves what a user typed as a kind (`route`, `routes`, `rt`, `routes.steady.dev`), or says which kind
-    /// they probably meant.
-    static func kind(_ text: String) throws -> KindInfo {
-        if let info = Kinds.resolve(text) { return info }
-        throw unknownKind(text)
+    /// they probably meant. A read-only kind (`executions`) is refused unless `readOnly` allows it.
+    static func kind(_ text: String, readOnly: Bool = false) throws -> KindInfo {
+        guard let info = Kinds.resolve(text) else { throw unknownKind(text) }
+        if info.isReadOnly && !readOnly {
+            throw CommandError(
+                "\(info.plural) are read-only records; list them with: steady get \(info.plural) [-l route=NAME]")
+        }
+        return info
     }
 
     /// `unknown resource type "rout"; did you mean "route"?`
     static func unknownKind(_ text: String) -> CommandError {
         var message = "unknown resource type \"\(text)\""
-        let candidates = Kinds.all.flatMap { [$0.singular, $0.plural] + $0.shortNames }
-        if let nearest = Suggestion.nearest(to: text.lowercased(), among: candidates) {
+        if let nearest = Suggestion.nearest(to: text.lowercased(), among: Kinds.allNames) {
             let info = Kinds.resolve(nearest)
             message += "; did you mean \"\(info?.singular ?? nearest)\"?"
         } else {
-            message += "; known types: " + Kinds.all.map(\.singular).joined(separator: ", ")
+            message += "; known types: " + Kinds.named.map(\.singular).joined(separator: ", ")
         }
         return CommandError(message)
     }
 
     /// Objects named on the command line: `KIND/NAME...` (kinds may differ) or `KIND NAME...`.
-    /// With `allowKindOnly`, a lone `KIND` means every object of the kind (returned with an empty name list).
-    static func references(_ arguments: [String], allowKindOnly: Bool) throws -> [(info: KindInfo, names: [String])] {
+    /// With `allowKindOnly`, a lone `KIND` means every object of the kind (returned with an empty name list);
+    /// `readOnly` allows read-only kinds (see ``kind(_:readOnly:)``).
+    static func references(
+        _ arguments: [String], allowKindOnly: Bool, readOnly: Bool = false
+    ) throws -> [(info: KindInfo, names: [String])] {
         guard let first = arguments.first else {
             throw ValidationError("name a resource: KIND/NAME or KIND NAME")
         }
@@ -56,7 +62,7 @@ enum CommandSupport {
                 guard parts.count == 2, !parts[1].isEmpty else {
                     throw ValidationError("\"\(argument)\" is not KIND/NAME; do not mix KIND/NAME with KIND NAME")
                 }
-                let info = try kind(parts[0])
+                let info = try kind(parts[0], readOnly: readOnly)
                 if let index = grouped.firstIndex(where: { $0.info.kind == info.kind }) {
                     grouped[index].names.append(parts[1])
                 } else {
@@ -65,7 +71,7 @@ enum CommandSupport {
             }
             return grouped
         }
-        let info = try kind(first)
+        let info = try kind(first, readOnly: readOnly)
         let names = Array(arguments.dropFirst())
         if let mixed = names.first(where: { $0.contains("/") }) {
             throw ValidationError("\"\(mixed)\": there is no need to give a kind when one is given as the first argument")

@@ -9,7 +9,7 @@ public struct GetCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "get",
         abstract: "List objects of a kind, or show some by name.",
-        discussion: "Kinds: " + Kinds.all.map { info in
+        discussion: "Kinds: " + Kinds.named.map { info in
             ([info.singular] + info.shortNames).joined(separator: "|")
         }.joined(separator: ", "))
 
@@ -49,9 +49,14 @@ public struct GetCommand: AsyncParsableCommand {
                 guard names.isEmpty else {
                     throw ValidationError("names need a single kind: KIND NAME... or KIND/NAME...")
                 }
-                references = try kind.split(separator: ",").map { (try CommandSupport.kind(String($0)), []) }
+                references = try kind.split(separator: ",").map {
+                    (try CommandSupport.kind(String($0), readOnly: true), [])
+                }
             } else {
-                references = try CommandSupport.references([kind] + names, allowKindOnly: true)
+                references = try CommandSupport.references([kind] + names, allowKindOnly: true, readOnly: true)
+            }
+            if watch, let readOnly = references.first(where: { $0.info.isReadOnly }) {
+                throw ValidationError("\(readOnly.info.plural) cannot be watched; list them again instead")
             }
             if references.contains(where: { !$0.names.isEmpty }) && selector != nil {
                 throw ValidationError("give names or a label selector (-l), not both")

@@ -106,6 +106,21 @@ enum TableRendering {
                     .int(Int64(object["data"]?.objectValue?.count ?? 0))
                 }
             ]
+        case Kinds.execution.kind:
+            return [
+                Column(name: "Route", description: "The route that matched.") { $0["spec"]?["route"] ?? "" },
+                Column(name: "Action", description: "The action attempted.") { $0["spec"]?["action"] ?? "" },
+                Column(name: "Location", description: "Where it ran: controller or a runner.") {
+                    $0["spec"]?["location"] ?? ""
+                },
+                Column(name: "Attempt", type: "integer", description: "1 for the first attempt.") {
+                    $0["spec"]?["attempt"] ?? 0
+                },
+                Column(name: "Result", description: "Succeeded, Retrying or Failed.") { $0["spec"]?["result"] ?? "" },
+                Column(name: "Duration", description: "How long the attempt took.") { object in
+                    .string("\(object["spec"]?["durationMilliseconds"]?.intValue ?? 0)ms")
+                },
+            ]
         case GitRepositorySpec.kind:
             return [
                 Column(name: "URL", description: "Where the manifests come from.") { $0["spec"]?["url"] ?? "" },
@@ -179,6 +194,14 @@ enum TableRendering {
             ]
         case Secret.kind:
             return [column("Type", "The secret's type.") { $0["type"] ?? "Opaque" }]
+        case Kinds.execution.kind:
+            return [
+                column("Event", "The event's id.") { $0["spec"]?["eventId"] ?? "" },
+                column("Error", "Why the attempt failed.") { object in
+                    guard let error = object["spec"]?["error"]?.stringValue else { return "<none>" }
+                    return .string(Wording.truncate(Wording.singleLine(error), to: 60))
+                },
+            ]
         case GitRepositorySpec.kind:
             return [
                 column("Ref", "The branch, tag or commit followed.") { object in

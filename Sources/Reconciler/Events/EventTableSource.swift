@@ -29,7 +29,7 @@ public final class EventTableSource: Service, Sendable {
 
     public func run() async throws {
         informer.subscribe { [changed] update in
-            if update.changes.contains(where: { Self.kinds.contains($0.key.kind) }) { changed.signal() }
+            if update.changes.contains(where: Self.changesTheTable) { changed.signal() }
         }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
@@ -38,6 +38,14 @@ public final class EventTableSource: Service, Sendable {
                 self.rebuild()
             }
         }
+    }
+
+    /// Whether `change` can change the table: an object of a kind it is built from, added, deleted or with another
+    /// spec (or a Secret's data). A status write (the pipeline's own counters, every few seconds under load) cannot.
+    static func changesTheTable(_ change: ObjectChange) -> Bool {
+        guard kinds.contains(change.key.kind) else { return false }
+        guard let old = change.old, let new = change.new else { return true }
+        return old["spec"] != new["spec"] || old["data"] != new["data"]
     }
 
     /// Builds the table from the informer's cache and hands it to the pipeline.

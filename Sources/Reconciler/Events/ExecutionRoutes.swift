@@ -3,13 +3,15 @@ import Foundation
 import Hummingbird
 import Resources
 
-/// `GET /apis/steady.dev/v1/executions[?labelSelector=route=NAME]`: the read-only execution records of the event
-/// pipeline, newest first, as a list of `Execution` objects (like Kubernetes Events, they are not stored objects).
+/// `GET /apis/steady.dev/v1/executions[?labelSelector=route=NAME]` and `.../executions/NAME`: the read-only
+/// execution records of the event pipeline, newest first, as `Execution` objects (like Kubernetes Events, they are
+/// not stored objects), or as a Table when the caller asks for one, as `steady get` and kubectl do.
 struct ExecutionRoutes {
     let pipeline: EventPipeline
 
     func register(on router: Router<APIRequestContext>) {
-        router.get("/apis/\(API.group)/\(API.version)/executions") { request, context -> Response in
+        let path = "/apis/\(API.group)/\(API.version)/executions"
+        router.get(RouterPath(path)) { request, context -> Response in
             guard context.identity == .admin else {
                 return APIResponses.error(APIError(.forbidden, "only an admin may list executions"))
             }
@@ -24,8 +26,9 @@ struct ExecutionRoutes {
             let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 500
             do {
                 let records = try pipeline.store.executions(route: route, action: action, limit: min(limit, 10_000))
-                let items = records.map {
-                    $0.object(creationTimestamp: Timestamp.format(Date(timeIntervalSince1970: Double($0.time) / 1000)))
+                let items = records.map(Self.object)
+                if TableRendering.isRequested(accept: request.headers[.accept]) {
+                    return APIResponses.json(TableRendering.table(items, info: Kinds.execution, resourceVersion: nil))
                 }
                 return APIResponses.json([
                     "apiVersion": .string(API.apiVersion), "kind": "ExecutionList", "metadata": [:],
@@ -35,5 +38,28 @@ struct ExecutionRoutes {
                 return APIResponses.error(APIError(.serviceUnavailable, "cannot read executions: \(error)"))
             }
         }
+        router.get(RouterPath(path + "/:name")) { request, context -> Response in
+            guard context.identity == .admin else {
+                return APIResponses.error(APIError(.forbidden, "only an admin may read executions"))
+            }
+            let name = context.parameters.get("name") ?? ""
+            do {
+                guard let record = try pipeline.store.execution(named: name) else {
+                    return APIResponses.error(.notFound(Kinds.execution, name))
+                }
+                let object = Self.object(record)
+                if TableRendering.isRequested(accept: request.headers[.accept]) {
+                    return APIResponses.json(
+                        TableRendering.table([object], info: Kinds.execution, resourceVersion: nil))
+                }
+                return APIResponses.json(object)
+            } catch {
+                return APIResponses.error(APIError(.serviceUnavailable, "cannot read executions: \(error)"))
+            }
+        }
+    }
+
+    private static func object(_ record: ExecutionRecord) -> JSONValue {
+        record.object(creationTimestamp: Timestamp.format(Date(timeIntervalSince1970: Double(record.time) / 1000)))
     }
 }

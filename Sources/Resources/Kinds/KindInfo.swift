@@ -5,6 +5,8 @@ public struct KindInfo: Sendable {
     public let shortNames: [String]
     /// Whether the kind has a status written through the `status` subresource.
     public let hasStatus: Bool
+    /// Whether the API only lists the kind (`get`, `list`): records it keeps, not objects anyone writes.
+    public let isReadOnly: Bool
     /// The schema of a whole object, recorded from the Swift type.
     public let schema: Schema
     private let decodeAndValidate: @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
@@ -16,14 +18,15 @@ public struct KindInfo: Sendable {
     public var qualifiedName: String { "\(singular).\(API.group)" }
 
     init(
-        kind: String, plural: String, shortNames: [String], hasStatus: Bool, schema: Schema,
-        decodeAndValidate: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue,
+        kind: String, plural: String, shortNames: [String], hasStatus: Bool, isReadOnly: Bool = false,
+        schema: Schema, decodeAndValidate: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue,
         decodeStatus: @escaping @Sendable (JSONValue) throws(ValidationFailure) -> JSONValue
     ) {
         self.kind = kind
         self.plural = plural
         self.shortNames = shortNames
         self.hasStatus = hasStatus
+        self.isReadOnly = isReadOnly
         self.schema = schema
         self.decodeAndValidate = decodeAndValidate
         self.decodeStatus = decodeStatus
@@ -93,6 +96,18 @@ public struct KindInfo: Sendable {
             decodeStatus: { (_: JSONValue) throws(ValidationFailure) -> JSONValue in
                 throw ValidationFailure([FieldError(path: "", reason: .notSupported, message: "a Secret has no status")])
             })
+    }
+
+    /// A kind the API lists but nobody writes (``isReadOnly``): every write is refused before it is decoded.
+    static func makeReadOnly(kind: String, plural: String, shortNames: [String]) -> KindInfo {
+        let refusal = { @Sendable (_: JSONValue) throws(ValidationFailure) -> JSONValue in
+            throw ValidationFailure([
+                FieldError(path: "", reason: .notSupported, message: "\(kind) objects are read-only records")
+            ])
+        }
+        return KindInfo(
+            kind: kind, plural: plural, shortNames: shortNames, hasStatus: false, isReadOnly: true,
+            schema: Schema(.object), decodeAndValidate: refusal, decodeStatus: refusal)
     }
 
     private static func encodeCanonical(_ object: some Encodable) throws(ValidationFailure) -> JSONValue {

@@ -14,6 +14,13 @@ public enum Kinds {
         secret, template, action, route, runner, assignment, gitRepository, remoteRun,
     ]
 
+    /// The execution records of the event pipeline: listed, never written, and not stored objects (like Kubernetes
+    /// Events), so not in ``all``, which apply, delete, watches and the store go through.
+    public static let execution = KindInfo.makeReadOnly(kind: "Execution", plural: "executions", shortNames: [])
+
+    /// Every kind a user may name on the command line: ``all`` and the read-only ones.
+    public static let named: [KindInfo] = all + [execution]
+
     public static func info(forKind kind: String) -> KindInfo? {
         all.first { $0.kind == kind }
     }
@@ -22,20 +29,21 @@ public enum Kinds {
         all.first { $0.plural == plural }
     }
 
-    /// Resolves what a user types: `route`, `routes`, `Route`, `rt`, `routes.steady.dev`, `route.steady.dev/v1`.
+    /// Resolves what a user types: `route`, `routes`, `Route`, `rt`, `routes.steady.dev`, `route.steady.dev/v1`;
+    /// read-only kinds too (see ``named``).
     public static func resolve(_ text: String) -> KindInfo? {
         var name = text.lowercased()
         for suffix in [".\(API.group)/\(API.version)", ".\(API.version).\(API.group)", ".\(API.group)"]
         where name.hasSuffix(suffix) {
             name.removeLast(suffix.count)
         }
-        return all.first { info in
+        return named.first { info in
             info.singular == name || info.plural == name || info.shortNames.contains(name)
         }
     }
 
     /// Every name a user may type for a kind, for "did you mean".
     public static var allNames: [String] {
-        all.flatMap { [$0.singular, $0.plural] + $0.shortNames }
+        named.flatMap { [$0.singular, $0.plural] + $0.shortNames }
     }
 }

@@ -1,0 +1,183 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import Resources
+import Routing
+import SteadyTesting
+import Synchronization
+import Testing
+
+@testable import Events
+
+/// The pipeline in-process, on a real SQLite file and a real HTTP receiver on loopback: what actions send, and that
+/// attempts finishing together are each recorded once.
+@Suite(.timeLimit(.minutes(2))) struct EventPipelineTests {
+    /// A receiver on loopback that records each request's method and body.
+    final class Receiver: Sendable {
+        /// What the handler shares with the test.
+        final class Requests: Sendable {
+            let values = Mutex<[(method: String, body: String)]>([])
+        }
+
+        let requests = Requests()
+        let port: Int
+        private let task: Task<Void, any Error>
+
+        init() async throws {
+            let received = requests
+            let router = Router()
+            let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+                var request = request
+                let body = try await request.collectBody(upTo: 1 << 20)
+                received.values.withLock { $0.append((request.method.rawValue, String(buffer: body))) }
+                return Response(status: .ok)
+            }
+            router.post("/hook", use: handler)
+            router.put("/hook", use: handler)
+            let bound = AsyncStream<Int>.makeStream()
+            let app = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
+                logger: Self.quiet)
+            task = Task { try await app.runService(gracefulShutdownSignals: []) }
+            var ports = bound.stream.makeAsyncIterator()
+            port = await ports.next() ?? 0
+        }
+
+        var bodies: [String] { requests.values.withLock { $0.map(\.body) } }
+
+        func stop() { task.cancel() }
+
+        static var quiet: Logger {
+            var logger = Logger(label: "events-test")
+            logger.logLevel = .critical
+            return logger
+        }
+    }
+
+    /// Opens a pipeline over a fresh store with the given objects, runs `body` while it runs, then stops it.
+    func withPipeline(
+        actions: [String: JSONValue], routes: [String: JSONValue], templates: [String: JSONValue] = [:],
+        _ body: (EventPipeline) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-pipeline")
+        defer { directory.remove() }
+        let store = try EventStore(path: directory.file("events.db").path)
+        defer { store.close() }
+        let pipeline = EventPipeline(
+            configuration: .init(location: "controller", actionConcurrency: 4, actionBacklog: 64),
+            store: store, httpClient: EventPipeline.sharedHTTPClient,
+            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet)
+        let table = RouteTable.build(
+            revision: 1, routes: routes, actions: actions, templates: templates, secrets: [:], isLocal: { _ in true },
+            compiled: CompiledCache())
+        #expect(table.problems.isEmpty, "\(table.problems)")
+        pipeline.update(table)
+        let running = Task { try await pipeline.run() }
+        defer { running.cancel() }
+        try await body(pipeline)
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    /// Waits (bounded by the suite's time limit) until `condition` holds.
+    func eventually(_ condition: () throws -> Bool) async throws {
+        while try !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    static func object(_ spec: JSONValue) -> JSONValue { ["spec": spec] }
+
+    @Test func anHTTPActionSendsItsBodyTemplateRenderedOverTheEvent() async throws {
+        let receiver = try await Receiver()
+        defer { receiver.stop() }
+        let action = Self.object([
+            "type": "http",
+            "http": [
+                "url": .string("http://127.0.0.1:\(receiver.port)/hook"), "method": "PUT",
+                "body": #"{"scan":"{{input.id}}","summary":"{{input.text}}"}"#,
+            ],
+        ])
+        try await withPipeline(
+            actions: ["put": action], routes: ["all": Self.object(["actions": ["put"]])]
+        ) { pipeline in
+            _ = try await pipeline.accept(Array(#"{"id":"a1","text":"x < y & \"z\""}"#.utf8))
+            try await eventually { !receiver.bodies.isEmpty }
+        }
+        // Rendered as text: the event's characters are not HTML-escaped.
+        #expect(receiver.bodies == [#"{"scan":"a1","summary":"x < y & "z""}"#])
+        #expect(receiver.requests.values.withLock { $0.map(\.method) } == ["PUT"])
+    }
+
+    @Test func anEmailSubjectWithTagsIsRenderedOverTheEvent() async throws {
+        let email = Self.object([
+            "type": "email",
+            "email": [
+                "host": "127.0.0.1", "port": 1, "from": "steady@example.com", "to": ["ops@example.com"],
+                "subject": "{{input.severity}}: {{input.image}}",
+            ],
+        ])
+        let template = Self.object(["type": "mustache", "title": "template title", "body": "{{input.image}}"])
+        let route = Self.object(["actions": ["mail"], "template": "scan"])
+        let directory = try TemporaryDirectory(prefix: "steady-pipeline")
+        defer { directory.remove() }
+        let store = try EventStore(path: directory.file("events.db").path)
+        defer { store.close() }
+        let pipeline = EventPipeline(
+            configuration: .init(location: "controller"), store: store, httpClient: EventPipeline.sharedHTTPClient,
+            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet)
+        pipeline.update(
+            RouteTable.build(
+                revision: 1, routes: ["scans": route], actions: ["mail": email], templates: ["scan": template],
+                secrets: [:], isLocal: { _ in true }, compiled: CompiledCache()))
+        try store.enqueue([
+            EventStore.NewEvent(
+                id: "e1", receivedAt: 1, body: Array(#"{"severity":"CRITICAL","image":"alpine:3.18"}"#.utf8))
+        ])
+        pipeline.route(try store.queuedEvents(limit: 10))
+        let delivery = try #require(try store.readyDeliveries(action: "mail", limit: 10, excluding: []).first)
+        #expect(delivery.message.title == "CRITICAL: alpine:3.18")
+        #expect(delivery.message.body == Array("alpine:3.18".utf8))
+        let spec = try StrictDecoder().decode(ActionSpec.self, from: email["spec"] ?? [:])
+        let emailSpec = try #require(spec.email)
+        #expect(DeliveryTransports.subject(of: delivery, email: emailSpec) == "CRITICAL: alpine:3.18")
+        // A subject without tags is used as written; none at all falls back to the template's title.
+        var plain = emailSpec
+        plain.subject = "scan results"
+        #expect(DeliveryTransports.subject(of: delivery, email: plain) == "scan results")
+        plain.subject = nil
+        var titled = delivery
+        titled.message.title = "template title"
+        #expect(DeliveryTransports.subject(of: titled, email: plain) == "template title")
+    }
+
+    @Test func attemptsFinishingTogetherAreEachRecordedOnce() async throws {
+        let receiver = try await Receiver()
+        defer { receiver.stop() }
+        let action = Self.object([
+            "type": "webhook", "webhook": ["url": .string("http://127.0.0.1:\(receiver.port)/hook")],
+        ])
+        let count = 300
+        try await withPipeline(
+            actions: ["hook": action], routes: ["all": Self.object(["actions": ["hook"]])]
+        ) { pipeline in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    group.addTask { _ = try await pipeline.accept(Array(#"{"seq":\#(index)}"#.utf8)) }
+                }
+                try await group.waitForAll()
+            }
+            try await eventually { pipeline.counters.actions["hook"]?.delivered ?? 0 >= Int64(count) }
+            try await eventually { try pipeline.store.depths().outbox == 0 }
+            let executions = try pipeline.store.executions(action: "hook", limit: 10_000)
+            #expect(executions.count == count)
+            #expect(Set(executions.map(\.deliveryID)).count == count)
+            #expect(executions.allSatisfy { $0.result == .succeeded && $0.attempt == 1 })
+            #expect(pipeline.counters.routes["all"]?.matched == Int64(count))
+            #expect(pipeline.pendingByAction["hook"] == 0)
+        }
+        let received = Set(receiver.bodies)
+        #expect(receiver.bodies.count == count)
+        #expect(received == Set((0..<count).map { #"{"seq":\#($0)}"# }))
+    }
+}
