@@ -43,13 +43,13 @@ public struct Expression: Sendable {
         /// Most bytes of new strings and list or map entries (16 bytes each) one evaluation may build; bounds the
         /// memory of `s + s` or `map()` repeated over a large event.
         public var maxEvaluationBytes: Int
-        /// Longest one evaluation may run, a backstop behind the step budget (checked every 1,024 steps).
+        /// Most CPU time one evaluation may use, a backstop behind the step budget (checked every 1,024 steps).
         public var maxEvaluationTime: Duration
 
         /// Creates limits; the defaults suit route expressions.
         public init(
             maxSourceLength: Int = 4096, maxDepth: Int = 32, maxNodes: Int = 1000, maxEvaluationSteps: Int = 100_000,
-            maxEvaluationBytes: Int = 1 << 20, maxEvaluationTime: Duration = .milliseconds(100)
+            maxEvaluationBytes: Int = 1 << 20, maxEvaluationTime: Duration = .milliseconds(250)
         ) {
             self.maxSourceLength = maxSourceLength
             self.maxDepth = maxDepth
