@@ -176,11 +176,15 @@ import Testing
         #expect(eventually(timeout: .seconds(60)) { FileManager.default.fileExists(atPath: starts.path) })
         // The controller dies while the run is going; the agent keeps running it and reports after the restart.
         try controller.restart(signal: SIGKILL)
+        // Read once when final: the run is deleted 3 s after it finishes.
+        var final: JSONValue?
         #expect(
-            eventually(timeout: .seconds(90)) { isFinal(phase(controller, "survivor")) },
-            "\(String(describing: status(controller, "survivor")))\n\(controller.log())")
-        #expect(result(status(controller, "survivor"), "steady-1")?["phase"] == "Succeeded")
-        #expect(result(status(controller, "survivor"), "steady-1")?["exitCode"] == 0)
+            eventually(timeout: .seconds(90)) {
+                final = status(controller, "survivor")
+                return isFinal(final?["phase"]?.stringValue)
+            }, "\(String(describing: final))\n\(controller.log())")
+        #expect(result(final, "steady-1")?["phase"] == "Succeeded", "\(String(describing: final))")
+        #expect(result(final, "steady-1")?["exitCode"] == 0)
         let lines = (try? String(contentsOf: starts, encoding: .utf8))?.split(separator: "\n") ?? []
         #expect(lines.count == 1, "the run started \(lines.count) times")
 
