@@ -71,7 +71,7 @@ public final class Agent: Service {
                         allowsExec: configuration.allowsExec))
                 runs = RunService(
                     executor: executor, ledger: try RunLedger(directory: runLedgerDirectory, logger: logger),
-                    logger: logger)
+                    stateDirectory: runLedgerDirectory, logger: logger)
             } catch {
                 logger.error("cannot open the run ledger; remote runs will not start", metadata: ["steady.error": "\(error)"])
             }
@@ -345,7 +345,7 @@ public final class Agent: Service {
                         outcome.deliveredMessages = true
                         if isFirst {
                             await self.state.setConnected(true)
-                            await self.runs?.connected { message in try? await reports.send(run: message) }
+                            await self.runs?.connected { message in (try? await reports.send(run: message)) != nil }
                             self.logger.debug("slice stream connected", metadata: ["steady.revision": "\(message.revision)"])
                         }
                         let directive = await self.handle(message)

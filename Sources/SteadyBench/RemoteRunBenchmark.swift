@@ -43,6 +43,7 @@ enum RemoteRunBenchmark {
             "spec": ["target": ["all": true]],
         ]
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(controller.processIdentifier)
+        let agentsCPUBefore = workers.reduce(0) { $0 + ConvergenceBenchmark.cpuSeconds($1.pid) }
         let clock = ContinuousClock()
         let start = clock.now
         guard let created = try? await client.create(Kinds.remoteRun, run) else { fail("cannot create the RemoteRun") }
@@ -64,6 +65,7 @@ enum RemoteRunBenchmark {
         }
         let elapsed = clock.now - start
         let cpu = ConvergenceBenchmark.cpuSeconds(controller.processIdentifier) - cpuBefore
+        let agentsCPU = workers.reduce(0) { $0 + ConvergenceBenchmark.cpuSeconds($1.pid) } - agentsCPUBefore
         try? await client.shutdown()
         guard let final else { fail("the RemoteRun did not finish within 600 s") }
         let counts = final["status"]?["counts"]
@@ -74,7 +76,7 @@ enum RemoteRunBenchmark {
                 + "succeeded (\(exitZero) results with exit code 0) \(elapsed) after the RemoteRun was created")
         say(
             String(
-                format: "  controller CPU meanwhile %.2f s, RSS %.1f MB", cpu,
-                Double(ConvergenceBenchmark.rssKilobytes(controller.processIdentifier)) / 1024))
+                format: "  controller CPU meanwhile %.2f s, RSS %.1f MB; agent processes' CPU %.2f s", cpu,
+                Double(ConvergenceBenchmark.rssKilobytes(controller.processIdentifier)) / 1024, agentsCPU))
     }
 }

@@ -11,7 +11,14 @@ import Testing
     /// What a controller would have received.
     actor Stream {
         var messages: [RunAgentMessage] = []
-        func record(_ message: RunAgentMessage) { messages.append(message) }
+        /// Whether sends fail, as on a stream going away: nothing is recorded then.
+        var isFailing = false
+        @discardableResult func record(_ message: RunAgentMessage) -> Bool {
+            guard !isFailing else { return false }
+            messages.append(message)
+            return true
+        }
+        func fail() { isFailing = true }
         var types: [String] {
             messages.map {
                 switch $0 {
@@ -48,7 +55,8 @@ import Testing
                 runner: "web-1", runCommand: ["/bin/sh", "-c", "echo own-command"], allowsExec: allowsExec,
                 killGracePeriod: .milliseconds(300)))
         return RunService(
-            executor: executor, ledger: try RunLedger(directory: directory.path, logger: logger), logger: logger)
+            executor: executor, ledger: try RunLedger(directory: directory.path, logger: logger),
+            stateDirectory: directory.path, logger: logger)
     }
 
     /// Runs `service` while `body` runs.
@@ -185,5 +193,89 @@ import Testing
         await restarted.connected { await later.record($0) }
         #expect(await later.results.map(\.phase) == [.cancelled])
         #expect(await later.results.first?.reason == "AgentStopped")
+    }
+
+    /// A command that prints `first`, waits until `gate` exists, then prints `second` and `third`.
+    static func gatedCommand(_ gate: String) -> [String] {
+        ["/bin/sh", "-c", "echo first; while [ ! -e \(gate) ]; do sleep 0.02; done; echo second; echo third"]
+    }
+
+    @Test func outputWrittenWhileDisconnectedIsSentOnTheNextStreamBeforeTheResult() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let gate = directory.path + "/gate"
+        let service = try makeService(directory)
+        try await withService(service) {
+            let first = Stream()
+            await service.connected { await first.record($0) }
+            await service.handle(Self.request("u1", Self.gatedCommand(gate)))
+            #expect(await eventually { await first.output == "first\n" })
+            await service.disconnected()
+            #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+            #expect(await eventually { await service.runningUIDs.isEmpty })
+            #expect(await first.output == "first\n")
+
+            let second = Stream()
+            await service.connected { await second.record($0) }
+            // Kept as one piece (the backlog joins output of one stream), numbered after what was sent.
+            #expect(await second.types == ["output", "result"])
+            #expect(await second.output == "second\nthird\n")
+            #expect(await second.sequences == [1])
+            #expect(await second.results.first?.outputBytes == 19)
+            // Sent once: the next stream gets only the result again.
+            let third = Stream()
+            await service.connected { await third.record($0) }
+            #expect(await third.types == ["result"])
+        }
+    }
+
+    @Test func outputWhoseSendFailedIsSentAgainOnTheNextStream() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let gate = directory.path + "/gate"
+        let service = try makeService(directory)
+        try await withService(service) {
+            let first = Stream()
+            await service.connected { await first.record($0) }
+            await service.handle(Self.request("u1", Self.gatedCommand(gate)))
+            #expect(await eventually { await first.output == "first\n" })
+            // The stream breaks before the agent notices it is gone.
+            await first.fail()
+            #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+            #expect(await eventually { await service.runningUIDs.isEmpty })
+            await service.disconnected()
+
+            let second = Stream()
+            await service.connected { await second.record($0) }
+            #expect(await second.types == ["output", "result"])
+            #expect(await second.output == "second\nthird\n")
+        }
+    }
+
+    @Test func outputKeptWhileDisconnectedSurvivesAnAgentRestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let gate = directory.path + "/gate"
+        let command = ["/bin/sh", "-c", "echo first; while [ ! -e \(gate) ]; do sleep 0.02; done; echo kept; sleep 30"]
+        try await withConnectedService(in: directory) { service, stream in
+            await service.handle(Self.request("u1", command))
+            #expect(await eventually { await stream.output == "first\n" })
+            await service.disconnected()
+            #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+            // The async `eventually`: the blocking one would hold a thread the service needs.
+            #expect(await eventually { () async -> Bool in
+                (try? FileManager.default.contentsOfDirectory(atPath: directory.path + "/run-output"))?.isEmpty == false
+            })
+        }
+        // The agent stopped while disconnected: the next one sends the kept output, then the result.
+        let restarted = try makeService(directory)
+        let later = Stream()
+        await restarted.connected { await later.record($0) }
+        let types = await later.types
+        #expect(types == ["output", "result"], "\(types)")
+        #expect(await later.output == "kept\n")
+        #expect(await later.results.first?.reason == "AgentStopped")
+        await restarted.handle(.acknowledge(RunAcknowledge(runUID: "u1")))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: directory.path + "/run-output")) == [])
     }
 }

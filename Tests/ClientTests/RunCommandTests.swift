@@ -136,9 +136,9 @@ import Testing
     @Test func logsTakesOneRemoteRunOrRunner() throws {
         #expect(try LogsCommand.parse(["remoterun/nightly", "--runner", "web-1", "-f"]).target().1 == "nightly")
         #expect(try LogsCommand.parse(["rr", "nightly"]).target().1 == "nightly")
-        // A runner's log is its latest scheduled run: nothing to pick or follow.
+        // A runner's log is its latest scheduled run: no runner to pick; -f follows it while it goes.
         #expect(try LogsCommand.parse(["runner/web-1"]).target().0.kind == "Runner")
-        #expect(throws: (any Error).self) { try LogsCommand.parse(["runner/web-1", "-f"]) }
+        #expect(try LogsCommand.parse(["runner/web-1", "-f"]).follow)
         #expect(throws: (any Error).self) { try LogsCommand.parse(["runner/web-1", "--runner", "web-1"]) }
         #expect(throws: (any Error).self) { try LogsCommand.parse(["route/x"]) }
         #expect(throws: (any Error).self) { try LogsCommand.parse(["remoterun/a", "remoterun/b"]) }

@@ -146,6 +146,41 @@ import Testing
         }
     }
 
+    @Test func aRunnersLogFollowsItsScheduledRunWhileItGoes() async throws {
+        try await withAPI { client, objects, output in
+            let runner: JSONValue = [
+                "apiVersion": "steady.dev/v1", "kind": "Runner", "metadata": ["name": "web-1"], "spec": [:],
+            ]
+            _ = try await objects.create(Kinds.runner, body: runner, options: WriteOptions())
+            func setLastRun(_ phase: String) async throws {
+                _ = try await objects.patch(
+                    Kinds.runner, name: "web-1", patch: .merge(["status": ["lastRun": ["phase": .string(phase)]]]),
+                    subresource: "status", options: WriteOptions())
+            }
+            let run = ScheduledRunOutput.run(of: "web-1")
+            let path = "/apis/steady.dev/v1/runners/web-1/log?follow=true"
+            try await setLastRun("Running")
+            output.append(run: run, runner: "web-1", stream: .stdout, bytes: Array("stored\n".utf8))
+            async let followed = get(client, path)
+            while output.followerCount(run: run) == 0 { await Task.yield() }
+            output.append(run: run, runner: "web-1", stream: .stdout, bytes: Array("live\n".utf8))
+            // The run's result arrives: the follow ends.
+            output.finish(run: run, runner: "web-1")
+            #expect(try await followed.text == "stored\nlive\n")
+
+            // Its lastRun shows it ended (the result did not come on the stream): the follow ends too.
+            output.delete(run: run)
+            output.append(run: run, runner: "web-1", stream: .stdout, bytes: Array("next\n".utf8))
+            async let again = get(client, path)
+            while output.followerCount(run: run) == 0 { await Task.yield() }
+            try await setLastRun("Succeeded")
+            #expect(try await again.text == "next\n")
+
+            // Over already: what is stored, at once.
+            #expect(try await get(client, path).text == "next\n")
+        }
+    }
+
     @Test func aLineWithoutNewlineIsCutSoItsMemoryIsBounded() {
         var formatter = RunLogFormatter(showsRunner: true)
         let long = [UInt8](repeating: UInt8(ascii: "y"), count: RunLogFormatter.maximumLineLength + 10)

@@ -13,16 +13,19 @@ import Resources
 /// - While it runs: `runStarted`, then `runOutput` chunks (numbered per run across both streams), then `runResult`.
 ///   Sending waits for the stream, so a slow controller slows the reading of the process's output (the pipe fills
 ///   and the process waits) rather than growing a buffer here.
-/// - While disconnected, runs go on; output chunks are dropped (the bounded output stays in the executor's
-///   `OutputBuffer`) and results stay in the ledger, sent by ``connected(send:)`` on the next stream.
+/// - While disconnected, runs go on; output that cannot be sent is kept in a ``RunOutputBacklog`` (bounded head
+///   and tail per run, on disk) and results stay in the ledger. On the next stream ``connected(send:)`` sends each
+///   run's kept output, then the results; a run's newer output waits behind its backlog, so order is kept. Scheduled
+///   runs keep no backlog.
 ///
 /// Wiring: the agent runs ``run()`` in its service group for its whole life; its stream loop calls
-/// ``connected(send:)`` when a stream is up (with a closure writing one line: `RunAgentMessage.line()`),
-/// ``disconnected()`` when it drops, and ``handle(_:)`` for each line `RunControllerMessage.decode(line:)` returns.
+/// ``connected(send:)`` when a stream is up (with a closure writing one line, `RunAgentMessage.line()`, and saying
+/// whether it could), ``disconnected()`` when it drops, and ``handle(_:)`` for each line
+/// `RunControllerMessage.decode(line:)` returns.
 /// ``RunScheduler`` calls ``runScheduled(_:onStart:)`` for the runs on the Runner's own schedule.
 public actor RunService {
-    /// Writes one message on the current stream.
-    public typealias Send = @Sendable (RunAgentMessage) async -> Void
+    /// Writes one message on the current stream; false when it could not (the stream is going away).
+    public typealias Send = @Sendable (RunAgentMessage) async -> Bool
 
     private var ledger: RunLedger
     private let executor: RunExecutor
@@ -30,13 +33,20 @@ public actor RunService {
     private var send: Send?
     private var cancellations: [String: RunCancellation] = [:]
     private var sequences: [String: Int64] = [:]
+    /// The output bound of each run going now (`maxOutputBytes`), for its backlog.
+    private var outputLimits: [String: Int] = [:]
+    private var backlog: RunOutputBacklog
+    /// Counts streams up and down, so that a backlog being sent on a stream that went away stops.
+    private var connection = 0
     private let work: AsyncStream<RunRequest>
     private let workContinuation: AsyncStream<RunRequest>.Continuation
 
     /// The newest result of a scheduled run: the ledger's at start, then each one's as it ends.
     public private(set) var lastScheduledResult: RunResult?
 
-    public init(executor: RunExecutor, ledger: RunLedger, logger: Logger) {
+    /// A service keeping its ledger and its output backlog in `stateDirectory` (nil: the backlog in memory only;
+    /// the ledger's own directory is given with it).
+    public init(executor: RunExecutor, ledger: RunLedger, stateDirectory: String? = nil, logger: Logger) {
         var ledger = ledger
         // Scheduled runs reach the Runner's status in the agent's report, and their results are not re-sent after a
         // reconnect: one the ledger made on load (AgentRestarted) is acknowledged here.
@@ -44,6 +54,10 @@ public actor RunService {
             Self.acknowledge(result.runUID, in: &ledger, logger: logger)
         }
         lastScheduledResult = ledger.latestResult(uidPrefix: RunSchedule.runUIDPrefix)
+        var backlog = RunOutputBacklog(stateDirectory: stateDirectory, logger: logger)
+        let unacknowledged = Set(ledger.unacknowledgedResults.map(\.runUID))
+        backlog.retain { unacknowledged.contains($0) }
+        self.backlog = backlog
         self.executor = executor
         self.ledger = ledger
         self.logger = logger
@@ -60,16 +74,38 @@ public actor RunService {
         }
     }
 
-    /// A stream to the controller is up: results not yet acknowledged are sent on it, oldest first.
+    /// A stream to the controller is up: output kept while none was goes first, then the results not yet
+    /// acknowledged, oldest first; then output is sent as it comes.
     public func connected(send: @escaping Send) async {
+        connection += 1
+        let current = connection
+        self.send = nil
+        // Output arriving meanwhile joins the backlog (`send` is nil), and is sent in a later round.
+        while connection == current, let uid = backlog.runUIDs.first, let entry = backlog.take(uid) {
+            let chunks = Self.chunks(of: entry, uid: uid, from: max(sequences[uid] ?? 0, entry.firstSequence))
+            for (index, chunk) in chunks.enumerated() {
+                guard connection == current, await send(.output(chunk)) else {
+                    var rest = RunOutputBacklog.Pending(
+                        buffer: OutputBuffer(limit: entry.buffer.limit), firstSequence: chunk.sequence,
+                        restoredDroppedBytes: entry.droppedBytes)
+                    for unsent in chunks[index...] { rest.buffer.append(unsent.bytes ?? [], from: unsent.stream) }
+                    backlog.putBack(rest, uid: uid)
+                    return
+                }
+                if sequences[uid] != nil { sequences[uid] = chunk.sequence + 1 }
+            }
+            backlog.remove(uid)
+        }
+        guard connection == current else { return }
         self.send = send
         for result in ledger.unacknowledgedResults {
-            await send(.result(result))
+            guard await send(.result(result)) else { return }
         }
     }
 
     /// The stream dropped: nothing is sent until the next ``connected(send:)``.
     public func disconnected() {
+        connection += 1
         send = nil
     }
 
@@ -128,21 +164,22 @@ public actor RunService {
         guard let admission = begin(request) else { return }
         switch admission {
         case .alreadyStarted:
-            await send?(.accepted(RunAccepted(runUID: request.runUID)))
+            await deliver(.accepted(RunAccepted(runUID: request.runUID)))
         case .alreadyFinished(let result):
-            await send?(.result(result))
+            // Behind its kept output, if any: connected(send:) sends both.
+            if !backlog.holds(request.runUID) { await deliver(.result(result)) }
         case .start:
             if case .refused(let refusal) = executor.admit(request) {
                 let result = RunResult(
                     runUID: request.runUID, phase: .refused, completionTime: Timestamp.now(),
                     reason: refusal.reason.rawValue, message: refusal.message)
                 record(result, runName: request.runName)
-                await send?(.refused(refusal))
+                await deliver(.refused(refusal))
                 return
             }
             cancellations[request.runUID] = RunCancellation()
             sequences[request.runUID] = 0
-            await send?(.accepted(RunAccepted(runUID: request.runUID)))
+            await deliver(.accepted(RunAccepted(runUID: request.runUID)))
             workContinuation.yield(request)
         }
     }
@@ -154,6 +191,7 @@ public actor RunService {
         let cancellation = cancellations[uid] ?? RunCancellation()
         cancellations[uid] = cancellation
         sequences[uid] = sequences[uid] ?? 0
+        outputLimits[uid] = request.maxOutputBytes
         let outcome = await executor.run(
             request, cancellation: cancellation,
             onStart: { time in
@@ -163,22 +201,67 @@ public actor RunService {
             onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
         cancellations[uid] = nil
         sequences[uid] = nil
+        outputLimits[uid] = nil
+        // Kept output is on disk before the result is in the ledger, so a restart sends both or the result alone.
+        backlog.flush(uid)
         record(outcome.result, runName: request.runName)
-        await send?(.result(outcome.result))
+        // Output still waiting goes first, on the next stream, and the result after it.
+        if !backlog.holds(uid) { await deliver(.result(outcome.result)) }
         return outcome.result
     }
 
     private func deliver(_ message: RunAgentMessage) async {
-        await send?(message)
+        _ = await send?(message)
     }
 
+    /// Sends output as it comes; keeps it in the backlog when no stream is up, when a send fails, or while older
+    /// output of the run waits there.
     private func emit(_ uid: String, _ stream: RunOutputStream, _ bytes: [UInt8]) async {
         let first = sequences[uid] ?? 0
+        let isScheduled = uid.hasPrefix(RunSchedule.runUIDPrefix)
+        guard let send, isScheduled || !backlog.holds(uid) else {
+            if !isScheduled { keep(bytes, from: stream, uid: uid, sequence: first) }
+            return
+        }
         let chunks = RunOutputChunk.chunks(runUID: uid, stream: stream, firstSequence: first, bytes: bytes)
         sequences[uid] = first + Int64(chunks.count)
-        for chunk in chunks {
-            await send?(.output(chunk))
+        for (index, chunk) in chunks.enumerated() {
+            guard await !send(.output(chunk)) else { continue }
+            guard !isScheduled else { return }
+            // The sequences of chunks not sent are given again when they are.
+            sequences[uid] = chunk.sequence
+            for unsent in chunks[index...] {
+                keep(unsent.bytes ?? [], from: stream, uid: uid, sequence: chunk.sequence)
+            }
+            return
         }
+    }
+
+    private func keep(_ bytes: [UInt8], from stream: RunOutputStream, uid: String, sequence: Int64) {
+        backlog.append(
+            bytes, from: stream, uid: uid, sequence: sequence,
+            limit: outputLimits[uid] ?? RunProtocol.defaultMaximumOutputBytes)
+    }
+
+    /// The kept output of a backlog entry as chunks numbered from `sequence`, head then tail: the buffer's
+    /// segments of one stream joined into chunks as large as the protocol allows.
+    private static func chunks(of entry: RunOutputBacklog.Pending, uid: String, from sequence: Int64) -> [RunOutputChunk] {
+        var chunks: [RunOutputChunk] = []
+        var pending: (stream: RunOutputStream, bytes: [UInt8])?
+        func flush() {
+            guard let run = pending else { return }
+            chunks += RunOutputChunk.chunks(
+                runUID: uid, stream: run.stream, firstSequence: sequence + Int64(chunks.count), bytes: run.bytes)
+            pending = nil
+        }
+        for segment in entry.buffer.segments {
+            if pending?.stream != segment.stream || (pending?.bytes.count ?? 0) >= RunProtocol.maximumChunkBytes {
+                flush()
+            }
+            pending = (segment.stream, (pending?.bytes ?? []) + segment.bytes)
+        }
+        flush()
+        return chunks
     }
 
     private func record(_ result: RunResult, runName: String) {

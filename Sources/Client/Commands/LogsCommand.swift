@@ -3,8 +3,8 @@ import Foundation
 import Resources
 
 /// `steady logs remoterun/NAME [--runner R] [-f]`: prints a RemoteRun's stored output, from its `log`
-/// subresource, and with `-f` follows it until the run is over. `steady logs runner/NAME` prints the output of the
-/// runner's latest scheduled run (Runner `spec.schedule`).
+/// subresource, and with `-f` follows it until the run is over. `steady logs runner/NAME [-f]` prints the output of
+/// the runner's latest scheduled run (Runner `spec.schedule`), and with `-f` follows it while it goes.
 ///
 /// Without `--runner`, each line is prefixed `runner | ` (stderr lines `runner (stderr) | `); with it, stdout lines
 /// are printed as written and stderr lines prefixed `(stderr) | `. Exit status: 0, or 1 on error (unknown run or
@@ -36,8 +36,8 @@ public struct LogsCommand: AsyncParsableCommand {
     public func validate() throws {
         let (kind, _) = try target()
         if let runner, runner.isEmpty { throw ValidationError("--runner: name a runner of the run") }
-        if kind.kind == RunnerSpec.kind && (runner != nil || follow) {
-            throw ValidationError("runner/NAME prints its latest scheduled run: --runner and -f are for remoteruns")
+        if kind.kind == RunnerSpec.kind && runner != nil {
+            throw ValidationError("runner/NAME prints its latest scheduled run: --runner is for remoteruns")
         }
     }
 

@@ -10,8 +10,10 @@ import Resources
 /// output of, is a 404 `Status`. With `follow=true` the answer streams: the stored output, then live output,
 /// until the runner (or, without `runner`, the whole run) is finished, or the run is deleted.
 ///
-/// `GET /apis/steady.dev/v1/runners/{name}/log`: the output of the runner's latest scheduled run
-/// (``ScheduledRunOutput``), unprefixed; not followed.
+/// `GET /apis/steady.dev/v1/runners/{name}/log[?follow=true]`: the output of the runner's latest scheduled run
+/// (``ScheduledRunOutput``), unprefixed. With `follow=true`, while that run goes (the Runner's `status.lastRun` is
+/// `Running`), the answer streams until its result arrives, the next run starts, `lastRun` shows it ended, or the
+/// Runner is deleted.
 struct RunLogRoutes: Sendable {
     let objects: ObjectService
     let output: RunOutputStore
@@ -105,13 +107,15 @@ struct RunLogRoutes: Sendable {
         return try await follow(info: info, object: object, uid: uid, runner: runner)
     }
 
-    /// The output of runner `name`'s latest scheduled run, all of it stored (at most the per-runner bound).
+    /// The output of runner `name`'s latest scheduled run, all of it stored (at most the per-runner bound), and
+    /// followed while that run goes when `isFollowing`.
     private func scheduledLog(info: KindInfo, name: String, isFollowing: Bool) async throws(APIError) -> Response {
-        guard !isFollowing else {
-            throw APIError(
-                .badRequest, "follow is for remoteruns: a runner's log is the output of its latest scheduled run")
+        let object = try await objects.get(info, name: name)
+        if isFollowing && !Self.isScheduledRunOver(object) {
+            return try await follow(
+                info: info, object: object, run: ScheduledRunOutput.run(of: name), runner: name, showsRunner: false,
+                isOver: { Self.isScheduledRunOver($0) })
         }
-        _ = try await objects.get(info, name: name)
         let text = RunLogFormatter.text(
             of: output.outputs(run: ScheduledRunOutput.run(of: name), runner: name), showsRunner: false)
         return Response(
@@ -119,10 +123,28 @@ struct RunLogRoutes: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
     }
 
-    /// Streams the output until the followed runners are finished or the run is over.
+    /// Whether a Runner's latest scheduled run is over: its `status.lastRun` is not `Running`.
+    static func isScheduledRunOver(_ runner: JSONValue) -> Bool {
+        runner["status"]?["lastRun"]?["phase"]?.stringValue != RemoteRunSpec.Phase.running.rawValue
+    }
+
+    /// Streams a RemoteRun's output until the followed runners are finished or the run is over.
     private func follow(info: KindInfo, object: JSONValue, uid: String, runner: String?) async throws(APIError)
         -> Response
     {
+        try await follow(
+            info: info, object: object, run: uid, runner: runner, showsRunner: runner == nil,
+            isOver: { RemoteRunSummary.isOver($0) })
+    }
+
+    /// Streams the output of `run` (a key of the output store) in `object`, of one runner or all: what is stored,
+    /// then live output, until the store ends it (the runner finished, the run completed or was deleted), or the
+    /// object is deleted, replaced or `isOver`.
+    private func follow(
+        info: KindInfo, object: JSONValue, run: String, runner: String?, showsRunner: Bool,
+        isOver: @escaping @Sendable (JSONValue) -> Bool
+    ) async throws(APIError) -> Response {
+        let uid = object["metadata"]?["uid"]?.stringValue
         let name = object["metadata"]?["name"]?.stringValue ?? ""
         let revision = Int64(object["metadata"]?["resourceVersion"]?.stringValue ?? "") ?? 0
         let events: AsyncThrowingStream<StoreEvent, any Error>
@@ -132,8 +154,8 @@ struct RunLogRoutes: Sendable {
             throw APIError(.serviceUnavailable, "cannot watch \(info.plural).\(API.group) \"\(name)\": \(error)")
         }
         // A run already over has no more output coming: followers end after what is stored.
-        if RemoteRunSummary.isOver(object) { output.complete(run: uid) }
-        let chunks = output.followEvents(run: uid, runner: runner)
+        if isOver(object) { output.complete(run: run) }
+        let chunks = output.followEvents(run: run, runner: runner)
         let output = self.output
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
@@ -144,14 +166,14 @@ struct RunLogRoutes: Sendable {
                         for try await event in events where event.object.name == name {
                             let value = try? JSONValue.parse(event.object.value)
                             if event.type == .deleted || value?["metadata"]?["uid"]?.stringValue != uid
-                                || value.map(RemoteRunSummary.isOver) == true
+                                || value.map(isOver) == true
                             {
-                                output.complete(run: uid)
+                                output.complete(run: run)
                                 return
                             }
                         }
                     }
-                    var formatter = RunLogFormatter(showsRunner: runner == nil)
+                    var formatter = RunLogFormatter(showsRunner: showsRunner)
                     for await event in chunks {
                         let bytes = formatter.format(event)
                         if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }

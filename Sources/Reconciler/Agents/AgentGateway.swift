@@ -256,9 +256,14 @@ public actor AgentGateway {
 
     /// Sends a run message on every stream `runner`'s agent holds; false when it holds none.
     public func send(run message: RunControllerMessage, to runner: String) async -> Bool {
-        guard let ids = state.runners[runner]?.connections, !ids.isEmpty, let line = try? message.line() else {
-            return false
-        }
+        guard state.runners[runner]?.connections.isEmpty == false, let line = try? message.line() else { return false }
+        return await send(line: line, to: runner)
+    }
+
+    /// Sends one encoded run message line (`RunControllerMessage.line()`) on every stream `runner`'s agent holds,
+    /// for a message sent to many runners alike; false when it holds none.
+    public func send(line: [UInt8], to runner: String) async -> Bool {
+        guard let ids = state.runners[runner]?.connections, !ids.isEmpty else { return false }
         var isSent = false
         for id in ids {
             switch connections[id]?.send(line: line) {

@@ -34,10 +34,32 @@ public actor RunDispatcher: Service {
         let uid: String
         let spec: RemoteRunSpec
         var dispatch: RunDispatch
-        /// What agents reported beyond the phase: exit code, signal, times, output size.
+        /// What agents reported beyond the phase: exit code, signal, times, output size. Change it through
+        /// ``updateDetail(_:_:)``, which drops the runner's encoded result.
         var details: [String: RemoteRunSpec.RunnerResult] = [:]
+        /// Each runner's result as written last, with the phase it was encoded with: a status write encodes only
+        /// the results that changed since, not all of them.
+        var encoded: [String: (phase: RemoteRunSpec.Phase, value: JSONValue)] = [:]
         var startTime: String?
         var completionTime: String?
+
+        /// Changes what is recorded of `runner`; its result is encoded again at the next status write.
+        mutating func updateDetail(_ runner: String, _ change: (inout RemoteRunSpec.RunnerResult) -> Void) {
+            change(&details[runner, default: .init(runner: runner, phase: dispatch.phase(of: runner) ?? .pending)])
+            encoded[runner] = nil
+        }
+
+        /// `status.results` in target order, encoding only the results that changed since the last call.
+        mutating func encodeResults() throws -> [JSONValue] {
+            try dispatch.phases.map { runner, phase in
+                if let cached = encoded[runner], cached.phase == phase { return cached.value }
+                var result = details[runner] ?? .init(runner: runner, phase: phase)
+                result.phase = phase
+                let value = try JSONValue(encoding: result)
+                encoded[runner] = (phase, value)
+                return value
+            }
+        }
     }
 
     private enum Input {
@@ -56,9 +78,16 @@ public actor RunDispatcher: Service {
     /// Runs whose status must be written.
     private var unwritten: Set<String> = []
     /// When each run's status was last written. A run under way is written at most once per
-    /// ``statusWriteInterval``, since every write carries all its results; a run that completes is written at once.
+    /// ``statusWriteInterval(runners:)``, since every write carries all its results; a run that completes is written
+    /// at once.
     private var lastStatusWrite: [String: Date] = [:]
-    static let statusWriteInterval: TimeInterval = 0.2
+
+    /// How long a run under way waits between status writes: 0.2 s, and 1 ms more per runner beyond 200, since a
+    /// write costs in proportion to its results (read, validated, stored and sent to every watcher whole); so the
+    /// cost of a large run's status stays in proportion to its duration, not to its runners times its duration.
+    static func statusWriteInterval(runners: Int) -> TimeInterval {
+        0.2 + Double(max(0, runners - 200)) * 0.001
+    }
     private var connected: Set<String> = []
     private let inputs = Mailbox<Input>()
     private let deadlinesChanged = WakeSignal()
@@ -129,7 +158,10 @@ public actor RunDispatcher: Service {
     }
 
     private func earliestDeadline() -> Date? {
-        let writes = unwritten.compactMap { lastStatusWrite[$0]?.addingTimeInterval(Self.statusWriteInterval) }
+        let writes = unwritten.compactMap { uid in
+            lastStatusWrite[uid]?.addingTimeInterval(
+                Self.statusWriteInterval(runners: runs[uid]?.dispatch.runners.count ?? 0))
+        }
         return (runs.values.compactMap(\.dispatch.nextDeadline) + expiries.values.compactMap(\.first) + writes).min()
     }
 
@@ -256,17 +288,18 @@ public actor RunDispatcher: Service {
 
     private func receive(_ message: RunAgentMessage, from runner: String, now: Date) async {
         let uid = message.runUID
-        guard let run = runs[uid] else {
+        // Only the name is taken out: a copy of the run held while it changes below would be copied whole.
+        guard let name = runs[uid]?.name else {
             // A run this controller does not follow (deleted, or finished and forgotten): the agent may forget it.
             if case .result = message {
                 _ = await gateway.send(run: .acknowledge(RunAcknowledge(runUID: uid)), to: runner)
             }
             return
         }
-        guard run.dispatch.phase(of: runner) != nil else {
+        guard runs[uid]?.dispatch.phase(of: runner) != nil else {
             logger.notice(
                 "an agent reported on a run not dispatched to it; closing its stream",
-                metadata: ["steady.runner": "\(runner)", "steady.remoterun": "\(run.name)"])
+                metadata: ["steady.runner": "\(runner)", "steady.remoterun": "\(name)"])
             await gateway.disconnect(runner: runner)
             return
         }
@@ -274,32 +307,32 @@ public actor RunDispatcher: Service {
         case .accepted:
             await apply(.accepted(runner), to: uid, now: now)
         case .started(let started):
-            runs[uid]?.details[runner, default: .init(runner: runner, phase: .running)].startTime = started.startTime
+            updateDetail(runner, of: uid) { $0.startTime = started.startTime }
             await apply(.started(runner), to: uid, now: now)
         case .output(let chunk):
             if let bytes = chunk.bytes { output?.append(run: uid, runner: runner, stream: chunk.stream, bytes: bytes) }
         case .result(let result):
-            var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: result.phase)
-            detail.phase = result.phase
-            detail.exitCode = result.exitCode
-            detail.signal = result.signal
-            detail.startTime = result.startTime ?? detail.startTime
-            detail.completionTime = result.completionTime
-            detail.outputBytes = result.outputBytes
-            detail.outputTruncated = result.outputTruncated
-            detail.reason = result.reason
-            detail.message = result.message
-            runs[uid]?.details[runner] = detail
+            updateDetail(runner, of: uid) { detail in
+                detail.phase = result.phase
+                detail.exitCode = result.exitCode
+                detail.signal = result.signal
+                detail.startTime = result.startTime ?? detail.startTime
+                detail.completionTime = result.completionTime
+                detail.outputBytes = result.outputBytes
+                detail.outputTruncated = result.outputTruncated
+                detail.reason = result.reason
+                detail.message = result.message
+            }
             output?.finish(run: uid, runner: runner)
             await apply(.finished(runner, result.phase), to: uid, now: now)
             acknowledgements[uid, default: []].insert(runner)
         case .refused(let refused):
-            var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: .refused)
-            detail.phase = .refused
-            detail.reason = refused.reason.rawValue
-            detail.message = refused.message
-            detail.completionTime = Timestamp.now()
-            runs[uid]?.details[runner] = detail
+            updateDetail(runner, of: uid) { detail in
+                detail.phase = .refused
+                detail.reason = refused.reason.rawValue
+                detail.message = refused.message
+                detail.completionTime = Timestamp.now()
+            }
             output?.finish(run: uid, runner: runner)
             await apply(.finished(runner, .refused), to: uid, now: now)
         }
@@ -309,9 +342,8 @@ public actor RunDispatcher: Service {
     private var acknowledgements: [String: Set<String>] = [:]
 
     private func apply(_ event: RunDispatch.Event, to uid: String, now: Date) async {
-        guard var run = runs[uid] else { return }
-        let directives = run.dispatch.handle(event, now: now)
-        runs[uid] = run
+        // In place: a copy of the run's dispatch would cost all its runners, for each event.
+        guard let directives = runs[uid]?.dispatch.handle(event, now: now) else { return }
         await perform(directives, for: uid)
         unwritten.insert(uid)
     }
@@ -319,14 +351,18 @@ public actor RunDispatcher: Service {
     // MARK: Directives
 
     private func perform(_ directives: [RunDispatch.Directive], for uid: String) async {
-        guard let run = runs[uid] else { return }
+        guard !directives.isEmpty, let name = runs[uid]?.name, let spec = runs[uid]?.spec else { return }
+        // One request for every runner of the run, encoded once.
+        let request = RunControllerMessage.request(
+            RunRequest(
+                runUID: uid, runName: name, conditions: spec.conditions ?? [], command: spec.command,
+                timeoutMilliseconds: spec.timeout.map { Int64($0.seconds * 1000) }))
+        var requestLine: [UInt8]?
         for directive in directives {
             switch directive {
             case .dispatch(let runner):
-                let request = RunRequest(
-                    runUID: uid, runName: run.name, conditions: run.spec.conditions ?? [], command: run.spec.command,
-                    timeoutMilliseconds: run.spec.timeout.map { Int64($0.seconds * 1000) })
-                _ = await gateway.send(run: .request(request), to: runner)
+                if requestLine == nil { requestLine = try? request.line() }
+                if let requestLine { _ = await gateway.send(line: requestLine, to: runner) }
             case .cancel(let runner):
                 _ = await gateway.send(run: .cancel(RunCancel(runUID: uid)), to: runner)
             case .markUnreachable(let runner, let reason):
@@ -342,7 +378,7 @@ public actor RunDispatcher: Service {
                 logger.info(
                     "remote run complete",
                     metadata: [
-                        "steady.remoterun": "\(run.name)", "steady.phase": "\(phase.rawValue)",
+                        "steady.remoterun": "\(name)", "steady.phase": "\(phase.rawValue)",
                         "steady.reason": "\(reason ?? "")",
                     ])
             }
@@ -350,43 +386,53 @@ public actor RunDispatcher: Service {
     }
 
     private func note(_ runner: String, in uid: String, reason: String, message: String) {
-        var detail = runs[uid]?.details[runner] ?? .init(runner: runner, phase: .pending)
-        detail.reason = reason
-        detail.message = message
-        detail.completionTime = Timestamp.now()
-        runs[uid]?.details[runner] = detail
+        updateDetail(runner, of: uid) { detail in
+            detail.reason = reason
+            detail.message = message
+            detail.completionTime = Timestamp.now()
+        }
+    }
+
+    /// Changes what is recorded of `runner` in run `uid`, in place (a copy of the run would cost all its runners).
+    private func updateDetail(_ runner: String, of uid: String, _ change: (inout RemoteRunSpec.RunnerResult) -> Void) {
+        runs[uid]?.updateDetail(runner, change)
     }
 
     // MARK: Status
 
-    /// Writes the status of every run that changed and is due (see ``statusWriteInterval``); a failed write is
-    /// tried again after the interval. Completed runs are forgotten once written.
+    /// Writes the status of every run that changed and is due (see ``statusWriteInterval(runners:)``); a failed
+    /// write is tried again after the interval. Completed runs are forgotten once written.
     private func writeStatuses() async {
         let now = Date()
         for uid in unwritten.sorted() {
-            guard let run = runs[uid] else {
+            guard let name = runs[uid]?.name, let runners = runs[uid]?.dispatch.runners.count else {
                 unwritten.remove(uid)
                 lastStatusWrite[uid] = nil
                 continue
             }
-            if run.dispatch.completion == nil, let last = lastStatusWrite[uid],
-                now.timeIntervalSince(last) < Self.statusWriteInterval
+            if runs[uid]?.dispatch.completion == nil, let last = lastStatusWrite[uid],
+                now.timeIntervalSince(last) < Self.statusWriteInterval(runners: runners)
             {
                 continue
             }
             do {
+                // Encoded in place first, then taken for the write.
+                let results = try runs[uid]?.encodeResults() ?? []
+                guard let run = runs[uid].map(StatusSummary.init) else { continue }
                 let isWritten = try await objects.updateStatus(
-                    Kinds.remoteRun, name: run.name, options: WriteOptions(fieldManager: "steady-remoterun")
+                    Kinds.remoteRun, name: name, options: WriteOptions(fieldManager: "steady-remoterun")
                 ) { current in
                     guard current["metadata"]?["uid"]?.stringValue == uid else { return current["status"] ?? [:] }
-                    return try Self.status(of: run, over: current)
+                    return try Self.status(of: run, results: results, over: current)
                 }
                 unwritten.remove(uid)
                 lastStatusWrite[uid] = now
-                for runner in acknowledgements.removeValue(forKey: uid) ?? [] {
-                    _ = await gateway.send(run: .acknowledge(RunAcknowledge(runUID: uid)), to: runner)
+                if let runners = acknowledgements.removeValue(forKey: uid), !runners.isEmpty,
+                    let line = try? RunControllerMessage.acknowledge(RunAcknowledge(runUID: uid)).line()
+                {
+                    for runner in runners { _ = await gateway.send(line: line, to: runner) }
                 }
-                if !isWritten || run.dispatch.completion != nil {
+                if !isWritten || run.completion != nil {
                     runs[uid] = nil
                     lastStatusWrite[uid] = nil
                 }
@@ -394,30 +440,45 @@ public actor RunDispatcher: Service {
                 lastStatusWrite[uid] = now
                 logger.warning(
                     "cannot write remote run status; retrying",
-                    metadata: ["steady.remoterun": "\(run.name)", "steady.error": "\(error)"])
+                    metadata: ["steady.remoterun": "\(name)", "steady.error": "\(error)"])
             }
         }
     }
 
-    /// The status of `run` merged over the stored object's: results, counts, phase, times and conditions.
-    static func status(of run: ActiveRun, over current: JSONValue) throws -> JSONValue {
-        var status = current["status"] ?? [:]
-        let results = run.dispatch.phases.map { runner, phase -> RemoteRunSpec.RunnerResult in
-            var result = run.details[runner] ?? .init(runner: runner, phase: phase)
-            result.phase = phase
-            return result
+    /// What a status write records of a run beyond its results, taken before the write so that the run itself is
+    /// not held (and copied whole by its next change) while the write is under way.
+    struct StatusSummary: Sendable {
+        var counts: RemoteRunSpec.Counts
+        var phase: RemoteRunSpec.Phase
+        var completion: (phase: RemoteRunSpec.Phase, reason: String?)?
+        var runners: Int
+        var startTime: String?
+        var completionTime: String?
+
+        init(_ run: ActiveRun) {
+            counts = run.dispatch.counts
+            phase = run.dispatch.phase
+            completion = run.dispatch.completion
+            runners = run.dispatch.runners.count
+            startTime = run.startTime
+            completionTime = run.completionTime
         }
-        status["results"] = try JSONValue(encoding: results)
-        status["counts"] = try JSONValue(encoding: run.dispatch.counts)
-        status["phase"] = .string(run.dispatch.phase.rawValue)
+    }
+
+    /// The status of a run merged over the stored object's: `results` (``ActiveRun/encodeResults()``), counts,
+    /// phase, times and conditions.
+    static func status(of run: StatusSummary, results: [JSONValue], over current: JSONValue) throws -> JSONValue {
+        var status = current["status"] ?? [:]
+        status["results"] = .array(results)
+        status["counts"] = try JSONValue(encoding: run.counts)
+        status["phase"] = .string(run.phase.rawValue)
         status["startTime"] = run.startTime.map(JSONValue.string)
         status["completionTime"] = run.completionTime.map(JSONValue.string)
         var conditions = (status["conditions"]?.arrayValue ?? []).compactMap { try? $0.decode(as: Condition.self) }
         let generation = current["metadata"]?["generation"]?.intValue
-        if let completion = run.dispatch.completion {
+        if let completion = run.completion {
             let succeeded = completion.phase == .succeeded
-            let counts = run.dispatch.counts
-            let summary = "\(counts[.succeeded])/\(run.dispatch.runners.count) runners succeeded"
+            let summary = "\(run.counts[.succeeded])/\(run.runners) runners succeeded"
             conditions.set(
                 Condition(
                     type: "Complete", status: succeeded ? .true : .false,

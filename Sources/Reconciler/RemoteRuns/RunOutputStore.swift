@@ -86,6 +86,11 @@ public final class RunOutputStore: Sendable {
         var completed: Set<String> = []
         var followers: [Int: Follower] = [:]
         var nextFollower = 0
+        /// Runs whose directory this store made or found, so it is not looked for again at each new runner.
+        var directories: Set<String> = []
+        /// Runs whose directory this store made: a runner of theirs that is neither live nor finished has no files,
+        /// and its first output needs no look at the disk.
+        var madeDirectories: Set<String> = []
     }
 
     /// The directory holding one directory per run.
@@ -109,7 +114,14 @@ public final class RunOutputStore: Sendable {
     public func append(run: String, runner: String, stream: RunOutputStream, bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
-            var live = state.live[run]?[runner] ?? restore(run: run, runner: runner)
+            var live: LiveRunner
+            if let existing = state.live[run]?[runner] {
+                live = existing
+            } else {
+                ensureRunDirectory(run, in: &state)
+                let hasNoFiles = state.madeDirectories.contains(run) && state.finished[run]?.contains(runner) != true
+                live = hasNoFiles ? LiveRunner(buffer: OutputBuffer(limit: limitPerRunner)) : restore(run: run, runner: runner)
+            }
             live.buffer.append(bytes, from: stream)
             let headBytes = bytes.prefix(max(0, headLimit - live.headWritten))
             if !headBytes.isEmpty {
@@ -160,6 +172,8 @@ public final class RunOutputStore: Sendable {
             state.live[run] = nil
             state.finished[run] = nil
             state.completed.remove(run)
+            state.directories.remove(run)
+            state.madeDirectories.remove(run)
             try? FileManager.default.removeItem(at: runDirectory(run))
             return Self.removeFollowers(of: run, from: &state)
         }
@@ -296,39 +310,16 @@ public final class RunOutputStore: Sendable {
         runDirectory(run).appendingPathComponent("\(Self.fileName(runner)).\(suffix)")
     }
 
-    /// `name` with everything but `[A-Za-z0-9_-]` percent-encoded, so it is one safe path component.
-    static func fileName(_ name: String) -> String {
-        var result = ""
-        for byte in name.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                result.append(Character(Unicode.Scalar(byte)))
-            default:
-                result += String(format: "%%%02X", byte)
-            }
-        }
-        return result.isEmpty ? "%00" : result
-    }
+    /// `name` as one safe path component (``OutputRecords/fileName(_:)``).
+    static func fileName(_ name: String) -> String { OutputRecords.fileName(name) }
 
     private static func record(_ stream: RunOutputStream, _ bytes: [UInt8]) -> [UInt8] {
-        let count = UInt32(bytes.count)
-        var record: [UInt8] = [stream == .stdout ? 0 : 1]
-        record += (0..<4).map { UInt8(truncatingIfNeeded: count >> (24 - 8 * UInt32($0))) }
-        return record + bytes
+        OutputRecords.encode([OutputBuffer.Segment(stream: stream, bytes: bytes)])
     }
 
-    private static func records(_ data: [UInt8]) -> [OutputBuffer.Segment] {
-        var segments: [OutputBuffer.Segment] = []
-        var index = 0
-        while index + 5 <= data.count {
-            let count = data[(index + 1)..<(index + 5)].reduce(0) { $0 << 8 | Int($1) }
-            guard index + 5 + count <= data.count else { break }  // A record cut by a crash: the rest is lost.
-            let stream: RunOutputStream = data[index] == 0 ? .stdout : .stderr
-            segments.append(.init(stream: stream, bytes: Array(data[(index + 5)..<(index + 5 + count)])))
-            index += 5 + count
-        }
-        return segments
+    /// The records of a file; a record cut by a crash and what follows it are lost.
+    private static func records(_ data: ArraySlice<UInt8>) -> [OutputBuffer.Segment] {
+        OutputRecords.decode(data).segments
     }
 
     private func createRunDirectory(_ run: String) {
@@ -336,8 +327,20 @@ public final class RunOutputStore: Sendable {
             at: runDirectory(run), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
+    /// Makes the run's directory once per run; notes whether it existed.
+    private func ensureRunDirectory(_ run: String, in state: inout State) {
+        guard !state.directories.contains(run) else { return }
+        let path = runDirectory(run).path
+        if mkdir(path, 0o700) == 0 {
+            state.madeDirectories.insert(run)
+        } else if errno != EEXIST {
+            createRunDirectory(run)
+            if FileManager.default.fileExists(atPath: path) { state.madeDirectories.insert(run) }
+        }
+        state.directories.insert(run)
+    }
+
     private func appendRecord(_ bytes: [UInt8], stream: RunOutputStream, run: String, runner: String) {
-        createRunDirectory(run)
         let url = file(run: run, runner: runner, suffix: "head")
         let descriptor = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
@@ -354,8 +357,7 @@ public final class RunOutputStore: Sendable {
         let url = file(run: run, runner: runner, suffix: "tail")
         let temporary = url.appendingPathExtension("new")
         let total = UInt64(live.totalBytes)
-        var data = (0..<8).map { UInt8(truncatingIfNeeded: total >> (56 - 8 * $0)) }
-        for segment in live.buffer.tail { data += Self.record(segment.stream, segment.bytes) }
+        let data = OutputRecords.bigEndian(total, width: 8) + OutputRecords.encode(live.buffer.tail)
         let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
         Self.writeAll(data, to: descriptor)
@@ -380,11 +382,11 @@ public final class RunOutputStore: Sendable {
         let head = try? Data(contentsOf: file(run: run, runner: runner, suffix: "head"))
         let tail = try? Data(contentsOf: file(run: run, runner: runner, suffix: "tail"))
         guard head != nil || tail != nil else { return nil }
-        let headSegments = Self.records(Array(head ?? Data()))
+        let headSegments = Self.records(Array(head ?? Data())[...])
         let tailBytes = Array(tail ?? Data())
-        let tailSegments = tailBytes.count >= 8 ? Self.records(Array(tailBytes[8...])) : []
+        let tailSegments = tailBytes.count >= 8 ? Self.records(tailBytes[8...]) : []
         let kept = Int64((headSegments + tailSegments).reduce(0) { $0 + $1.bytes.count })
-        let total = tailBytes.count >= 8 ? tailBytes[..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } : 0
+        let total = tailBytes.count >= 8 ? OutputRecords.integer(tailBytes[..<8]) : 0
         return RunnerOutput(
             runner: runner, head: headSegments, tail: tailSegments, totalBytes: max(kept, Int64(clamping: total)))
     }
