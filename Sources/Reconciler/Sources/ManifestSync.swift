@@ -9,7 +9,8 @@ import Resources
 ///
 /// The source's objects are the members of an ApplySet whose parent is the GitRepository itself: each carries
 /// the set's `applyset.kubernetes.io/part-of` label, an object of another set is a conflict (never taken over),
-/// and pruning deletes only objects of the set that are in the source's inventory.
+/// and pruning deletes only objects of the set that are in the source's inventory. Such a conflict is reported
+/// on both sources (``SourceConflicts``).
 struct ManifestSync: Sendable {
     /// What one sync did.
     enum Outcome: Sendable, Equatable {
@@ -24,6 +25,8 @@ struct ManifestSync: Sendable {
     }
 
     static let fieldManager = "steady-manifests"
+    /// In the error of an object another source manages (`Action/x is managed by another source, …`).
+    static let conflictPhrase = "is managed by another source"
 
     let objects: ObjectService
     let logger: Logger
@@ -91,6 +94,7 @@ struct ManifestSync: Sendable {
         let sources = Dictionary(manifest.map { ("\($0.kind)/\($0.name)", $0.source) }) { first, _ in first }
         let owners = report.results.contains { $0.error is OwnershipConflict } ? await sourceNamesByApplySet() : [:]
         var failures: [String] = []
+        var claims: [SourceConflicts.Claim] = []
         var pruned = 0
         var kept = Set(previous)
         for result in report.results {
@@ -99,10 +103,13 @@ struct ManifestSync: Sendable {
                 let place = sources["\(entry.kind)/\(entry.name)"].map { "\($0.file): document \($0.index): " } ?? ""
                 let verb = result.outcome == .pruned || result.name == "*" ? "prune" : "apply"
                 if let conflict = error as? OwnershipConflict {
+                    if let owner = owners[conflict.owner] {
+                        claims.append(.init(owner: owner, kind: entry.kind, name: entry.name))
+                    }
                     let owner = owners[conflict.owner].map { "gitrepository/\($0)" } ?? "ApplySet \(conflict.owner)"
                     failures.append(
-                        "\(place)\(verb) \(result.displayName): \(entry.kind)/\(entry.name) is managed by another "
-                            + "source, \(owner); remove it from one of the two sources")
+                        "\(place)\(verb) \(result.displayName): \(entry.kind)/\(entry.name) \(Self.conflictPhrase), "
+                            + "\(owner); remove it from one of the two sources")
                 } else {
                     failures.append("\(place)\(verb) \(result.displayName): \(error)")
                 }
@@ -119,8 +126,12 @@ struct ManifestSync: Sendable {
         let sorted = { (entries: Set<GitRepositorySpec.InventoryEntry>) in
             entries.sorted { ($0.kind, $0.name) < ($1.kind, $1.name) }
         }
-        guard failures.isEmpty else { return .failed(failures, inventory: sorted(kept)) }
-        return .applied(inventory: sorted(current), pruned: pruned)
+        let inventory = failures.isEmpty ? sorted(current) : sorted(kept)
+        // The owners of what this source could not take are told, and claims it no longer makes are withdrawn.
+        await SourceConflicts(objects: objects, logger: logger).record(
+            claimant: sourceName, claims: claims, inventory: inventory)
+        guard failures.isEmpty else { return .failed(failures, inventory: inventory) }
+        return .applied(inventory: inventory, pruned: pruned)
     }
 
     /// The GitRepository each ApplySet id stands for.

@@ -66,6 +66,10 @@ public actor GitSourceController: Service {
                 }
                 group.addTask { await self.timerLoop() }
                 for await event in self.events {
+                    if case .changed(let change) = event, change.new == nil {
+                        // A deleted source claims nothing any more: the owners it conflicted with are told.
+                        group.addTask { await self.withdrawClaims(of: change.key.name) }
+                    }
                     for (name, sync) in await self.handle(event) {
                         group.addTask { await self.perform(sync, of: name) }
                     }
@@ -129,6 +133,11 @@ public actor GitSourceController: Service {
         let cache = GitRepositoryCache(url: url, parent: cacheDirectory, runner: runner)
         caches[url] = cache
         return cache
+    }
+
+    /// Removes what a deleted source claimed from the other sources' `status.conflicts`.
+    private func withdrawClaims(of name: String) async {
+        await SourceConflicts(objects: objects, logger: logger).record(claimant: name, claims: [], inventory: nil)
     }
 
     /// Runs one sync and reports its end.

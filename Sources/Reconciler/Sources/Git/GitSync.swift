@@ -10,6 +10,9 @@ struct GitSync: Sendable {
     enum Result: Sendable, Equatable {
         /// The revision `commit` was resolved (and applied, or refused, or already the one attempted).
         case attempted(commit: String)
+        /// The revision `commit` was fetched but not all of it applied (an object another source manages, an API
+        /// error): the next poll tries again.
+        case applyFailed(commit: String)
         /// git failed (remote, credentials, timeout): the next poll tries again.
         case gitFailed
     }
@@ -54,6 +57,7 @@ struct GitSync: Sendable {
                 suffix: " (commit \(revision.commit.prefix(12)))", sourceName: name, previous: previous,
                 prune: spec.prune ?? true)
             await record(outcome, revision: revision, fields: fields)
+            if case .failed = outcome { return .applyFailed(commit: revision.commit) }
             return .attempted(commit: revision.commit)
         } catch {
             if let resolved { fields["lastAttemptedRevision"] = .string(resolved.revision) }
@@ -111,7 +115,7 @@ struct GitSync: Sendable {
                 type: "Ready", status: .false, reason: GitSourceReason.pruneBlocked.rawValue, message: message)
         case .failed(let errors, let inventory):
             fields["inventory"] = (try? JSONValue(encoding: inventory)) ?? []
-            let isConflict = errors.contains { $0.contains("is managed by another source") }
+            let isConflict = errors.contains { $0.contains(ManifestSync.conflictPhrase) }
             ready = Condition(
                 type: "Ready", status: .false,
                 reason: (isConflict ? GitSourceReason.ownershipConflict : .applyFailed).rawValue,
