@@ -183,6 +183,84 @@ import Testing
         #expect(SourceConflicts.change([]).removing == [SourceConflicts.conditionType])
     }
 
+    func actionType(_ name: String, _ objects: ObjectService) async throws -> String? {
+        try await objects.get(Kinds.action, name: name)["spec"]?["type"]?.stringValue
+    }
+
+    @Test func aNewTreeSendsOnlyTheFilesThatChangedYetPrunesAndRefusesAsAWhole() async throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let objects = ObjectService(store: fixture.store)
+        let sync = ManifestSync(objects: objects, logger: Logger(label: "test"), snapshots: ManifestSnapshots())
+        let directory = try TemporaryDirectory(prefix: "tree")
+        defer { directory.remove() }
+        let fileAction = { (name: String) in
+            "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(name)}\n"
+                + "spec: {type: file, file: {path: /tmp/\(name)}}\n"
+        }
+        try directory.write(Self.action("one") + "---\n" + Self.action("two"), to: "a.yaml")
+        try directory.write(Self.action("three"), to: "b.yaml")
+        guard case .applied(let inventory, 0) = await sync.sync(
+            directory: directory.url, displayRoot: ".", sourceName: "s", previous: [], prune: true,
+            isIncremental: true)
+        else {
+            Issue.record("the first tree did not apply")
+            return
+        }
+        // Someone deletes "three" by hand: a sync that sends b.yaml makes it again, one that does not leaves it.
+        _ = try await objects.delete(Kinds.action, name: "three", options: WriteOptions())
+
+        // a.yaml changes (two changed, one removed): only it is sent; "one" is pruned; b.yaml's "three" is kept.
+        try directory.write(fileAction("two"), to: "a.yaml")
+        let changed = await sync.sync(
+            directory: directory.url, displayRoot: ".", sourceName: "s", previous: inventory, prune: true,
+            isIncremental: true)
+        let kept: [GitRepositorySpec.InventoryEntry] = [
+            .init(kind: "Action", name: "three"), .init(kind: "Action", name: "two"),
+        ]
+        #expect(changed == .applied(inventory: kept, pruned: 1))
+        #expect(try await names(objects) == ["two"], "b.yaml did not change: not sent")
+        #expect(try await actionType("two", objects) == "file")
+
+        // A new file declaring what an unchanged file declares: refused whole, naming both files.
+        try directory.write(Self.action("three") + "---\n" + Self.action("four"), to: "c.yaml")
+        let duplicate = await sync.sync(
+            directory: directory.url, displayRoot: ".", sourceName: "s", previous: kept, prune: true,
+            isIncremental: true)
+        guard case .invalid(let errors) = duplicate else {
+            Issue.record("unexpected \(duplicate)")
+            return
+        }
+        #expect(
+            errors.contains { $0.contains("c.yaml: document 1") && $0.contains("already declared in b.yaml") },
+            "\(errors)")
+        #expect(try await names(objects) == ["two"])
+
+        // A broken changed file: nothing of the tree is applied.
+        try directory.write(Self.action("four"), to: "c.yaml")
+        try directory.write(
+            fileAction("two") + "---\napiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: five}\n"
+                + "spec: {typo: 1}\n", to: "a.yaml")
+        guard case .invalid = await sync.sync(
+            directory: directory.url, displayRoot: ".", sourceName: "s", previous: kept, prune: true,
+            isIncremental: true)
+        else {
+            Issue.record("a broken file was not refused")
+            return
+        }
+        #expect(try await names(objects) == ["two"])
+
+        // A full sync (a forced one) sends everything: the drift is corrected.
+        try directory.write(fileAction("two"), to: "a.yaml")
+        let full = await sync.sync(
+            directory: directory.url, displayRoot: ".", sourceName: "s", previous: kept, prune: true)
+        guard case .applied = full else {
+            Issue.record("unexpected \(full)")
+            return
+        }
+        #expect(try await names(objects) == ["two", "three", "four"])
+    }
+
     @Test func aBrokenDocumentAppliesNothingAndNamesFileDocumentAndField() async throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }

@@ -24,6 +24,7 @@ public actor GitSourceController: Service {
     let cacheDirectory: URL
     private var states: [String: GitSourceState] = [:]
     private var caches: [String: GitRepositoryCache] = [:]
+    private let snapshots = ManifestSnapshots()
     private let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let wake = WakeSignal()
@@ -88,6 +89,7 @@ public actor GitSourceController: Service {
             let name = change.key.name
             guard let value = change.new, let repository = try? value.decode(as: GitRepository.self) else {
                 states[name] = nil
+                snapshots.record(nil, of: name)
                 return []
             }
             var state = states[name] ?? GitSourceState()
@@ -146,7 +148,7 @@ public actor GitSourceController: Service {
         let cache = cache(for: spec.url)
         let result = await GitSync(
             name: name, spec: spec, objects: objects, runner: runner, cache: cache,
-            workDirectory: cacheDirectory, logger: logger
+            workDirectory: cacheDirectory, logger: logger, snapshots: snapshots
         ).run(sync, needsApply: { commit in state.needsApply(sync, commit: commit) })
         continuation.yield(.finished(name, sync, result))
     }

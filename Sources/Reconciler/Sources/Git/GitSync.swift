@@ -24,6 +24,8 @@ struct GitSync: Sendable {
     let cache: GitRepositoryCache
     let workDirectory: URL
     let logger: Logger
+    /// The last tree each source applied in full: a new commit validates and sends only the files that changed.
+    var snapshots: ManifestSnapshots? = nil
 
     private var writer: SourceStatusWriter { SourceStatusWriter(objects: objects, logger: logger) }
     private var timeout: Duration { spec.timeout?.duration ?? .seconds(60) }
@@ -52,10 +54,12 @@ struct GitSync: Sendable {
             let path = Self.normalized(spec.path)
             let directory = path.isEmpty ? tree : tree.appendingPathComponent(path)
             let previous = await inventory()
-            let outcome = await ManifestSync(objects: objects, logger: logger).sync(
+            // A forced sync (a spec edit, `steady reconcile`) validates and applies the whole tree, correcting
+            // any drift; a new commit only the files that changed since the last tree applied in full.
+            let outcome = await ManifestSync(objects: objects, logger: logger, snapshots: snapshots).sync(
                 directory: directory, displayRoot: path.isEmpty ? "." : path,
                 suffix: " (commit \(revision.commit.prefix(12)))", sourceName: name, previous: previous,
-                prune: spec.prune ?? true)
+                prune: spec.prune ?? true, isIncremental: !sync.isForced)
             await record(outcome, revision: revision, fields: fields)
             if case .failed = outcome { return .applyFailed(commit: revision.commit) }
             return .attempted(commit: revision.commit)
