@@ -122,6 +122,7 @@ struct ManifestSync: Sendable {
         return outcome
     }
 
+    /// The inventory entry of an object.
     static func entry(_ object: ManifestObject) -> GitRepositorySpec.InventoryEntry {
         GitRepositorySpec.InventoryEntry(kind: object.kind, name: object.name)
     }
