@@ -30,6 +30,9 @@ public struct Applier: Sendable {
         public var owner: ApplySet?
         /// The `Kind/name` of each object the owner applied before (its inventory): nothing else is pruned.
         public var ownedMembers: Set<String>
+        /// The `Kind/name` of objects still declared but not given to ``apply(_:progress:)`` (their files did not
+        /// change since they were last applied): pruning keeps them.
+        public var unchangedMembers: Set<String>
 
         /// Creates options; the defaults write, as manager `steady`, 32 requests at a time.
         public init(
@@ -44,6 +47,7 @@ public struct Applier: Sendable {
             self.concurrency = concurrency
             self.owner = nil
             self.ownedMembers = []
+            self.unchangedMembers = []
         }
     }
 
@@ -136,16 +140,26 @@ public struct Applier: Sendable {
         let checked = documents.parallelMap(check)
         var objects: [ManifestObject] = []
         var errors: [ManifestError] = []
-        var seen: [String: ManifestDocument] = [:]
         for result in checked {
-            let object: ManifestObject
             switch result {
-            case .failure(let failure):
-                errors += failure.errors
-                continue
-            case .success(let checked):
-                object = checked
+            case .failure(let failure): errors += failure.errors
+            case .success(let object): objects.append(object)
             }
+        }
+        let unique = rejectingDuplicates(objects)
+        errors += unique.errors
+        return errors.isEmpty ? (unique.objects, []) : ([], errors)
+    }
+
+    /// The objects without the second and later declarations of one `Kind/name`, and an error naming each of
+    /// those.
+    public static func rejectingDuplicates(
+        _ objects: [ManifestObject]
+    ) -> (objects: [ManifestObject], errors: [ManifestError]) {
+        var unique: [ManifestObject] = []
+        var errors: [ManifestError] = []
+        var seen: [String: ManifestDocument] = [:]
+        for object in objects {
             let document = object.source
             let key = "\(object.info.kind)/\(object.name)"
             if let first = seen[key] {
@@ -158,9 +172,9 @@ public struct Applier: Sendable {
                 continue
             }
             seen[key] = document
-            objects.append(object)
+            unique.append(object)
         }
-        return errors.isEmpty ? (objects, []) : ([], errors)
+        return (unique, errors)
     }
 
     /// The errors of one document.
@@ -240,7 +254,7 @@ public struct Applier: Sendable {
                 report.warnings.append("pruning skipped because some objects failed to apply")
                 return report
             }
-            let keep = Set(objects.map { "\($0.info.kind)/\($0.name)" })
+            let keep = Set(objects.map { "\($0.info.kind)/\($0.name)" }).union(options.unchangedMembers)
             let pruned = await prune(set, keeping: keep, kinds: set.previousKinds.union(currentKinds))
             for result in pruned { progress(result) }
             report.results += pruned

@@ -153,6 +153,16 @@ public enum ManifestDocuments {
         return documents
     }
 
+    /// The manifest files under `directory`, found as ``load(paths:recursive:)`` finds them (sorted by path), each
+    /// with its text: for a caller that parses only the files that changed.
+    public static func files(in directory: String, recursive: Bool) throws(ManifestError) -> [(file: String, text: String)] {
+        var files: [(file: String, text: String)] = []
+        for file in try manifestFiles(in: directory, recursive: recursive) {
+            files.append((file, try readFile(file)))
+        }
+        return files
+    }
+
     // MARK: - Files
 
     private static func manifestFiles(in directory: String, recursive: Bool) throws(ManifestError) -> [String] {

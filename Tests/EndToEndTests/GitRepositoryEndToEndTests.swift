@@ -2,8 +2,8 @@ import Foundation
 import SteadyTesting
 import Testing
 
-/// GitRepository sources against real git servers on loopback (`git daemon`, `file://`, smart HTTP with basic
-/// authentication), followed by a real controller process.
+/// GitRepository sources against real git servers on loopback (`git daemon`, `file://`, smart HTTP with basic or
+/// bearer authentication, `sshd`), followed by a real controller process.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct GitRepositoryEndToEndTests {
     static func action(_ name: String, type: String = "stdout") -> String {
         "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(name)}\nspec: {type: \(type)}\n"
@@ -223,6 +223,67 @@ import Testing
         #expect(fetches(controller) == 2, "\(controller.log())")
     }
 
+    /// The ApplySet an Action belongs to (its `applyset.kubernetes.io/part-of` label).
+    func partOf(_ controller: ControllerProcess, _ name: String) throws -> String? {
+        let result = try controller.run("steady", ["get", "action", name, "-o", "json"])
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [String: Any]
+        let labels = (object?["metadata"] as? [String: Any])?["labels"] as? [String: Any]
+        return labels?["applyset.kubernetes.io/part-of"] as? String
+    }
+
+    @Test func anObjectClaimedByTwoSourcesIsAConflictOnBothNeverAFlipFlop() throws {
+        let git = try GitFixture()
+        defer { git.remove() }
+        try git.write(Self.action("shared"), to: "a/shared.yaml")
+        try git.write(Self.action("only-a"), to: "a/only.yaml")
+        try git.write(Self.action("shared"), to: "b/shared.yaml")
+        try git.write(Self.action("only-b"), to: "b/only.yaml")
+        try git.commit("both declare shared")
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start()
+        try controller.apply(Self.repository("owner", url: git.fileURL, path: "a"))
+        #expect(try eventually { try names(controller) == ["shared", "only-a"] }, "\(controller.log())")
+        let ownerSet = try partOf(controller, "shared")
+        #expect(ownerSet != nil)
+
+        // The second source applies the rest, and both say who else declares "shared".
+        try controller.apply(Self.repository("claimant", url: git.fileURL, path: "b"))
+        #expect(try eventually { try names(controller) == ["shared", "only-a", "only-b"] }, "\(controller.log())")
+        #expect(
+            try eventually { try condition(controller, "claimant")?.reason == "OwnershipConflict" },
+            "\(controller.log())")
+        #expect(
+            try condition(controller, "claimant")?.message.contains(
+                "Action/shared is managed by another source, gitrepository/owner") == true)
+        #expect(
+            try eventually { try condition(controller, "owner", "Conflicted")?.status == "True" },
+            "\(controller.log())")
+        let reported = try condition(controller, "owner", "Conflicted")
+        #expect(reported?.reason == "OwnershipConflict")
+        #expect(reported?.message.contains("gitrepository/claimant also declares Action/shared") == true)
+        #expect(try condition(controller, "owner")?.status == "True")
+        let conflicts = try status(controller, "owner")["conflicts"] as? [[String: String]]
+        #expect(conflicts == [["kind": "Action", "name": "shared", "source": "claimant"]])
+
+        // The claimant tries again on its interval, and the object stays the owner's.
+        func attempted() throws -> String? {
+            (try status(controller, "claimant")["artifact"] as? [String: Any])?["lastUpdateTime"] as? String
+        }
+        let before = try attempted()
+        #expect(try eventually { try attempted() != before }, "\(controller.log())")
+        #expect(try partOf(controller, "shared") == ownerSet)
+        #expect(try condition(controller, "owner", "Conflicted")?.status == "True")
+
+        // The owner lets it go: it prunes it, the claimant takes it, and the conflict is gone from both.
+        try git.remove("a/shared.yaml")
+        try git.commit("a no longer declares shared")
+        #expect(try eventually { try condition(controller, "claimant")?.reason == "Applied" }, "\(controller.log())")
+        #expect(try eventually { try condition(controller, "owner", "Conflicted") == nil }, "\(controller.log())")
+        #expect(try status(controller, "owner")["conflicts"] == nil)
+        #expect(try eventually { try partOf(controller, "shared").map { $0 != ownerSet } ?? false })
+    }
+
     @Test func theGitFlagDeclaresASourceAtStart() throws {
         let git = try GitFixture()
         defer { git.remove() }
@@ -233,6 +294,99 @@ import Testing
         try controller.start(extraArguments: ["--git", git.fileURL, "--git-ref", "main", "--git-path", "deploy"])
         #expect(try eventually { try names(controller) == ["flagged"] }, "\(controller.log())")
         #expect(try eventually { try revision(controller, "git") == "main@sha1:\(commit)" })
+    }
+
+    /// A Secret as JSON (valid YAML), so that multi-line values such as a private key need no quoting.
+    static func secret(_ name: String, _ values: [String: String]) throws -> String {
+        let object: [String: Any] = [
+            "apiVersion": "steady.dev/v1", "kind": "Secret", "metadata": ["name": name], "stringData": values,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test(
+        .enabled(
+            if: GitFixture.sshUnavailableReason == nil,
+            Comment(rawValue: "skipped: sshd cannot serve this test: \(GitFixture.sshUnavailableReason ?? "")")))
+    func sshWithAKeyAndKnownHostsAndAWrongKnownHosts() throws {
+        let git = try GitFixture()
+        // Stops sshd (and its children) whatever happens below.
+        defer { git.remove() }
+        try git.write(Self.action("over-ssh"), to: "manifests/over-ssh.yaml")
+        let commit = try git.commit("first")
+        let ssh = try git.startSSH()
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start(extraArguments: ["--log-level", "debug"])
+        try controller.apply(
+            [
+                try Self.secret("ssh-good", ["identity": ssh.identity, "knownHosts": ssh.knownHosts]),
+                try Self.secret("ssh-wrong-host", ["identity": ssh.identity, "knownHosts": ssh.wrongKnownHosts]),
+                Self.repository("over-ssh", url: ssh.url, extra: "  secretRef: {name: ssh-good}"),
+                Self.repository("wrong-host", url: ssh.url, extra: "  secretRef: {name: ssh-wrong-host}"),
+            ].joined(separator: "\n---\n"))
+
+        // A first sync over SSH, with the key and known_hosts of the Secret.
+        #expect(try eventually { try names(controller) == ["over-ssh"] }, "\(controller.log())\n\(git.serversLog)")
+        #expect(try eventually { try revision(controller, "over-ssh") == "main@sha1:\(commit)" })
+        #expect(git.serversLog.contains("Accepted publickey for root"), "\(git.serversLog)")
+
+        // Another host key: KnownHostsMismatch and Stalled, with a message that names the host and what to do.
+        #expect(
+            try eventually { try condition(controller, "wrong-host")?.reason == "KnownHostsMismatch" },
+            "\(controller.log())")
+        let mismatch = try condition(controller, "wrong-host")
+        #expect(mismatch?.status == "False")
+        let port = String(ssh.url.split(separator: ":")[2].prefix { $0.isNumber })
+        #expect(mismatch?.message.contains("[127.0.0.1]:\(port)") == true, "\(mismatch?.message ?? "")")
+        #expect(mismatch?.message.contains("ssh-keyscan -p \(port) 127.0.0.1") == true, "\(mismatch?.message ?? "")")
+        #expect(mismatch?.message.contains("ED25519 key SHA256:") == true, "\(mismatch?.message ?? "")")
+        #expect(try condition(controller, "wrong-host", "Stalled")?.status == "True")
+
+        // No key material anywhere: not the key, not a line of it, not a credentials file's path.
+        let everything = try controller.log() + String(describing: status(controller, "wrong-host"))
+            + String(describing: status(controller, "over-ssh"))
+        let keyLines = ssh.identity.split(separator: "\n").filter { !$0.hasPrefix("-----") }
+        #expect(!keyLines.isEmpty)
+        for line in keyLines { #expect(!everything.contains(line)) }
+        #expect(!everything.contains("credentials-"), "\(everything)")
+    }
+
+    @Test func bearerTokensOverSmartHTTP() throws {
+        let git = try GitFixture()
+        defer { git.remove() }
+        try git.write(Self.action("bearer"), to: "manifests/bearer.yaml")
+        let commit = try git.commit("first")
+        let token = "tok-correct-7f3a9c1e5b"
+        let wrong = "tok-wrong-0d4e8b2a6c"
+        let url = try git.startHTTP(bearerToken: token)
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start(extraArguments: ["--log-level", "debug"])
+        try controller.apply(
+            [
+                try Self.secret("token-good", ["bearerToken": token]),
+                try Self.secret("token-bad", ["bearerToken": wrong]),
+                Self.repository("bearer", url: url, extra: "  secretRef: {name: token-good}"),
+                Self.repository("bearer-wrong", url: url, extra: "  secretRef: {name: token-bad}"),
+            ].joined(separator: "\n---\n"))
+
+        // The good token syncs: the server saw it as a bearer Authorization header.
+        #expect(try eventually { try names(controller) == ["bearer"] }, "\(controller.log())")
+        #expect(try eventually { try revision(controller, "bearer") == "main@sha1:\(commit)" })
+        #expect(git.httpLog.contains("auth=Bearer \(token)"), "\(git.httpLog)")
+
+        // A wrong token: AuthenticationFailed and Stalled, and neither token in any log or status.
+        #expect(
+            try eventually { try condition(controller, "bearer-wrong")?.reason == "AuthenticationFailed" },
+            "\(controller.log())")
+        #expect(try condition(controller, "bearer-wrong", "Stalled")?.status == "True")
+        #expect(git.httpLog.contains("auth=Bearer \(wrong)"), "\(git.httpLog)")
+        let everything = try controller.log() + String(describing: status(controller, "bearer-wrong"))
+            + String(describing: status(controller, "bearer"))
+        #expect(!everything.contains(token))
+        #expect(!everything.contains(wrong))
     }
 
     @Test func basicAuthenticationWrongPasswordsAndTimeouts() throws {

@@ -46,6 +46,20 @@ import Testing
         #expect(state.needsApply(retry, commit: "aaa"))
     }
 
+    @Test func anApplyThatFailedIsRetriedOnTheNextPollButAnInvalidCommitIsNot() {
+        var state = GitSourceState()
+        let first = state.observe(spec: spec, generation: 1, requestedAt: nil, status: nil)!
+        // An object another source manages: the next poll tries the same commit again (the other source may
+        // have let it go), never taking it over meanwhile (the applier refuses).
+        _ = state.finished(first, result: .applyFailed(commit: "aaa"), now: now, jitter: 0)
+        let retry = state.pollDue(now: now + .seconds(120))!
+        #expect(state.needsApply(retry, commit: "aaa"))
+        // Applied (or refused as invalid, which `.attempted` stands for too): the same commit is left alone.
+        _ = state.finished(retry, result: .attempted(commit: "aaa"), now: now, jitter: 0)
+        let poll = state.pollDue(now: now + .seconds(240))!
+        #expect(!state.needsApply(poll, commit: "aaa"))
+    }
+
     @Test func specEditsAndRequestsSyncAtOnceWhateverTheRevision() {
         var state = GitSourceState()
         let first = state.observe(spec: spec, generation: 1, requestedAt: nil, status: nil)!
@@ -216,6 +230,65 @@ import Testing
         #expect(reason("Host key verification failed.") == .knownHostsMismatch)
         #expect(reason("fatal: couldn't find remote ref refs/heads/nope") == .refNotFound)
         #expect(reason("fatal: unable to connect to h") == .fetchFailed)
+    }
+
+    @Test func aHostKeyMismatchNamesTheHostTheKeySentAndWhatToDo() {
+        // What OpenSSH 9 prints when known_hosts holds another key for the host, with its CRLF line ends.
+        let stderr = """
+            @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+            @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+            @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+            IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+            The fingerprint for the ED25519 key sent by the remote host is
+            SHA256:fH/EQhLEWFjj08Qkl29xEozvDIvfgLZXsG4V3z8MnZc.
+            Please contact your system administrator.
+            Add correct host key in /tmp/c/credentials-1/known_hosts to get rid of this message.
+            Offending ED25519 key in /tmp/c/credentials-1/known_hosts:1
+              remove with:
+              ssh-keygen -f "/tmp/c/credentials-1/known_hosts" -R "[127.0.0.1]:2222"
+            Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.
+            Host key verification failed.
+            fatal: Could not read from remote repository.
+            """.replacingOccurrences(of: "\n", with: "\r\n")
+        let failure = GitRepositoryCache.failure(
+            GitOutput(status: 128, standardOutput: "", standardError: stderr), doing: "ls-remote",
+            url: "ssh://git@127.0.0.1:2222/srv/fleet.git")
+        #expect(failure.reason == .knownHostsMismatch)
+        #expect(failure.message.contains("[127.0.0.1]:2222"), "\(failure.message)")
+        #expect(failure.message.contains("ED25519 key SHA256:fH/EQhLEWFjj08Qkl29xEozvDIvfgLZXsG4V3z8MnZc."))
+        #expect(failure.message.contains("ssh-keyscan -p 2222 127.0.0.1"), "\(failure.message)")
+        #expect(failure.message.contains("Host key verification failed."))
+        // ssh's advice to edit a temporary file is no use to a person: left out.
+        #expect(!failure.message.contains("/tmp/c/credentials-1"), "\(failure.message)")
+        #expect(GitRepositoryCache.sshHost(of: "git@github.com:org/repo.git") == ("github.com", nil))
+    }
+
+    @Test func aBearerTokenGoesThroughGitsEnvironmentConfigurationAndIsScrubbed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("git-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bearer = try GitCredentials.make(
+            url: "https://git.example/fleet.git", secret: ["bearerToken": "tok-0123456789"], parent: directory)
+        defer { bearer.remove() }
+        #expect(bearer.environment["GIT_CONFIG_COUNT"] == "1")
+        #expect(bearer.environment["GIT_CONFIG_KEY_0"] == "http.extraHeader")
+        #expect(bearer.environment["GIT_CONFIG_VALUE_0"] == "Authorization: Bearer tok-0123456789")
+        // No file, and nothing else carries it (argv is built from fixed arguments and the URL alone).
+        #expect(bearer.directory == nil)
+        let carriers = bearer.environment.filter { $0.value.contains("tok-0123456789") }.keys.sorted()
+        #expect(carriers == ["GIT_CONFIG_VALUE_0"])
+        #expect(bearer.scrub("error: 401 for Bearer tok-0123456789") == "error: 401 for Bearer ***")
+    }
+
+    @Test func eachLineOfAnSSHKeyIsScrubbed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("git-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+            + "QyNTUxOQAAACBqZWxsbyB0aGlzIGlzIGEgdGVzdCBrZXk\n-----END OPENSSH PRIVATE KEY-----\n"
+        let ssh = try GitCredentials.make(
+            url: "ssh://git@host/fleet.git", secret: ["identity": key, "knownHosts": "host ssh-ed25519 AAAA"],
+            parent: directory)
+        defer { ssh.remove() }
+        #expect(ssh.scrub("debug: QyNTUxOQAAACBqZWxsbyB0aGlzIGlzIGEgdGVzdCBrZXk") == "debug: ***")
     }
 
     @Test func tarEntriesCannotLeaveTheTree() throws {

@@ -5,8 +5,8 @@ import Foundation
 #endif
 
 /// A Git repository for end-to-end tests: a working copy whose commits are pushed to a bare repository, which
-/// the controller reads through `file://`, `git daemon` (`git://`) or smart HTTP with basic authentication
-/// (`git http-backend` behind a small Python server), all on loopback and started by the test.
+/// the controller reads through `file://`, `git daemon` (`git://`), smart HTTP with basic or bearer authentication
+/// (`git http-backend` behind a small Python server) or `sshd`, all on loopback and started by the test.
 public final class GitFixture: @unchecked Sendable {
     // Only the test that owns it touches it, one call at a time.
     public let root: TemporaryDirectory
@@ -84,15 +84,100 @@ public final class GitFixture: @unchecked Sendable {
     /// (`username`:`password`); returns `http://127.0.0.1:PORT/fleet.git`. Every request's Authorization header
     /// is logged to `http.log`.
     public func startHTTP(username: String, password: String) throws -> String {
+        try startHTTP(authorization: "Basic " + Data("\(username):\(password)".utf8).base64EncodedString())
+    }
+
+    /// Starts `git http-backend` behind a Python HTTP server that wants `Authorization: Bearer TOKEN`; returns
+    /// `http://127.0.0.1:PORT/fleet.git`.
+    public func startHTTP(bearerToken: String) throws -> String {
+        try startHTTP(authorization: "Bearer \(bearerToken)")
+    }
+
+    /// Starts the smart-HTTP server answering 401 to any request whose Authorization header is not
+    /// `authorization`.
+    private func startHTTP(authorization: String) throws -> String {
         let port = try Self.freePort()
         let script = root.file("git-http.py")
         try Self.httpServer.write(to: script, atomically: true, encoding: .utf8)
         try start(
             "/usr/bin/python3",
-            [script.path, String(port), root.file("repos").path, "\(username):\(password)",
-             root.file("http.log").path])
+            [script.path, String(port), root.file("repos").path, authorization, root.file("http.log").path])
         try Self.waitForPort(port)
         return "http://127.0.0.1:\(port)/fleet.git"
+    }
+
+    /// Why `sshd` cannot serve the tests here, or nil when it can: it must be installed (Debian's
+    /// `openssh-server`), with `ssh-keygen`, and the tests must run as root (sshd logs in as the user that runs it,
+    /// and a root sshd needs its privilege separation directory, `/run/sshd`, which the fixture makes).
+    public static var sshUnavailableReason: String? {
+        let fileManager = FileManager.default
+        guard fileManager.isExecutableFile(atPath: sshd) else {
+            return "no \(sshd) (install Debian's openssh-server to run the SSH end-to-end tests)"
+        }
+        guard fileManager.isExecutableFile(atPath: sshKeygen) else { return "no \(sshKeygen)" }
+        guard getuid() == 0 else { return "sshd serves the tests as root only; these tests run as uid \(getuid())" }
+        return nil
+    }
+
+    static let sshd = "/usr/sbin/sshd"
+    static let sshKeygen = "/usr/bin/ssh-keygen"
+
+    /// An `sshd` serving the bare repository, with what a GitRepository's Secret needs to reach it.
+    public struct SSHServer: Sendable {
+        /// `ssh://root@127.0.0.1:PORT/…/repos/fleet.git`.
+        public var url: String
+        /// The client's private key (OpenSSH format), the Secret's `identity`.
+        public var identity: String
+        /// `[127.0.0.1]:PORT ssh-ed25519 …`: the server's host key, the Secret's `knownHosts`.
+        public var knownHosts: String
+        /// A known_hosts line for the same host with another key: a host key mismatch.
+        public var wrongKnownHosts: String
+    }
+
+    /// Starts `sshd -D -e` on a free loopback port as root, with a host key, a client key and an
+    /// authorized_keys file made in the fixture's directory (no PAM, no passwords, no StrictModes). `remove()`
+    /// stops it.
+    public func startSSH() throws -> SSHServer {
+        if let reason = Self.sshUnavailableReason { throw ControllerProcessError(message: reason) }
+        let fileManager = FileManager.default
+        let directory = root.file("ssh")
+        try fileManager.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if !fileManager.fileExists(atPath: "/run/sshd") {
+            try fileManager.createDirectory(
+                atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        }
+        func file(_ name: String) -> String { directory.appendingPathComponent(name).path }
+        func read(_ name: String) throws -> String { try String(contentsOfFile: file(name), encoding: .utf8) }
+        for name in ["host", "client", "other"] {
+            let made = try CommandResult.run(
+                Self.sshKeygen, ["-q", "-t", "ed25519", "-N", "", "-C", "steady-test-\(name)", "-f", file(name)])
+            guard made.status == 0 else { throw ControllerProcessError(message: "ssh-keygen: \(made)") }
+        }
+        try read("client.pub").write(toFile: file("authorized_keys"), atomically: true, encoding: .utf8)
+        let port = try Self.freePort()
+        let config = """
+            ListenAddress 127.0.0.1
+            HostKey \(file("host"))
+            PidFile \(file("sshd.pid"))
+            AuthorizedKeysFile \(file("authorized_keys"))
+            PermitRootLogin prohibit-password
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            StrictModes no
+            UsePAM no
+
+            """
+        try config.write(toFile: file("sshd_config"), atomically: true, encoding: .utf8)
+        try start(Self.sshd, ["-D", "-e", "-f", file("sshd_config"), "-p", String(port)])
+        try Self.waitForPort(port)
+        func hostLine(_ name: String) throws -> String {
+            "[127.0.0.1]:\(port) " + (try read("\(name).pub").split(separator: " ").prefix(2).joined(separator: " "))
+                + "\n"
+        }
+        return SSHServer(
+            url: "ssh://root@127.0.0.1:\(port)\(bare.path)", identity: try read("client"),
+            knownHosts: try hostLine("host"), wrongKnownHosts: try hostLine("other"))
     }
 
     /// What the HTTP server logged.
@@ -139,9 +224,13 @@ public final class GitFixture: @unchecked Sendable {
         servers.append(pid)
     }
 
-    /// Stops the servers and deletes everything.
+    /// What the servers printed (sshd's log among it).
+    public var serversLog: String { (try? String(contentsOf: root.file("servers.log"), encoding: .utf8)) ?? "" }
+
+    /// Stops the servers, each with its process group (its children with it), and deletes everything.
     public func remove() {
         for server in servers {
+            kill(-server, SIGKILL)
             kill(server, SIGKILL)
             var status: Int32 = 0
             waitpid(server, &status, 0)
@@ -189,11 +278,10 @@ public final class GitFixture: @unchecked Sendable {
         throw ControllerProcessError(message: "nothing listens on port \(port)")
     }
 
-    /// A smart-HTTP server: basic authentication, then `git http-backend` as a CGI.
+    /// A smart-HTTP server: one expected Authorization header (basic or bearer), then `git http-backend` as a CGI.
     static let httpServer = #"""
-        import base64, http.server, os, subprocess, sys
-        port, root, credentials, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-        expected = "Basic " + base64.b64encode(credentials.encode()).decode()
+        import http.server, os, subprocess, sys
+        port, root, expected, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def handle_any(self):
@@ -201,7 +289,7 @@ public final class GitFixture: @unchecked Sendable {
                     f.write("%s %s auth=%s\n" % (self.command, self.path, self.headers.get("Authorization", "")))
                 if self.headers.get("Authorization") != expected:
                     self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("WWW-Authenticate", expected.split(" ")[0] + ' realm="git"')
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -128,8 +128,10 @@ public struct ManifestDirectorySource: Service {
                 logger.error("invalid manifest; keeping the last good state", metadata: ["steady.error": "\(error)"])
             }
         case .failed(let revision, let errors):
+            let isConflict = errors.contains { $0.contains(ManifestSync.conflictPhrase) }
             condition = Condition(
-                type: "Ready", status: .false, reason: GitSourceReason.applyFailed.rawValue,
+                type: "Ready", status: .false,
+                reason: (isConflict ? GitSourceReason.ownershipConflict : .applyFailed).rawValue,
                 message: errors.joined(separator: "\n"))
             status["lastAttemptedRevision"] = .string(revision)
             for error in errors { logger.error("apply failed", metadata: ["steady.error": "\(error)"]) }

@@ -32,6 +32,21 @@ public struct GitRepositorySpec: ResourceSpec, FieldDocumented {
         }
     }
 
+    /// An object of this source's inventory that another source declares too. This source keeps it (it applied
+    /// it first); the other one reports `OwnershipConflict` and applies the rest.
+    public struct Conflict: Codable, Sendable, Hashable {
+        public var kind: String
+        public var name: String
+        /// The GitRepository that also declares the object.
+        public var source: String
+
+        public init(kind: String, name: String, source: String) {
+            self.kind = kind
+            self.name = name
+            self.source = source
+        }
+    }
+
     /// What was fetched last.
     public struct Artifact: Codable, Sendable, Equatable {
         /// `main@sha1:<sha>`, `v1.2.0@sha1:<sha>` or `sha1:<sha>`.
@@ -55,6 +70,8 @@ public struct GitRepositorySpec: ResourceSpec, FieldDocumented {
         public var webhookPath: String?
         /// The last `steady.dev/requestedAt` annotation value handled.
         public var lastHandledReconcileAt: String?
+        /// Objects of the inventory that other sources declare too (with the `Conflicted` condition).
+        public var conflicts: [Conflict]?
         public init() {}
     }
 

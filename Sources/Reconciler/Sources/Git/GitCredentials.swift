@@ -55,7 +55,10 @@ struct GitCredentials: Sendable {
             credentials.environment["GIT_SSH_COMMAND"] =
                 "ssh -F /dev/null -i \(key) -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes "
                 + "-o UserKnownHostsFile=\(hosts) -o GlobalKnownHostsFile=/dev/null"
+            // The whole key, and each line of its body on its own (a tool may print one line of it).
             credentials.secrets.append(identity)
+            credentials.secrets += identity.split(separator: "\n").map(String.init)
+                .filter { $0.count >= 16 && !$0.hasPrefix("-----") }
         } else if let token = secret["bearerToken"] {
             credentials.environment["GIT_CONFIG_COUNT"] = "1"
             credentials.environment["GIT_CONFIG_KEY_0"] = "http.extraHeader"

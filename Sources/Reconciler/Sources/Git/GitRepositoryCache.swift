@@ -215,10 +215,48 @@ actor GitRepositoryCache {
         } else {
             reason = .fetchFailed
         }
+        if reason == .knownHostsMismatch { return hostKeyMismatch(text, doing: command, url: url) }
         let detail = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return GitFailure(
             reason: reason,
             message: "git \(command) \(GitCredentials.scrubURLPasswords(url)) failed (exit \(output.status))"
                 + (detail.isEmpty ? "" : ": \(detail)"))
+    }
+
+    /// A host key that is not the one in `knownHosts`, said so that a person can act: which host, the key the
+    /// server sent, and how to get its line. ssh's own advice (edit a temporary known_hosts file) is left out.
+    static func hostKeyMismatch(_ text: String, doing command: String, url: String) -> GitFailure {
+        // ssh ends its lines with CRLF: one Character in Swift, so split on any line break.
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let said = lines.filter {
+            let lowered = $0.lowercased()
+            return lowered.contains("host key") && !lowered.hasPrefix("add correct") && !lowered.hasPrefix("offending")
+        }
+        var sent = ""
+        let pattern = try? NSRegularExpression(
+            pattern: "for the (\\S+) key sent by the remote host is\\s+(SHA256:[A-Za-z0-9+/=]+)")
+        if let match = pattern?.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+            let key = Range(match.range(at: 1), in: text), let fingerprint = Range(match.range(at: 2), in: text)
+        {
+            sent = " The server sent the \(text[key]) key \(text[fingerprint])."
+        }
+        let (host, port) = sshHost(of: url)
+        let scan = port.map { "ssh-keyscan -p \($0) \(host)" } ?? "ssh-keyscan \(host)"
+        return GitFailure(
+            reason: .knownHostsMismatch,
+            message: "git \(command) \(GitCredentials.scrubURLPasswords(url)) refused the server: its SSH host key is "
+                + "not the one for \(port.map { "[\(host)]:\($0)" } ?? host) in the knownHosts key of the "
+                + "spec.secretRef Secret.\(sent) If the server's key changed on purpose, put its current line "
+                + "(`\(scan)`, checked against the server's published fingerprint) in knownHosts; if not, someone "
+                + "may be intercepting the connection. ssh said: " + said.joined(separator: " "))
+    }
+
+    /// The host and port of `ssh://user@host:port/path` (port nil when absent) or of `user@host:path`.
+    static func sshHost(of url: String) -> (host: String, port: String?) {
+        if let components = URLComponents(string: url), components.scheme == "ssh", let host = components.host {
+            return (host, components.port.map(String.init))
+        }
+        let authority = url.split(separator: ":").first.map(String.init) ?? url
+        return (String(authority.split(separator: "@").last ?? Substring(authority)), nil)
     }
 }

@@ -24,6 +24,7 @@ public actor GitSourceController: Service {
     let cacheDirectory: URL
     private var states: [String: GitSourceState] = [:]
     private var caches: [String: GitRepositoryCache] = [:]
+    private let snapshots = ManifestSnapshots()
     private let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let wake = WakeSignal()
@@ -66,6 +67,10 @@ public actor GitSourceController: Service {
                 }
                 group.addTask { await self.timerLoop() }
                 for await event in self.events {
+                    if case .changed(let change) = event, change.new == nil {
+                        // A deleted source claims nothing any more: the owners it conflicted with are told.
+                        group.addTask { await self.withdrawClaims(of: change.key.name) }
+                    }
                     for (name, sync) in await self.handle(event) {
                         group.addTask { await self.perform(sync, of: name) }
                     }
@@ -84,6 +89,7 @@ public actor GitSourceController: Service {
             let name = change.key.name
             guard let value = change.new, let repository = try? value.decode(as: GitRepository.self) else {
                 states[name] = nil
+                snapshots.record(nil, of: name)
                 return []
             }
             var state = states[name] ?? GitSourceState()
@@ -131,13 +137,18 @@ public actor GitSourceController: Service {
         return cache
     }
 
+    /// Removes what a deleted source claimed from the other sources' `status.conflicts`.
+    private func withdrawClaims(of name: String) async {
+        await SourceConflicts(objects: objects, logger: logger).record(claimant: name, claims: [], inventory: nil)
+    }
+
     /// Runs one sync and reports its end.
     private func perform(_ sync: GitSourceState.Sync, of name: String) async {
         guard let state = states[name], let spec = state.spec else { return }
         let cache = cache(for: spec.url)
         let result = await GitSync(
             name: name, spec: spec, objects: objects, runner: runner, cache: cache,
-            workDirectory: cacheDirectory, logger: logger
+            workDirectory: cacheDirectory, logger: logger, snapshots: snapshots
         ).run(sync, needsApply: { commit in state.needsApply(sync, commit: commit) })
         continuation.yield(.finished(name, sync, result))
     }

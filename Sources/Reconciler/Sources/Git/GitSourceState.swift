@@ -27,9 +27,10 @@ struct GitSourceState: Sendable {
     private(set) var handledRequest: String?
     /// The commit of the last sync that got as far as resolving a revision.
     private(set) var attemptedCommit: String?
-    /// Whether the last sync failed in git (the remote, credentials, a timeout): the next poll tries again
-    /// even when the revision did not move.
-    private(set) var isGitFailing = false
+    /// Whether the last sync failed in git (the remote, credentials, a timeout) or could not apply everything (an
+    /// object another source manages, an API error): the next poll tries again even when the revision did not
+    /// move. A commit refused as invalid is not retried: the same tree would be refused again.
+    private(set) var needsRetry = false
     private(set) var isRunning = false
     private(set) var queued: Sync?
     /// When the interval next polls; nil while suspended or running.
@@ -87,9 +88,12 @@ struct GitSourceState: Sendable {
         switch result {
         case .attempted(let commit):
             attemptedCommit = commit
-            isGitFailing = false
+            needsRetry = false
+        case .applyFailed(let commit):
+            attemptedCommit = commit
+            needsRetry = true
         case .gitFailed:
-            isGitFailing = true
+            needsRetry = true
         }
         if syncedGeneration == nil { syncedGeneration = generation }
         // A little jitter (±10%), so that sources created together do not poll together.
@@ -102,7 +106,7 @@ struct GitSourceState: Sendable {
 
     /// Whether a sync that resolved `commit` has anything to do.
     func needsApply(_ sync: Sync, commit: String) -> Bool {
-        sync.isForced || isGitFailing || commit != attemptedCommit
+        sync.isForced || needsRetry || commit != attemptedCommit
     }
 
     private mutating func start(_ sync: Sync) -> Sync? {

@@ -10,6 +10,9 @@ struct GitSync: Sendable {
     enum Result: Sendable, Equatable {
         /// The revision `commit` was resolved (and applied, or refused, or already the one attempted).
         case attempted(commit: String)
+        /// The revision `commit` was fetched but not all of it applied (an object another source manages, an API
+        /// error): the next poll tries again.
+        case applyFailed(commit: String)
         /// git failed (remote, credentials, timeout): the next poll tries again.
         case gitFailed
     }
@@ -21,6 +24,8 @@ struct GitSync: Sendable {
     let cache: GitRepositoryCache
     let workDirectory: URL
     let logger: Logger
+    /// The last tree each source applied in full: a new commit validates and sends only the files that changed.
+    var snapshots: ManifestSnapshots? = nil
 
     private var writer: SourceStatusWriter { SourceStatusWriter(objects: objects, logger: logger) }
     private var timeout: Duration { spec.timeout?.duration ?? .seconds(60) }
@@ -49,11 +54,14 @@ struct GitSync: Sendable {
             let path = Self.normalized(spec.path)
             let directory = path.isEmpty ? tree : tree.appendingPathComponent(path)
             let previous = await inventory()
-            let outcome = await ManifestSync(objects: objects, logger: logger).sync(
+            // A forced sync (a spec edit, `steady reconcile`) validates and applies the whole tree, correcting
+            // any drift; a new commit only the files that changed since the last tree applied in full.
+            let outcome = await ManifestSync(objects: objects, logger: logger, snapshots: snapshots).sync(
                 directory: directory, displayRoot: path.isEmpty ? "." : path,
                 suffix: " (commit \(revision.commit.prefix(12)))", sourceName: name, previous: previous,
-                prune: spec.prune ?? true)
+                prune: spec.prune ?? true, isIncremental: !sync.isForced)
             await record(outcome, revision: revision, fields: fields)
+            if case .failed = outcome { return .applyFailed(commit: revision.commit) }
             return .attempted(commit: revision.commit)
         } catch {
             if let resolved { fields["lastAttemptedRevision"] = .string(resolved.revision) }
@@ -111,7 +119,7 @@ struct GitSync: Sendable {
                 type: "Ready", status: .false, reason: GitSourceReason.pruneBlocked.rawValue, message: message)
         case .failed(let errors, let inventory):
             fields["inventory"] = (try? JSONValue(encoding: inventory)) ?? []
-            let isConflict = errors.contains { $0.contains("is managed by another source") }
+            let isConflict = errors.contains { $0.contains(ManifestSync.conflictPhrase) }
             ready = Condition(
                 type: "Ready", status: .false,
                 reason: (isConflict ? GitSourceReason.ownershipConflict : .applyFailed).rawValue,
