@@ -89,11 +89,13 @@ import Testing
         """
     }
 
-    /// Posts a probe event until the route table holds `route` (a probe that matches it is delivered).
-    static func waitForRoutes(port: Int, sink: EventSink, probe: String) async throws {
+    /// Posts a probe event until the route table holds `route` (a probe that matches it is delivered), and waits
+    /// for its `deliveries` to the sink, so that none of them arrives late among the test's own.
+    static func waitForRoutes(port: Int, sink: EventSink, probe: String, deliveries: Int = 1) async throws {
         let before = sink.requests.count
         _ = try await post(probe, port: port)
-        #expect(await waitUntil { sink.requests.count > before }, "the probe event was never delivered")
+        #expect(
+            await waitUntil { sink.requests.count >= before + deliveries }, "the probe event was never delivered")
     }
 
     @Test func httpWebhookAndFileActionsDeliverEveryEventOnce() async throws {
@@ -109,7 +111,8 @@ import Testing
                 + Self.action("to-file", "{type: file, file: {path: '\(file)'}}")
                 + Self.route("scans", "{input: 'input.kind == \"scan\"', actions: [to-sink, hook, to-file]}"))
         // Wait for the route table: events posted before it exists match nothing.
-        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"kind": "scan", "n": 0}"#)
+        // The probe goes to both HTTP actions; counting from before the second arrived counted it as the test's.
+        try await Self.waitForRoutes(port: port, sink: sink, probe: #"{"kind": "scan", "n": 0}"#, deliveries: 2)
         let baseline = sink.requests.count
         var ids: [String] = []
         for n in 1...20 {
