@@ -5,18 +5,6 @@ import Testing
 // Foundation also declares an `Expression` type; this file means the route expression.
 private typealias Expression = Routing.Expression
 
-/// SplitMix64: a small seeded generator, so that every run checks the same expressions and a failure reproduces.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// One random expression written twice: `folded` spells some leaves as literals, which the compiler folds;
 /// `unfolded` reads the same values from the event (`input.cN`), which the compiler cannot fold. Evaluated over
 /// `input`, the two must agree.

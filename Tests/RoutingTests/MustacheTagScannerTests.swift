@@ -10,18 +10,6 @@ private func parsedDepth(_ value: Any) -> Int {
     return value is MustacheTemplate ? deepest + 1 : deepest
 }
 
-/// A deterministic generator (SplitMix64), so a failure reproduces.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Builds a well-nested template at random, with every kind of tag, delimiter changes (which, in swift-mustache,
 /// end with the section they were made in), comments, the whitespace the parser allows inside tags, and text with
 /// pieces of delimiters in it.
