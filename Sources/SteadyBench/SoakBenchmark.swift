@@ -3,6 +3,7 @@ import Client
 import Foundation
 import NIOCore
 import Resources
+import Synchronization
 
 /// `steady-bench soak [--minutes 30] [--agents 1000] [--sample 10]`: everything at once, for a long time.
 ///
@@ -20,25 +21,27 @@ enum SoakBenchmark {
     }
 
     /// Counts shared by the load tasks and the sampler.
-    final class Counts: @unchecked Sendable {
-        private let lock = NSLock()
-        private var values: [String: Int] = [:]
-        private var firstErrors: [String: String] = [:]
+    final class Counts: Sendable {
+        private struct State {
+            var values: [String: Int] = [:]
+            var firstErrors: [String: String] = [:]
+        }
+        private let state = Mutex(State())
 
         func add(_ name: String, _ amount: Int = 1) {
-            lock.withLock { values[name, default: 0] += amount }
+            state.withLock { $0.values[name, default: 0] += amount }
         }
 
         /// Counts an error under `name`, keeping the first of each name to print at the end.
         func fail(_ name: String, _ error: any Error) {
-            lock.withLock {
-                values[name, default: 0] += 1
-                if firstErrors[name] == nil { firstErrors[name] = "\(error)" }
+            state.withLock { state in
+                state.values[name, default: 0] += 1
+                if state.firstErrors[name] == nil { state.firstErrors[name] = "\(error)" }
             }
         }
 
-        var snapshot: [String: Int] { lock.withLock { values } }
-        var errors: [String: String] { lock.withLock { firstErrors } }
+        var snapshot: [String: Int] { state.withLock { $0.values } }
+        var errors: [String: String] { state.withLock { $0.firstErrors } }
     }
 
     struct UnexpectedStatus: Error, CustomStringConvertible {
@@ -131,17 +134,20 @@ enum SoakBenchmark {
     /// One watcher: counts events, and watches again (from the last version seen) when the server ends a watch.
     static func watch(_ kind: KindInfo, client: APIClient, counts: Counts, until end: ContinuousClock.Instant) async {
         var version = ""
+        var failures = 0
         while ContinuousClock.now < end && !Task.isCancelled {
             do {
                 for try await event in client.watch(kind, resourceVersion: version, timeoutSeconds: 60) {
                     version = event.object["metadata"]?["resourceVersion"]?.stringValue ?? version
                     counts.add("watch events")
                 }
+                failures = 0
             } catch {
                 if Task.isCancelled { return }
                 counts.fail("watch errors", error)
                 version = ""
-                try? await Task.sleep(for: .seconds(1))
+                failures += 1
+                try? await Task.sleep(for: Backoff.watchRestart.jitteredDelay(attempt: failures))
             }
         }
     }
