@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Resources
 import Subprocess
 import Synchronization
@@ -42,7 +43,7 @@ public struct DeliveryTransports: Sendable {
             standardOutput.write(delivery.message.body + [0x0A])
         case .file:
             guard let file = action.file else { throw DeliveryFailure(permanent: "file: spec.file is missing") }
-            try files.append(line: Self.fileLine(delivery), to: file.path)
+            try await files.append(line: Self.fileLine(delivery), to: file.path)
         case .exec:
             guard let exec = action.exec else { throw DeliveryFailure(permanent: "exec: spec.exec is missing") }
             try await runProcess(exec, delivery: delivery, table: table, timeout: timeout)
@@ -225,33 +226,72 @@ private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ coun
     write(descriptor, buffer, count)
 }
 
-/// Appends lines to files, one open descriptor per path, each line followed by fsync.
+/// Appends lines to files, one open descriptor per path. A line counts as written once it is on disk (fsync), and
+/// lines that arrive while a file is being synced are written and synced together: one fsync for the lot, on NIO's
+/// blocking thread pool, so a slow disk neither holds the threads tasks run on nor limits a file to one line per sync.
 final class FileAppender: Sendable {
-    private let descriptors = Mutex<[String: Int32]>([:])
+    private let files = Mutex<[String: AppendedFile]>([:])
 
-    func append(line: [UInt8], to path: String) throws(DeliveryFailure) {
-        let failure: String? = descriptors.withLock { descriptors in
-            var descriptor = descriptors[path] ?? -1
-            if descriptor < 0 {
-                descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-                guard descriptor >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
-                descriptors[path] = descriptor
-            }
-            let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            guard written == line.count else {
-                close(descriptor)
-                descriptors[path] = nil
-                return "cannot write \(path): \(String(cString: strerror(errno)))"
-            }
-            guard fsync(descriptor) == 0 else { return "cannot sync \(path): \(String(cString: strerror(errno)))" }
-            return nil
+    func append(line: [UInt8], to path: String) async throws(DeliveryFailure) {
+        let file = files.withLock { files in
+            if let file = files[path] { return file }
+            let file = AppendedFile(path: path)
+            files[path] = file
+            return file
         }
-        if let failure { throw DeliveryFailure(failure) }
+        do {
+            try await file.lines.submit(line, on: .singleton) { lines in try file.write(lines) }
+        } catch let failure as DeliveryFailure {
+            throw failure
+        } catch {
+            throw DeliveryFailure("cannot write \(path): \(error)")
+        }
     }
 
-    deinit {
-        descriptors.withLock { descriptors in
-            for descriptor in descriptors.values { close(descriptor) }
+    /// One file: its descriptor, and the lines waiting for the next write.
+    private final class AppendedFile: Sendable {
+        let path: String
+        let lines = GroupCommit<[UInt8]>()
+        /// Open while writes succeed; closed after a failure, so the next write opens the file again.
+        private let descriptor = Mutex<Int32>(-1)
+
+        init(path: String) { self.path = path }
+
+        /// Writes `lines` at the end of the file and syncs it; only one batch at a time (``GroupCommit``).
+        func write(_ lines: [[UInt8]]) throws(DeliveryFailure) {
+            let bytes = Array(lines.joined())
+            let failure: String? = descriptor.withLock { descriptor in
+                if descriptor < 0 {
+                    descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+                    guard descriptor >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
+                }
+                var problem: String?
+                let complete = bytes.withUnsafeBytes { buffer in
+                    var offset = 0
+                    while offset < buffer.count {
+                        let written = systemWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                        if written < 0 && errno == EINTR { continue }
+                        guard written > 0 else { return false }
+                        offset += written
+                    }
+                    return true
+                }
+                if !complete {
+                    problem = "cannot write \(path): \(String(cString: strerror(errno)))"
+                } else if fsync(descriptor) != 0 {
+                    problem = "cannot sync \(path): \(String(cString: strerror(errno)))"
+                }
+                if problem != nil {
+                    close(descriptor)
+                    descriptor = -1
+                }
+                return problem
+            }
+            if let failure { throw DeliveryFailure(failure) }
+        }
+
+        deinit {
+            descriptor.withLock { if $0 >= 0 { close($0) } }
         }
     }
 }

@@ -117,9 +117,18 @@ public final class EventPipeline: Service, Sendable {
     private let dispatcherWake = WakeSignal()
     private let upstreamWake = WakeSignal()
     private let intake = GroupCommit<IntakeItem>()
-    private let completions = GroupCommit<FinishedAttempt>()
+    /// Attempts made and not yet recorded, for the recorder; workers go on to their next delivery meanwhile.
+    private let finished = Mutex<[FinishedAttempt]>([])
+    private let recorderWake = WakeSignal()
     private let upstream = Mutex<Upstream?>(nil)
-    private let changes = Mutex<(@Sendable () -> Void)?>(nil)
+    private let changes = Mutex<ChangeHandler?>(nil)
+
+    /// What ``onCountersChanged(_:)`` set. A struct, not a bare closure, in the mutex: a closure kept as a generic
+    /// value is reabstracted on every `inout` access, so each `withLock { $0 }` would wrap it in two more thunks,
+    /// and after a million counter changes one call ran through two million of them.
+    private struct ChangeHandler: Sendable {
+        var call: @Sendable () -> Void
+    }
 
     /// Opens the pipeline over `store`; nothing is delivered until ``run()`` and a table from ``update(_:)``.
     public init(
@@ -193,7 +202,7 @@ public final class EventPipeline: Service, Sendable {
 
     /// Sets what is called whenever counters change (for status writers).
     public func onCountersChanged(_ body: @escaping @Sendable () -> Void) {
-        changes.withLock { $0 = body }
+        changes.withLock { $0 = ChangeHandler(call: body) }
     }
 
     /// The counters of every route and action seen so far.
@@ -230,7 +239,7 @@ public final class EventPipeline: Service, Sendable {
                 }
             }
         }
-        if !executions.isEmpty { changes.withLock { $0 }?() }
+        if !executions.isEmpty { changes.withLock { $0 }?.call() }
     }
 
     // MARK: Intake
@@ -306,6 +315,7 @@ public final class EventPipeline: Service, Sendable {
                 group.addTask { await self.routeEvents() }
                 group.addTask { await self.pruneExecutions() }
                 group.addTask { await self.drainUpstream() }
+                group.addTask { await self.recordFinishedAttempts() }
                 await self.dispatch(in: &group)
             }
         }
@@ -398,7 +408,7 @@ public final class EventPipeline: Service, Sendable {
                     due: due)
             }
             var dueNow: [EventHandOff.Due] = []
-            for route in table.routes where route.input.matches(input) {
+            for route in table.matchingRoutes(input) {
                 matches.append(route.name)
                 let key = route.dedupKey(for: input)
                 if let key, dedup[route.name]?.isDuplicate(key, now: time) == true { continue }
@@ -514,7 +524,7 @@ public final class EventPipeline: Service, Sendable {
         metrics.outboxDepth.set(Double(depths.1))
         if !ready.isEmpty { dispatcherWake.signal() }
         if !step.handOffs.isEmpty { upstreamWake.signal() }
-        if !matches.isEmpty { changes.withLock { $0 }?() }
+        if !matches.isEmpty { changes.withLock { $0 }?.call() }
     }
 
     private static func enqueue(_ delivery: Delivery, into state: inout State, backlog: Int) {
@@ -599,13 +609,30 @@ public final class EventPipeline: Service, Sendable {
         }
     }
 
-    /// One of a lane's workers: attempts its deliveries one after another and records each (with whatever other
-    /// workers finished meanwhile, in one transaction) before taking the next; returns once the lane is empty.
+    /// One of a lane's workers: attempts its deliveries one after another, handing each finished attempt to the
+    /// recorder, and returns once the lane is empty.
     private func work(_ action: String) async {
         while let delivery = take(from: action) {
-            let finished = await attempt(delivery)
-            // Never throws: a batch that cannot be written is put back for another attempt.
-            try? await completions.submit(finished) { batch in record(batch) }
+            let attempt = await attempt(delivery)
+            finished.withLock { $0.append(attempt) }
+            recorderWake.signal()
+        }
+    }
+
+    /// Records finished attempts, everything that finished since the last transaction in the next one: under load
+    /// one commit covers hundreds of attempts instead of one per worker. A delivery stays held (never queued twice)
+    /// until it is recorded; one made and not recorded when the process dies is made again: at least once.
+    private func recordFinishedAttempts() async {
+        while !Task.isCancelled {
+            let batch = finished.withLock { attempts in
+                defer { attempts.removeAll(keepingCapacity: true) }
+                return attempts
+            }
+            if batch.isEmpty {
+                await recorderWake.wait()
+            } else {
+                record(batch)
+            }
         }
     }
 
@@ -727,7 +754,7 @@ public final class EventPipeline: Service, Sendable {
         metrics.outboxDepth.set(Double(depth))
         dispatcherWake.signal()
         upstreamWake.signal()
-        if finishedCount > 0 { changes.withLock { $0 }?() }
+        if finishedCount > 0 { changes.withLock { $0 }?.call() }
     }
 
     /// An action and a result, to count finished attempts by.

@@ -1,3 +1,4 @@
+import NIOPosix
 import Synchronization
 
 /// Group commit: callers hand in items and wait; the caller that finds no writer at work becomes the writer and
@@ -24,6 +25,22 @@ final class GroupCommit<Item: Sendable>: Sendable {
                 return !state.isWriting
             }
             if leads { drain(write) }
+        }
+    }
+
+    /// As ``submit(_:write:)``, but every batch is written on `threads`, never on a caller's thread: for writes that
+    /// block (an fsync), which must not hold one of the few threads Swift's concurrency runs tasks on.
+    func submit(_ item: Item, on threads: NIOThreadPool, write: @escaping @Sendable ([Item]) throws -> Void)
+        async throws
+    {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let leads = state.withLock { state in
+                state.pending.append((item, continuation))
+                defer { state.isWriting = true }
+                return !state.isWriting
+            }
+            // A pool that is shut down runs the work at once, here: the batch is still written and answered.
+            if leads { threads.submit { _ in self.drain(write) } }
         }
     }
 

@@ -48,6 +48,8 @@ public struct RouteTable: Sendable {
     public let secrets: [String: Secret]
     /// What was left out.
     public let problems: [Problem]
+    /// Which routes an event can match, found by hashing instead of evaluating every route.
+    let index: RouteIndex
 
     /// A table with nothing in it.
     public static let empty = RouteTable(
@@ -65,6 +67,7 @@ public struct RouteTable: Sendable {
         self.localActions = localActions
         self.secrets = secrets
         self.problems = problems
+        index = RouteIndex(routes.map(\.input))
     }
 
     /// Compiles the given objects (whole objects as stored, by name).
@@ -142,6 +145,13 @@ public struct RouteTable: Sendable {
 }
 
 extension RouteTable {
+    /// The routes whose input matches `event`, in the table's order.
+    func matchingRoutes(_ event: JSONValue) -> [CompiledRoute] {
+        index.candidates(for: event).compactMap { position in
+            routes[position].input.matches(event) ? routes[position] : nil
+        }
+    }
+
     /// The message `action` delivers for a route's rendered `message`: as it is, unless the action has templates of
     /// its own, rendered over the same event (`input`) in place of the body (http) or of the title (email subject).
     func message(_ message: RenderedMessage, for action: String, input: JSONValue) -> RenderedMessage {

@@ -154,6 +154,7 @@ enum EventsBenchmark {
         // Full load: 64 callers post as fast as the answers come.
         let sent = Times()
         let start = ContinuousClock.now
+        let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
         var peakRSS = rssBefore
         let next = Counter()
         let sampled = await withTaskGroup(of: Int.self) { group in
@@ -187,11 +188,18 @@ enum EventsBenchmark {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let deliveredSeconds = seconds(ContinuousClock.now - start)
+        // CPU per event holds when other processes share the cores; throughput does not.
+        let cpuPerEvent = (ConvergenceBenchmark.cpuSeconds(measured) - cpuBefore) / Double(max(delivered(), 1))
         say(
             String(
                 format: "  full load: intake %.0f events/s, delivered %d in %.2f s = %.0f events/s",
                 Double(options.events) / intakeSeconds, delivered(), deliveredSeconds,
                 Double(delivered()) / deliveredSeconds))
+        say(
+            "  \(place) CPU: "
+                + String(
+                    format: "%.0f µs per event delivered, so %.0f events/s per core", cpuPerEvent * 1e6,
+                    1 / max(cpuPerEvent, 1e-9)))
         if action == "http" { say("  full load latency: " + latencies(sent: sent, sink: sink)) }
 
         // A fixed rate, for latency when the pipeline keeps up. 64 callers share the schedule: each takes the next

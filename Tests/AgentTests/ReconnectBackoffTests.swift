@@ -1,4 +1,5 @@
 import Agent
+import SteadyTesting
 import Testing
 
 /// A generator that returns a fixed sequence, so jitter is predictable.
@@ -41,26 +42,11 @@ struct ScriptedRandom: RandomNumberGenerator {
         #expect(backoff.nextDelay(using: &low) == .seconds(1))
         // The same seed gives the same schedule; another seed gives another.
         func schedule(seed: UInt64) -> [Duration] {
-            var random = SplitMix64(seed: seed)
+            var random = SeededGenerator(seed: seed)
             var backoff = ReconnectBackoff()
             return (0..<8).map { _ in backoff.nextDelay(using: &random) }
         }
         #expect(schedule(seed: 42) == schedule(seed: 42))
         #expect(schedule(seed: 42) != schedule(seed: 43))
-    }
-}
-
-/// A small seeded generator (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -118,3 +118,28 @@ public struct Expression: Sendable {
         return true
     }
 }
+
+extension Expression {
+    /// A string test on the event that every match passes: `input.a.b == "x"` or `input.a.b in ["x", "y"]`, as the
+    /// whole expression or as one operand of its top-level `&&`s. Nil when there is none.
+    ///
+    /// A route table indexes routes by it, so that an event is evaluated only against the routes it can match:
+    /// an `&&` is `true` only when both operands are, and such a test is `true` only when the value at `path` is one
+    /// of `values`.
+    public var requiredInputString: (path: [String], values: Set<String>)? {
+        Self.requiredInputString(in: root)
+    }
+
+    private static func requiredInputString(in node: ExpressionNode) -> (path: [String], values: Set<String>)? {
+        switch node {
+        case .equalsString(.path(.input, let steps), let text, negated: false):
+            return (steps.map(\.field), [text])
+        case .inStrings(.path(.input, let steps), let set):
+            return (steps.map(\.field), set)
+        case .and(let left, let right, _):
+            return requiredInputString(in: left) ?? requiredInputString(in: right)
+        default:
+            return nil
+        }
+    }
+}
