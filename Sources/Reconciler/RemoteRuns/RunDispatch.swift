@@ -60,6 +60,9 @@ public struct RunDispatch: Sendable {
         case started(String)
         /// The runner's result arrived with a final phase (`RunResult`, or `RunRefused` as `Refused`).
         case finished(String, RemoteRunSpec.Phase)
+        /// With several controllers: the stored status shows a final phase for the runner, which another replica
+        /// recorded (the runner's agent reported to that one). It is taken whatever this replica's own view.
+        case recorded(String, RemoteRunSpec.Phase)
         /// `spec.suspend` was set or the RemoteRun was deleted (`Suspended`, `Deleted`).
         case stopped(reason: String)
         /// Time passed; the shell sends it at ``nextDeadline``.
@@ -203,6 +206,8 @@ public struct RunDispatch: Sendable {
         case .finished(let runner, let phase):
             guard phase.isFinal, let current = progress[runner], current.isInFlight else { break }
             setFinal(runner, phase)
+        case .recorded(let runner, let phase):
+            if phase.isFinal { setFinal(runner, phase) }
         case .stopped(let reason):
             guard stopReason == nil, completion == nil else { break }
             stopReason = reason
