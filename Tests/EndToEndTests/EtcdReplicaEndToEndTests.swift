@@ -305,4 +305,63 @@ import Testing
         #expect(lost.error.contains(holder.server) && lost.error.contains("runner \"web-1\""), "\(lost)")
         #expect(!lost.error.contains(token) && !other.log().contains(token), "\(lost)")
     }
+
+    @Test func aRunOverAgentsOfBothReplicasReadsAsOneLogOnEither() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        // web-1 reports to the first replica, web-2 to the second. Each runs longer than the run's delivery timeout:
+        // the replica without its agent must not take it for unreachable.
+        let agents = try zip(["web-1", "web-2"], replicas).map { name, replica in
+            let agent = try AgentProcess(name: name)
+            try agent.start(
+                controller: replica, joinToken: try replica.joinToken(),
+                runCommand: #"/bin/sh -c "echo $STEADY_RUNNER starts; sleep 6; echo $STEADY_RUNNER ends""#)
+            return agent
+        }
+        defer { agents.forEach { $0.remove() } }
+        func status(_ replica: ControllerProcess) -> [String: Any] {
+            let run = try? replica.run("steady", ["get", "remoterun", "both", "-o", "json"])
+            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
+            return object?["status"] as? [String: Any] ?? [:]
+        }
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                let names = (try? replicas[0].run("steady", ["get", "runners", "-o", "name"]).output) ?? ""
+                return names.contains("web-1") && names.contains("web-2")
+            }, "\(logs())")
+        try replicas[1].apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: both}
+            spec: {target: {runners: [web-1, web-2]}, keepOutput: true, deliveryTimeout: 4s}
+            """)
+        #expect(
+            eventually(timeout: .seconds(30)) { (status(replicas[1])["results"] as? [Any])?.count == 2 },
+            "\(status(replicas[1]))\n\(logs())")
+
+        // Followed on the second replica: its own runner's lines and, through the first, the other's, whole lines.
+        let followed = try replicas[1].run("steady", ["logs", "remoterun/both", "-f"])
+        #expect(followed.status == 0, "\(followed)\n\(logs())")
+        let expected = Set(["web-1", "web-2"].flatMap { ["\($0) | \($0) starts", "\($0) | \($0) ends"] })
+        #expect(Set(followed.output.split(separator: "\n").map(String.init)) == expected, "\(followed)\n\(logs())")
+
+        // Both replicas recorded their own runner; the run completes once, Succeeded, on either.
+        #expect(
+            eventually { status(replicas[0])["phase"] as? String == "Succeeded" }, "\(status(replicas[0]))\n\(logs())")
+        let results = (status(replicas[0])["results"] as? [[String: Any]]) ?? []
+        var holders: [String: String] = [:]
+        for result in results { holders[result["runner"] as? String ?? ""] = result["outputReplica"] as? String }
+        #expect(holders == ["web-1": replicas[0].server, "web-2": replicas[1].server], "\(results)")
+        #expect((status(replicas[0])["counts"] as? [String: Any])?["succeeded"] as? Int == 2)
+
+        // Read on either: that replica's runners first, then the other's.
+        for (replica, order) in zip(replicas, [["web-1", "web-2"], ["web-2", "web-1"]]) {
+            let all = try replica.run("steady", ["logs", "remoterun/both"])
+            let text = order.map { "\($0) | \($0) starts\n\($0) | \($0) ends\n" }.joined()
+            #expect(all.output == text, "\(replica.server): \(all)")
+        }
+    }
 }

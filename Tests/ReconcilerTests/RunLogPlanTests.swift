@@ -144,4 +144,28 @@ import Testing
         #expect(other.handle(.recorded("web-1", .running), now: Date()).isEmpty)
         #expect(other.phase(of: "web-1") == .pending)
     }
+
+    @Test func aRunnerRunningOnAnotherReplicaIsNeverTimedOutHere() {
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var dispatch = RunDispatch(runners: ["web-1", "web-2"], policy: .init(batchSize: .count(1), deliveryTimeout: 5))
+        // Neither agent is connected here: web-1 is dispatched (in vain), web-2 waits for the slot.
+        #expect(RunDispatchTests.dispatched(dispatch.start(now: t0)) == ["web-1"])
+        #expect(dispatch.handle(.runningElsewhere("web-1"), now: t0.addingTimeInterval(1)).isEmpty)
+        #expect(dispatch.phase(of: "web-1") == .running)
+        // Long past the delivery timeout: still running, and no deadline is kept for it.
+        #expect(dispatch.nextDeadline == nil)
+        #expect(dispatch.handle(.timePassed, now: t0.addingTimeInterval(600)).isEmpty)
+        #expect(dispatch.phase(of: "web-1") == .running)
+        // Its result, recorded there, frees the slot.
+        let next = dispatch.handle(.recorded("web-1", .succeeded), now: t0.addingTimeInterval(601))
+        #expect(RunDispatchTests.dispatched(next) == ["web-2"])
+        // A waiting runner found running elsewhere takes a slot there too, and a final phase is never undone.
+        var other = RunDispatch(runners: ["web-1", "web-2"], policy: .init(batchSize: .count(1)))
+        _ = other.start(now: t0)
+        #expect(other.handle(.runningElsewhere("web-2"), now: t0).isEmpty)
+        #expect(other.phase(of: "web-2") == .running)
+        _ = other.handle(.recorded("web-1", .failed), now: t0)
+        _ = other.handle(.runningElsewhere("web-1"), now: t0)
+        #expect(other.phase(of: "web-1") == .failed)
+    }
 }

@@ -61,9 +61,14 @@ final class FakeReplicaFetcher: ReplicaFetching {
     static let path = "\(RunLogRoutesTests.runPath)/nightly/log"
     let routes = RunLogRoutesTests()
 
-    /// Creates run `nightly`: web-1's output on the other replica, web-2's here. Returns its uid.
-    func createRun(_ objects: ObjectService) async throws -> String {
+    /// Creates run `nightly`: web-1's output on the other replica, web-2's here (`local`, when `output` is given,
+    /// and a stale piece of web-1's with `isStale`, as if its agent had moved). Returns its uid.
+    func createRun(_ objects: ObjectService, output: RunOutputStore? = nil, isStale: Bool = false) async throws
+        -> String
+    {
         let uid = try await routes.createRun(objects, "nightly")
+        output?.append(run: uid, runner: "web-2", stream: .stdout, bytes: Array("local\n".utf8))
+        if isStale { output?.append(run: uid, runner: "web-1", stream: .stdout, bytes: Array("stale\n".utf8)) }
         let results: JSONValue = [
             ["runner": "web-1", "phase": "Running", "outputReplica": .string(Self.other)],
             ["runner": "web-2", "phase": "Running", "outputReplica": .string(Self.own)],
@@ -87,8 +92,7 @@ final class FakeReplicaFetcher: ReplicaFetching {
     @Test func aRunnerAnotherReplicaHoldsIsReadThroughItWithTheCallersToken() async throws {
         let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "from the other replica\n")])
         try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in
-            let uid = try await createRun(objects)
-            output.append(run: uid, runner: "web-2", stream: .stdout, bytes: Array("local\n".utf8))
+            _ = try await createRun(objects, output: output)
 
             let remote = try await get(client, "\(Self.path)?runner=web-1")
             #expect(remote.status == 200)
@@ -113,10 +117,8 @@ final class FakeReplicaFetcher: ReplicaFetching {
     @Test func everyRunnerIsThisReplicasOutputThenTheOtherHoldersOutput() async throws {
         let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "web-1 | remote\n")])
         try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in
-            let uid = try await createRun(objects)
-            output.append(run: uid, runner: "web-2", stream: .stdout, bytes: Array("local\n".utf8))
-            // A stale piece of web-1's output here (its agent moved): its holder's copy is the one shown.
-            output.append(run: uid, runner: "web-1", stream: .stdout, bytes: Array("stale\n".utf8))
+            // A stale piece of web-1's output here: its holder's copy is the one shown.
+            let uid = try await createRun(objects, output: output, isStale: true)
 
             let all = try await get(client, Self.path)
             #expect(all.status == 200)
@@ -138,9 +140,7 @@ final class FakeReplicaFetcher: ReplicaFetching {
     @Test func aRequestAnotherReplicaPassedOnIsAnsweredHereAndNeverPassedOnAgain() async throws {
         let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "must not be asked\n")])
         try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in
-            let uid = try await createRun(objects)
-            output.append(run: uid, runner: "web-2", stream: .stdout, bytes: Array("local\n".utf8))
-            output.append(run: uid, runner: "web-1", stream: .stdout, bytes: Array("stale\n".utf8))
+            _ = try await createRun(objects, output: output, isStale: true)
 
             // The status says the other replica holds web-1; the request came from it: answered from here.
             let one = try await get(client, "\(Self.path)?runner=web-1", proxied: true)

@@ -136,7 +136,8 @@ struct RunLogRoutes: Sendable {
                 })
         }
         let shown = plan
-        return try await follow(info: info, object: current, uid: uid, runner: runner, showing: { shown.servesHere($0) })
+        return try await follow(
+            info: info, object: current, uid: uid, runner: runner, showing: { shown.servesHere($0) })
     }
 
     /// Whether `runner`'s result in the RemoteRun `run` has a final phase.

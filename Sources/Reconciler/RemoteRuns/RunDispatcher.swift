@@ -214,7 +214,7 @@ public actor RunDispatcher: Service {
         else { return }
         if runs[uid] != nil {
             if spec.suspend == true { await apply(.stopped(reason: "Suspended"), to: uid, now: now) }
-            adoptRecordedResults(of: object, uid: uid, now: now)
+            await adoptRecordedResults(of: object, uid: uid, now: now)
             return
         }
         let status = object["status"]
@@ -240,30 +240,41 @@ public actor RunDispatcher: Service {
             await apply(.stopped(reason: "Suspended"), to: uid, now: now)
         } else {
             await perform(runs[uid]?.dispatch.start(now: now) ?? [], for: uid)
+            await adoptRecordedResults(of: object, uid: uid, now: now)
         }
         unwritten.insert(uid)
     }
 
-    /// Takes the final results another replica recorded in the stored status (with several replicas, a runner's
-    /// agent reports to one of them), so that this replica neither dispatches nor times out those runners, and
-    /// completes the run as that replica does. Writes nothing unless the run completes here.
-    private func adoptRecordedResults(of object: JSONValue, uid: String, now: Date) {
-        guard replicas != nil else { return }
-        var completes = false
+    /// Takes what other replicas recorded in the stored status (with several replicas, a runner's agent reports to
+    /// one of them): a runner running there (its result names another `outputReplica`) is neither timed out nor
+    /// dispatched again here, and a final phase recorded there is taken, so this replica completes the run as that
+    /// one does. Carries out what follows (a freed slot's dispatch, the run's completion); writes only then.
+    private func adoptRecordedResults(of object: JSONValue, uid: String, now: Date) async {
+        guard let own = replicas?.url else { return }
+        var directives: [RunDispatch.Directive] = []
         for value in object["status"]?["results"]?.arrayValue ?? [] {
-            guard let recorded = try? value.decode(as: RemoteRunSpec.RunnerResult.self), recorded.phase.isFinal,
+            guard let recorded = try? value.decode(as: RemoteRunSpec.RunnerResult.self),
                 let ours = runs[uid]?.dispatch.phase(of: recorded.runner), !ours.isFinal
             else { continue }
+            let event: RunDispatch.Event
+            if recorded.phase.isFinal {
+                event = .recorded(recorded.runner, recorded.phase)
+                // Its output is not coming here: followers of it here end.
+                output?.finish(run: uid, runner: recorded.runner)
+            } else if recorded.phase == .running, let holder = recorded.outputReplica, holder != own,
+                ours != .running || runs[uid]?.details[recorded.runner] != recorded
+            {
+                event = .runningElsewhere(recorded.runner)
+            } else {
+                continue
+            }
             runs[uid]?.details[recorded.runner] = recorded
             runs[uid]?.encoded[recorded.runner] = nil
-            let directives = runs[uid]?.dispatch.handle(.recorded(recorded.runner, recorded.phase), now: now) ?? []
-            completes = completes || directives.contains { if case .complete = $0 { true } else { false } }
+            directives += runs[uid]?.dispatch.handle(event, now: now) ?? []
         }
-        if completes {
-            runs[uid]?.completionTime = Timestamp.now()
-            output?.complete(run: uid)
-            unwritten.insert(uid)
-        }
+        guard !directives.isEmpty else { return }
+        await perform(directives, for: uid)
+        unwritten.insert(uid)
     }
 
     /// Keeps what is due for a finished run: its deletion (`ttlSecondsAfterFinished` after its completion) and
