@@ -357,6 +357,14 @@ import Testing
         #expect(holders == ["web-1": replicas[0].server, "web-2": replicas[1].server], "\(results)")
         #expect((status(replicas[0])["counts"] as? [String: Any])?["succeeded"] as? Int == 2)
 
+        // `steady run` through either replica streams every runner's output, followed from the run's creation.
+        let again = try replicas[0].run(
+            "steady", ["run", "--name", "again", "--runners", "web-1,web-2", "--delivery-timeout", "4s"])
+        #expect(again.status == 0, "\(again)\n\(logs())")
+        for runner in ["web-1", "web-2"] {
+            #expect(again.output.contains("\(runner) | \(runner) ends"), "\(again)")
+        }
+
         // Read on either: that replica's runners first, then the other's.
         for (replica, order) in zip(replicas, [["web-1", "web-2"], ["web-2", "web-1"]]) {
             let all = try replica.run("steady", ["logs", "remoterun/both"])

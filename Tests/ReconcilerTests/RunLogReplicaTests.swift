@@ -137,6 +137,31 @@ final class FakeReplicaFetcher: ReplicaFetching {
         }
     }
 
+    @Test func aFollowOfEveryRunnerReadsReplicasNamedAfterItStarted() async throws {
+        let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "web-1 | remote\n")])
+        try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in
+            // As `steady run` does: followed from the start, before any runner has started anywhere.
+            let uid = try await routes.createRun(objects, "nightly")
+            async let followed = get(client, "\(Self.path)?follow=true")
+            while output.followerCount(run: uid) == 0 { await Task.yield() }
+            #expect(fetcher.calls.isEmpty)
+            // web-1 starts on the other replica, web-2 here.
+            let results: JSONValue = [
+                ["runner": "web-1", "phase": "Running", "outputReplica": .string(Self.other)],
+                ["runner": "web-2", "phase": "Running", "outputReplica": .string(Self.own)],
+            ]
+            _ = try await objects.patch(
+                Kinds.remoteRun, name: "nightly", patch: .merge(["status": ["results": results]]),
+                subresource: "status", options: WriteOptions())
+            while fetcher.calls.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+            output.append(run: uid, runner: "web-2", stream: .stdout, bytes: Array("local\n".utf8))
+            try await routes.setPhase(objects, "nightly", "Succeeded")
+            let lines = try await followed.text.split(separator: "\n").map(String.init)
+            #expect(lines.sorted() == ["web-1 | remote", "web-2 | local"], "\(lines)")
+            #expect(fetcher.calls.map(\.pathAndQuery) == ["\(Self.path)?follow=true"])
+        }
+    }
+
     @Test func aRequestAnotherReplicaPassedOnIsAnsweredHereAndNeverPassedOnAgain() async throws {
         let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "must not be asked\n")])
         try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in

@@ -60,4 +60,10 @@ struct RunLogPlan: Sendable, Equatable {
     func awaitsHolder(of runner: String) -> Bool {
         ownURL != nil && !isProxied && holders[runner] == nil
     }
+
+    /// Whether a follow of every runner must look out for replicas named later (as runners start on them), even when
+    /// none is named yet: several replicas, and a request not passed on. `steady run` follows from the run's creation.
+    var followsHoldersAsNamed: Bool {
+        ownURL != nil && !isProxied
+    }
 }

@@ -111,6 +111,8 @@ struct RunLogRoutes: Sendable {
             info: info, name: name, runner: runner, isFollowing: isFollowing,
             authorization: request.headers[.authorization])
         switch plan.source(runner: runner) {
+        case .local where isFollowing && runner == nil && plan.followsHoldersAsNamed:
+            return try await followMerged(forwarding, object: current, uid: uid, plan: plan, others: [])
         case .local:
             break
         case .proxy(let replica):

@@ -29,10 +29,11 @@ extension RunOutputStore: RunOutputSink {}
 /// agent's ledger can forget it.
 ///
 /// With several controller replicas, every replica follows every run, but a runner's agent reports to the one it is
-/// connected to. That replica records itself as the runner's `outputReplica` (where its output is kept), and the
-/// others take the final phases it recorded from the stored status (``RunDispatch/Event/recorded(_:_:)``). A status
-/// write never moves a runner's stored result back (a final phase stays, a running one is not made pending again)
-/// and never changes a run the store shows finished.
+/// connected to. That replica records itself as the runner's `outputReplica` (where its output is kept); the others
+/// take from the stored status that the runner runs there (``RunDispatch/Event/runningElsewhere(_:)``: no deadline
+/// here) and the final phase recorded there (``RunDispatch/Event/recorded(_:_:)``). A status write never moves a
+/// runner's stored result back (a final phase stays, a running one is not made pending again) and never changes a
+/// run the store shows finished.
 public actor RunDispatcher: Service {
     /// One run under way.
     struct ActiveRun {
