@@ -99,17 +99,18 @@ public struct ControllerRuntime: Sendable {
         metrics = APIMetrics()
         let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
         informer = SharedInformer(store: store, logger: logger)
-        agents = AgentGateway(
-            objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)
-        controllers = ControllerManager(
-            objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
-        runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         let replicas =
             elector == nil
             ? nil
             : ReplicaPeers(
                 url: configuration.advertiseURL, fetcher: try HTTPReplicaFetcher(caPEM: identity.caCertificatePEM))
         self.replicas = replicas
+        agents = AgentGateway(
+            objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer,
+            replicas: replicas, logger: logger)
+        controllers = ControllerManager(
+            objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
+        runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         remoteRuns = RunDispatcher(
             objects: objects, gateway: agents, informer: informer, output: runOutput, replicas: replicas,
             logger: logger)

@@ -197,6 +197,30 @@ final class FakeReplicaFetcher: ReplicaFetching {
         }
     }
 
+    @Test func aRunnersScheduledRunLogIsReadThroughTheReplicaHoldingIt() async throws {
+        let fetcher = FakeReplicaFetcher([Self.other: .text(status: 200, "scheduled\n")])
+        try await routes.withAPI(replicas: ReplicaPeers(url: Self.own, fetcher: fetcher)) { client, objects, output in
+            let runner: JSONValue = [
+                "apiVersion": "steady.dev/v1", "kind": "Runner", "metadata": ["name": "web-1"], "spec": [:],
+            ]
+            _ = try await objects.create(Kinds.runner, body: runner, options: WriteOptions())
+            let lastRun: JSONValue = ["phase": "Succeeded", "outputReplica": .string(Self.other)]
+            _ = try await objects.patch(
+                Kinds.runner, name: "web-1", patch: .merge(["status": ["lastRun": lastRun]]), subresource: "status",
+                options: WriteOptions())
+            let path = "/apis/steady.dev/v1/runners/web-1/log"
+            #expect(try await get(client, path).text == "scheduled\n")
+            #expect(fetcher.calls.map(\.pathAndQuery) == [path])
+            #expect(fetcher.calls.first?.authorization == "Bearer \(RunLogRoutesTests.token)")
+
+            // Passed on already: answered from here, never passed on again.
+            let run = ScheduledRunOutput.run(of: "web-1")
+            output.append(run: run, runner: "web-1", stream: .stdout, bytes: Array("here\n".utf8))
+            #expect(try await get(client, path, proxied: true).text == "here\n")
+            #expect(fetcher.calls.count == 1)
+        }
+    }
+
     @Test func aLoneControllerNeverAsksAnotherReplica() async throws {
         let fetcher = FakeReplicaFetcher([:])
         try await routes.withAPI(replicas: ReplicaPeers(url: nil, fetcher: fetcher)) { client, objects, output in

@@ -70,8 +70,12 @@ struct RunLogRoutes: Sendable {
         let query = QueryParameters(request)
         let isFollowing = try query.bool("follow") ?? false
         let runner = query.string("runner")
+        let forwarding = Forwarding(
+            info: info, name: name, runner: runner, isFollowing: isFollowing,
+            authorization: request.headers[.authorization])
+        let isProxied = request.headers[ReplicaPeers.proxiedHeader] != nil
         if info.kind == RunnerSpec.kind {
-            return try await scheduledLog(info: info, name: name, isFollowing: isFollowing)
+            return try await scheduledLog(forwarding, isProxied: isProxied)
         }
         if let runner, runner.isEmpty {
             throw APIError(.badRequest, "invalid value \"\" for query parameter runner: name a runner of the run")
@@ -87,9 +91,7 @@ struct RunLogRoutes: Sendable {
                 .notFound, "\(info.plural).\(API.group) \"\(name)\" has no runner \"\(runner)\"", kind: info.plural,
                 name: name)
         }
-        var plan = RunLogPlan(
-            ownURL: replicas?.url, isProxied: request.headers[ReplicaPeers.proxiedHeader] != nil,
-            holders: RunLogPlan.holders(of: object))
+        var plan = RunLogPlan(ownURL: replicas?.url, isProxied: isProxied, holders: RunLogPlan.holders(of: object))
         let isFinished = object["status"]?["phase"]?.stringValue
             .flatMap(RemoteRunSpec.Phase.init(rawValue:))?.isFinal ?? false
         if isFinished, object["spec"]?["keepOutput"]?.boolValue != true, output.runners(run: uid).isEmpty,
@@ -107,9 +109,6 @@ struct RunLogRoutes: Sendable {
             current = try await awaitHolder(info: info, object: object, runner: runner)
             plan.holders = RunLogPlan.holders(of: current)
         }
-        let forwarding = Forwarding(
-            info: info, name: name, runner: runner, isFollowing: isFollowing,
-            authorization: request.headers[.authorization])
         switch plan.source(runner: runner) {
         case .local where isFollowing && runner == nil && plan.followsHoldersAsNamed:
             return try await followMerged(forwarding, object: current, uid: uid, plan: plan, others: [])
@@ -149,9 +148,18 @@ struct RunLogRoutes: Sendable {
     }
 
     /// The output of runner `name`'s latest scheduled run, all of it stored (at most the per-runner bound), and
-    /// followed while that run goes when `isFollowing`.
-    private func scheduledLog(info: KindInfo, name: String, isFollowing: Bool) async throws(APIError) -> Response {
+    /// followed while that run goes when `isFollowing`; with several replicas, read through the one holding it
+    /// (`status.lastRun.outputReplica`).
+    private func scheduledLog(_ forwarding: Forwarding, isProxied: Bool) async throws(APIError) -> Response {
+        let (info, name, isFollowing) = (forwarding.info, forwarding.name, forwarding.isFollowing)
         let object = try await objects.get(info, name: name)
+        let holders = object["status"]?["lastRun"]?["outputReplica"]?.stringValue.map { [name: $0] } ?? [:]
+        let plan = RunLogPlan(ownURL: replicas?.url, isProxied: isProxied, holders: holders)
+        if case .proxy(let replica) = plan.source(runner: name) {
+            var forwarding = forwarding
+            forwarding.runner = nil
+            return try await proxy(forwarding, to: replica)
+        }
         if isFollowing && !Self.isScheduledRunOver(object) {
             return try await follow(
                 info: info, object: object, run: ScheduledRunOutput.run(of: name), runner: name, showsRunner: false,
