@@ -101,6 +101,7 @@ let package = Package(
             dependencies: [
                 "Resources", "Routing", "Apply", "Events", "SQLiteSupport", "CSQLite", "TLSSupport",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -18,13 +18,17 @@ public struct ControllerRuntime: Sendable {
         public var eventListener: EventListener.Configuration?
         /// The event pipeline's limits, and whether `exec` actions may run on the controller (`--allow-exec`).
         public var events: EventPipeline.Configuration
+        /// With several controllers: the URL other replicas reach this one's API on (`--advertise-url`); by default
+        /// ``ReplicaPeers/defaultURL(serverNames:listenHost:port:hostName:)`` once the port is bound.
+        public var advertiseURL: String?
 
         public init(
             dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
             serverNames: [String] = [], synchronous: SQLiteStore.Synchronous = .normal,
             eventListener: EventListener.Configuration? = nil,
-            events: EventPipeline.Configuration = .init(location: "controller")
+            events: EventPipeline.Configuration = .init(location: "controller"), advertiseURL: String? = nil
         ) {
+            self.advertiseURL = advertiseURL
             self.eventListener = eventListener
             self.events = events
             self.dataDirectory = dataDirectory
@@ -52,6 +56,8 @@ public struct ControllerRuntime: Sendable {
     public let remoteRuns: RunDispatcher
     /// Run output, outside the RemoteRun objects (the `log` subresource).
     public let runOutput: RunOutputStore
+    /// With an elector: this replica's advertised URL and a client to the others (run output they hold).
+    public let replicas: ReplicaPeers?
     /// Fetches and applies GitRepository sources (run as it is by a lone controller; with an elector, only
     /// ``leaderGitSources`` runs, and this one serves ``GitSourceController/declare(_:)``).
     public let gitSources: GitSourceController
@@ -93,13 +99,21 @@ public struct ControllerRuntime: Sendable {
         metrics = APIMetrics()
         let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
         informer = SharedInformer(store: store, logger: logger)
+        let replicas =
+            elector == nil
+            ? nil
+            : ReplicaPeers(
+                url: configuration.advertiseURL, fetcher: try HTTPReplicaFetcher(caPEM: identity.caCertificatePEM))
+        self.replicas = replicas
         agents = AgentGateway(
-            objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)
+            objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer,
+            replicas: replicas, logger: logger)
         controllers = ControllerManager(
             objects: objects, metrics: metrics, logger: logger, syncIndex: agents.syncIndex, informer: informer)
         runOutput = RunOutputStore(directory: configuration.dataDirectory.appendingPathComponent("run-output"))
         remoteRuns = RunDispatcher(
-            objects: objects, gateway: agents, informer: informer, output: runOutput, logger: logger)
+            objects: objects, gateway: agents, informer: informer, output: runOutput, replicas: replicas,
+            logger: logger)
         let gitDirectory = configuration.dataDirectory.appendingPathComponent("git")
         gitSources = GitSourceController(objects: objects, directory: gitDirectory, logger: logger)
         leaderGitSources =
@@ -117,7 +131,7 @@ public struct ControllerRuntime: Sendable {
             agents: agents, caCertificatePEM: identity.caCertificatePEM,
             readiness: Self.readiness(store: store, controllers: controllers),
             liveness: Self.liveness(store: store), runOutput: runOutput,
-            gitSources: leaderGitSources ?? gitSources, logger: logger)
+            gitSources: leaderGitSources ?? gitSources, replicas: replicas, logger: logger)
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
@@ -180,7 +194,7 @@ public struct ControllerRuntime: Sendable {
         elector: any LeaderElector, onServerRunning: @escaping @Sendable (Int) async -> Void
     ) throws -> [any Service] {
         let (configuration, logger, metrics, compiled) = (configuration, logger, metrics, objects.compiled)
-        let (informer, syncIndex, gitSources) = (informer, agents.syncIndex, leaderGitSources)
+        let (informer, syncIndex, gitSources, replicas) = (informer, agents.syncIndex, leaderGitSources, replicas)
         let leaderOnly = LeaderOnlyServices(elector: elector, logger: logger) { store in
             let objects = ObjectService(store: store, compiled: compiled)
             var services: [any Service] = [
@@ -197,7 +211,14 @@ public struct ControllerRuntime: Sendable {
         // Every replica takes events into its own events.db, delivers them, and adds its own counts to Route and
         // Action status (EventStatusWriter says how replicas' figures merge).
         var services: [any Service] = [
-            try server.makeApplication(onServerRunning: onServerRunning),
+            try server.makeApplication { port in
+                replicas?.adopt(
+                    defaultURL: ReplicaPeers.defaultURL(
+                        serverNames: configuration.serverNames, listenHost: configuration.host, port: port,
+                        hostName: ProcessInfo.processInfo.hostName))
+                logger.info("replica advertised", metadata: ["steady.url": "\(replicas?.url ?? "")"])
+                await onServerRunning(port)
+            },
             server.openWatches.closer,
             informer,
             leaderOnly,

@@ -44,6 +44,14 @@ struct ControllerOptions: ParsableArguments {
     @Option(name: .customLong("server-name"), help: "Extra DNS name or IP for the serving certificate (repeatable).")
     var serverNames: [String] = []
 
+    @Option(
+        name: .customLong("advertise-url"),
+        help: """
+            With several controllers (--store etcd://...): the https://HOST:PORT other replicas reach this one's API \
+            on (the first --server-name, else the --listen address, else the host name, with the port).
+            """)
+    var advertiseURL: String?
+
     @Flag(help: "Sync every commit to disk (survives power loss, not just a crash).")
     var fsync = false
 
@@ -78,6 +86,9 @@ struct ControllerOptions: ParsableArguments {
 
     func validate() throws {
         _ = try endpoint()
+        if let advertiseURL, let problem = ReplicaPeers.urlProblem(advertiseURL) {
+            throw ValidationError("--advertise-url \(advertiseURL): \(problem)")
+        }
         if let gitURL {
             let errors = GitSourceController.declaration(url: gitURL, branch: gitRef, path: gitPath).errors
             if let error = errors.first { throw ValidationError("--git: \(error)") }
@@ -116,6 +127,14 @@ struct ControllerOptions: ParsableArguments {
         }
     }
 
+    /// The serving certificate's extra names: `--server-name`, and the host of `--advertise-url`, which the other
+    /// replicas verify.
+    var servingNames: [String] {
+        guard let host = advertiseURL.flatMap({ URLComponents(string: $0)?.host }) else { return serverNames }
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return serverNames.contains(bare) ? serverNames : serverNames + [bare]
+    }
+
     var dataURL: URL { URL(fileURLWithPath: dataDirectory).standardizedFileURL }
     var kubeconfigURL: URL { dataURL.appendingPathComponent("admin.kubeconfig") }
 
@@ -128,10 +147,11 @@ struct ControllerOptions: ParsableArguments {
         let configuration = ControllerRuntime.Configuration(
             dataDirectory: dataURL, host: host, port: port,
             manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
-            serverNames: serverNames, synchronous: fsync ? .full : .normal, eventListener: try eventListener(),
+            serverNames: servingNames, synchronous: fsync ? .full : .normal, eventListener: try eventListener(),
             events: EventPipeline.Configuration(
                 location: "controller", allowsExec: allowExec, maxEventBytes: eventsMaxBytes,
-                maxQueuedEvents: eventsMaxQueued, maxPendingDeliveries: eventsMaxPending))
+                maxQueuedEvents: eventsMaxQueued, maxPendingDeliveries: eventsMaxPending),
+            advertiseURL: advertiseURL)
         let runtime = try await storeOptions.makeRuntime(configuration: configuration, logger: logger)
         if let gitURL {
             try await runtime.gitSources.declare(

@@ -3,8 +3,8 @@ import SteadyTesting
 import Testing
 
 /// What several controllers on one real etcd share besides objects and the lease: GitRepository sources that only
-/// the leader follows, event counters that every replica adds to, TLS to etcd, and join tokens that name every
-/// replica. Skipped, with a printed reason, when etcd is not installed.
+/// the leader follows, event counters that every replica adds to, TLS to etcd, join tokens that name every replica,
+/// and run output read through any replica. Skipped, with a printed reason, when etcd is not installed.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct EtcdReplicaEndToEndTests {
     /// Starts `count` controllers on `etcd` with a 2-second lease; returns them with a function printing their logs.
     static func replicas(
@@ -232,5 +232,176 @@ import Testing
         #expect(
             eventually(timeout: .seconds(30)) { status("action/record")["delivered"] as? Int == 5 },
             "\(status("action/record"))")
+    }
+
+    @Test func aRunsOutputIsReadOnAnyReplicaFromTheOneItsAgentStreamedTo() throws {
+        guard let curl = Binaries.onPath("curl") else { return }
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let (holder, other) = (replicas[0], replicas[1])
+        // The agent knows only the first replica: its output is kept there.
+        let agent = try AgentProcess(name: "web-1")
+        defer { agent.remove() }
+        try agent.start(
+            controller: holder, joinToken: try holder.joinToken(),
+            runCommand: #"/bin/sh -c "echo first line of $STEADY_RUN_NAME; sleep 2; echo second line >&2""#)
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                (try? other.run("steady", ["get", "runners", "-o", "name"]).output.contains("web-1")) == true
+            }, "\(agent.log())\n\(logs())")
+        try other.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: inventory}
+            spec: {target: {runners: [web-1]}, keepOutput: true}
+            """)
+
+        func status() -> [String: Any] {
+            let run = try? other.run("steady", ["get", "remoterun", "inventory", "-o", "json"])
+            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
+            return object?["status"] as? [String: Any] ?? [:]
+        }
+        func result() -> [String: Any]? { (status()["results"] as? [[String: Any]])?.first }
+        #expect(eventually(timeout: .seconds(30)) { result() != nil }, "\(status())\n\(logs())")
+
+        // Followed through the other replica while it runs: it waits to learn where the output goes, then reads it
+        // from there to the end.
+        let followed = try other.run("steady", ["logs", "remoterun/inventory", "--runner", "web-1", "-f"])
+        #expect(followed.status == 0, "\(followed)\n\(logs())")
+        #expect(followed.output == "first line of inventory\n(stderr) | second line\n", "\(followed)\n\(logs())")
+        #expect(eventually { status()["phase"] as? String == "Succeeded" }, "\(status())\n\(logs())")
+        #expect(result()?["outputReplica"] as? String == holder.server, "\(status())")
+
+        // Read again, one runner and every runner, through the replica that does not hold it.
+        let one = try other.run("steady", ["logs", "remoterun/inventory", "--runner", "web-1"])
+        #expect(one.output == "first line of inventory\n(stderr) | second line\n", "\(one)")
+        let all = try other.run("steady", ["logs", "remoterun/inventory"])
+        #expect(all.output == "web-1 | first line of inventory\nweb-1 (stderr) | second line\n", "\(all)")
+
+        // A request marked as passed on by a replica is answered from what the replica asked holds (nothing here),
+        // never passed on again: two replicas that disagree cannot bounce it between them.
+        let token = try String(contentsOf: other.dataDirectory.file("admin.token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        func read(_ replica: ControllerProcess, proxied: Bool) throws -> CommandResult {
+            try CommandResult.run(
+                curl,
+                [
+                    "-s", "-w", "\n%{http_code}", "--cacert", replica.dataDirectory.file("ca.crt").path,
+                    "-H", "Authorization: Bearer \(token)",
+                ] + (proxied ? ["-H", "Steady-Proxied-By: \(holder.server)"] : [])
+                    + ["\(replica.server)/apis/steady.dev/v1/remoteruns/inventory/log?runner=web-1"])
+        }
+        #expect(try read(other, proxied: true).output == "\n200")
+        #expect(try read(other, proxied: false).output == "first line of inventory\n(stderr) | second line\n\n200")
+        #expect(try read(holder, proxied: true).output == "first line of inventory\n(stderr) | second line\n\n200")
+
+        // The holder gone: a clear error naming it and the runner, at once, not a hang or an empty log.
+        holder.stop(signal: SIGKILL)
+        let lost = try other.run("steady", ["logs", "remoterun/inventory", "--runner", "web-1"])
+        #expect(lost.status != 0, "\(lost)")
+        #expect(lost.error.contains(holder.server) && lost.error.contains("runner \"web-1\""), "\(lost)")
+        #expect(!lost.error.contains(token) && !other.log().contains(token), "\(lost)")
+    }
+
+    @Test func aRunnersScheduledRunLogIsReadOnAnyReplica() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let (holder, other) = (replicas[0], replicas[1])
+        try other.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: Runner
+            metadata: {name: web-1}
+            spec: {schedule: {interval: 2s, splay: 1s}}
+            """)
+        // The agent reports to the first replica only, which keeps the output of its scheduled runs.
+        let agent = try AgentProcess(name: "web-1")
+        defer { agent.remove() }
+        try agent.start(controller: holder, joinToken: try holder.joinToken(), runCommand: "/bin/echo scheduled")
+        func lastRun() -> [String: Any] {
+            let runner = try? other.run("steady", ["get", "runner", "web-1", "-o", "json"])
+            let object = try? JSONSerialization.jsonObject(with: Data((runner?.output ?? "").utf8)) as? [String: Any]
+            return (object?["status"] as? [String: Any])?["lastRun"] as? [String: Any] ?? [:]
+        }
+        #expect(
+            eventually(timeout: .seconds(60)) { lastRun()["outputReplica"] as? String == holder.server },
+            "\(lastRun())\n\(agent.log())\n\(logs())")
+        // Read through the other replica (a run just started may have printed nothing yet: the next one has).
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                (try? other.run("steady", ["logs", "runner/web-1"]).output) == "scheduled\n"
+            }, "\(lastRun())\n\(logs())")
+    }
+
+    @Test func aRunOverAgentsOfBothReplicasReadsAsOneLogOnEither() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        // web-1 reports to the first replica, web-2 to the second. Each runs longer than the run's delivery timeout:
+        // the replica without its agent must not take it for unreachable.
+        let agents = try zip(["web-1", "web-2"], replicas).map { name, replica in
+            let agent = try AgentProcess(name: name)
+            try agent.start(
+                controller: replica, joinToken: try replica.joinToken(),
+                runCommand: #"/bin/sh -c "echo $STEADY_RUNNER starts; sleep 6; echo $STEADY_RUNNER ends""#)
+            return agent
+        }
+        defer { agents.forEach { $0.remove() } }
+        func status(_ replica: ControllerProcess) -> [String: Any] {
+            let run = try? replica.run("steady", ["get", "remoterun", "both", "-o", "json"])
+            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
+            return object?["status"] as? [String: Any] ?? [:]
+        }
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                let names = (try? replicas[0].run("steady", ["get", "runners", "-o", "name"]).output) ?? ""
+                return names.contains("web-1") && names.contains("web-2")
+            }, "\(logs())")
+        try replicas[1].apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: both}
+            spec: {target: {runners: [web-1, web-2]}, keepOutput: true, deliveryTimeout: 4s}
+            """)
+        #expect(
+            eventually(timeout: .seconds(30)) { (status(replicas[1])["results"] as? [Any])?.count == 2 },
+            "\(status(replicas[1]))\n\(logs())")
+
+        // Followed on the second replica: its own runner's lines and, through the first, the other's, whole lines.
+        let followed = try replicas[1].run("steady", ["logs", "remoterun/both", "-f"])
+        #expect(followed.status == 0, "\(followed)\n\(logs())")
+        let expected = Set(["web-1", "web-2"].flatMap { ["\($0) | \($0) starts", "\($0) | \($0) ends"] })
+        #expect(Set(followed.output.split(separator: "\n").map(String.init)) == expected, "\(followed)\n\(logs())")
+
+        // Both replicas recorded their own runner; the run completes once, Succeeded, on either.
+        #expect(
+            eventually { status(replicas[0])["phase"] as? String == "Succeeded" }, "\(status(replicas[0]))\n\(logs())")
+        let results = (status(replicas[0])["results"] as? [[String: Any]]) ?? []
+        var holders: [String: String] = [:]
+        for result in results { holders[result["runner"] as? String ?? ""] = result["outputReplica"] as? String }
+        #expect(holders == ["web-1": replicas[0].server, "web-2": replicas[1].server], "\(results)")
+        #expect((status(replicas[0])["counts"] as? [String: Any])?["succeeded"] as? Int == 2)
+
+        // `steady run` through either replica streams every runner's output, followed from the run's creation.
+        let again = try replicas[0].run(
+            "steady", ["run", "--name", "again", "--runners", "web-1,web-2", "--delivery-timeout", "4s"])
+        #expect(again.status == 0, "\(again)\n\(logs())")
+        for runner in ["web-1", "web-2"] {
+            #expect(again.output.contains("\(runner) | \(runner) ends"), "\(again)")
+        }
+
+        // Read on either: that replica's runners first, then the other's.
+        for (replica, order) in zip(replicas, [["web-1", "web-2"], ["web-2", "web-1"]]) {
+            let all = try replica.run("steady", ["logs", "remoterun/both"])
+            let text = order.map { "\($0) | \($0) starts\n\($0) | \($0) ends\n" }.joined()
+            #expect(all.output == text, "\(replica.server): \(all)")
+        }
     }
 }

@@ -26,9 +26,11 @@ import Testing
         }
     }
 
-    func withAPI(_ body: @Sendable (any TestClientProtocol, ObjectService, RunOutputStore) async throws -> Void)
-        async throws
-    {
+    /// Runs `body` against the API in-process; with `replicas`, as one of several controller replicas.
+    func withAPI(
+        replicas: ReplicaPeers? = nil,
+        _ body: @Sendable (any TestClientProtocol, ObjectService, RunOutputStore) async throws -> Void
+    ) async throws {
         let fixture = try StoreFixture()
         let directory = try TemporaryDirectory(prefix: "steady-run-log")
         defer {
@@ -40,7 +42,7 @@ import Testing
         let server = APIServer(
             objects: objects, authenticator: Tokens(),
             configuration: .init(host: "127.0.0.1", port: 0, tls: nil, watchLimits: .init(maximumSeconds: 30)),
-            runOutput: output, logger: Logger(label: "test"))
+            runOutput: output, replicas: replicas, logger: Logger(label: "test"))
         let app = Application(router: server.makeRouter())
         try await app.test(.router) { client in try await body(client, objects, output) }
     }

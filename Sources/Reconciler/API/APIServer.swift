@@ -44,6 +44,9 @@ public struct APIServer: Sendable {
     public let runOutput: RunOutputStore?
     /// Receives GitRepository webhooks; nil serves none.
     public let gitSources: (any GitSourceTriggering)?
+    /// With several controller replicas: this one's URL and a way to the others, whose run output the `log`
+    /// subresource reads through them.
+    public let replicas: ReplicaPeers?
     /// The event pipeline that `POST /events` feeds; nil serves no intake.
     public let events: EventPipeline?
     let logger: Logger
@@ -52,8 +55,10 @@ public struct APIServer: Sendable {
         objects: ObjectService, authenticator: any Authenticating, metrics: APIMetrics = APIMetrics(),
         events: EventPipeline? = nil, configuration: Configuration, agents: AgentGateway? = nil, caCertificatePEM: String = "",
         readiness: HealthChecks = HealthChecks(), liveness: HealthChecks = HealthChecks(),
-        runOutput: RunOutputStore? = nil, gitSources: (any GitSourceTriggering)? = nil, logger: Logger
+        runOutput: RunOutputStore? = nil, gitSources: (any GitSourceTriggering)? = nil, replicas: ReplicaPeers? = nil,
+        logger: Logger
     ) {
+        self.replicas = replicas
         self.runOutput = runOutput
         self.gitSources = gitSources
         self.events = events
@@ -103,7 +108,9 @@ public struct APIServer: Sendable {
             objects: objects, metrics: metrics, watchLimits: configuration.watchLimits, openWatches: openWatches
         ).register(on: router)
         if let gitSources { GitWebhookRoutes(objects: objects, sources: gitSources).register(on: router) }
-        if let runOutput { RunLogRoutes(objects: objects, output: runOutput, metrics: metrics).register(on: router) }
+        if let runOutput {
+            RunLogRoutes(objects: objects, output: runOutput, metrics: metrics, replicas: replicas).register(on: router)
+        }
         if let events {
             EventIntakeRoutes.register(on: router, paths: ["/events"], pipeline: events) { _, context in
                 context.identity == .admin || context.identity == .eventIngest

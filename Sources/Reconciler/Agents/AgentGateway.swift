@@ -47,6 +47,8 @@ public actor AgentGateway {
     nonisolated let configuration: Configuration
     /// Connected runners, slices pushed, status writes failed; nil in tests that do not look.
     nonisolated let metrics: GatewayMetrics?
+    /// With several controller replicas: this one's advertised URL, recorded where a scheduled run's output is.
+    nonisolated let replicas: ReplicaPeers?
     let logger: Logger
     /// Which slice each runner's agent holds, for the status of Routes, Actions and Assignments.
     public nonisolated let syncIndex = RunnerSyncIndex()
@@ -61,8 +63,10 @@ public actor AgentGateway {
     /// store itself.
     public init(
         objects: ObjectService, credentials: AgentCredentials, configuration: Configuration = Configuration(),
-        metrics: GatewayMetrics? = nil, informer: SharedInformer? = nil, logger: Logger
+        metrics: GatewayMetrics? = nil, informer: SharedInformer? = nil, replicas: ReplicaPeers? = nil,
+        logger: Logger
     ) {
+        self.replicas = replicas
         self.objects = objects
         self.credentials = credentials
         self.configuration = configuration
@@ -129,6 +133,7 @@ public actor AgentGateway {
 
     /// Hands over a report from an agent stream; the gateway records it soon after.
     public nonisolated func receive(runner: String, report: AgentReport) {
+        let report = stamped(report)
         let wasEmpty = pendingReports.withLock { pending in
             defer { pending[runner] = report }
             return pending.isEmpty
@@ -393,9 +398,18 @@ public actor AgentGateway {
 
     /// Records a report (heartbeat and sync status) and returns once the Runner's status says what it changed.
     public func report(runner: String, _ report: AgentReport) async {
-        await perform(state.record(runner: runner, report, now: clock.now))
+        await perform(state.record(runner: runner, stamped(report), now: clock.now))
         guard statusQueue.writing.contains(runner) else { return }
         await withCheckedContinuation { statusWritten[runner, default: []].append($0) }
+    }
+
+    /// `report` with its scheduled run's `outputReplica` set to this replica (with several replicas; none otherwise),
+    /// whatever the agent sent: the output of a run it reports comes on its stream here.
+    private nonisolated func stamped(_ report: AgentReport) -> AgentReport {
+        guard report.lastRun != nil else { return report }
+        var report = report
+        report.lastRun?.outputReplica = replicas?.url
+        return report
     }
 
     /// Whether an agent reported recently: a name held by a live agent cannot be enrolled again.

@@ -60,6 +60,13 @@ public struct RunDispatch: Sendable {
         case started(String)
         /// The runner's result arrived with a final phase (`RunResult`, or `RunRefused` as `Refused`).
         case finished(String, RemoteRunSpec.Phase)
+        /// With several controllers: the stored status shows a final phase for the runner, which another replica
+        /// recorded (the runner's agent reported to that one). It is taken whatever this replica's own view.
+        case recorded(String, RemoteRunSpec.Phase)
+        /// With several controllers: the stored status shows the runner running on another replica, which its agent
+        /// reports to. It takes a slot and has no deadline here: its final phase comes as ``recorded(_:_:)``, or as
+        /// ``finished(_:_:)`` when its agent moves here.
+        case runningElsewhere(String)
         /// `spec.suspend` was set or the RemoteRun was deleted (`Suspended`, `Deleted`).
         case stopped(reason: String)
         /// Time passed; the shell sends it at ``nextDeadline``.
@@ -203,6 +210,14 @@ public struct RunDispatch: Sendable {
         case .finished(let runner, let phase):
             guard phase.isFinal, let current = progress[runner], current.isInFlight else { break }
             setFinal(runner, phase)
+        case .recorded(let runner, let phase):
+            if phase.isFinal { setFinal(runner, phase) }
+        case .runningElsewhere(let runner):
+            guard let current = progress[runner], !current.isFinal else { break }
+            if current == .waiting { hasDispatched = true }
+            progress[runner] = .running
+            inFlight.insert(runner)
+            lostSince[runner] = nil
         case .stopped(let reason):
             guard stopReason == nil, completion == nil else { break }
             stopReason = reason

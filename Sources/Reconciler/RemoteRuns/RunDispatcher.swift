@@ -27,6 +27,13 @@ extension RunOutputStore: RunOutputSink {}
 /// An agent may report only on runs dispatched to its own runner: anything else closes its stream. A result for a
 /// run the controller no longer follows (deleted, or finished before a restart) is acknowledged and dropped, so the
 /// agent's ledger can forget it.
+///
+/// With several controller replicas, every replica follows every run, but a runner's agent reports to the one it is
+/// connected to. That replica records itself as the runner's `outputReplica` (where its output is kept); the others
+/// take from the stored status that the runner runs there (``RunDispatch/Event/runningElsewhere(_:)``: no deadline
+/// here) and the final phase recorded there (``RunDispatch/Event/recorded(_:_:)``). A status write never moves a
+/// runner's stored result back (a final phase stays, a running one is not made pending again) and never changes a
+/// run the store shows finished.
 public actor RunDispatcher: Service {
     /// One run under way.
     struct ActiveRun {
@@ -73,6 +80,8 @@ public actor RunDispatcher: Service {
     let gateway: AgentGateway
     let informer: SharedInformer
     let output: (any RunOutputSink)?
+    /// With several controller replicas: this one's advertised URL, recorded as where its runners' output is.
+    let replicas: ReplicaPeers?
     let logger: Logger
     private var runs: [String: ActiveRun] = [:]
     /// Runs whose status must be written.
@@ -108,8 +117,9 @@ public actor RunDispatcher: Service {
 
     public init(
         objects: ObjectService, gateway: AgentGateway, informer: SharedInformer, output: (any RunOutputSink)?,
-        logger: Logger
+        replicas: ReplicaPeers? = nil, logger: Logger
     ) {
+        self.replicas = replicas
         self.objects = objects
         self.gateway = gateway
         self.informer = informer
@@ -205,6 +215,7 @@ public actor RunDispatcher: Service {
         else { return }
         if runs[uid] != nil {
             if spec.suspend == true { await apply(.stopped(reason: "Suspended"), to: uid, now: now) }
+            await adoptRecordedResults(of: object, uid: uid, now: now)
             return
         }
         let status = object["status"]
@@ -230,7 +241,40 @@ public actor RunDispatcher: Service {
             await apply(.stopped(reason: "Suspended"), to: uid, now: now)
         } else {
             await perform(runs[uid]?.dispatch.start(now: now) ?? [], for: uid)
+            await adoptRecordedResults(of: object, uid: uid, now: now)
         }
+        unwritten.insert(uid)
+    }
+
+    /// Takes what other replicas recorded in the stored status (with several replicas, a runner's agent reports to
+    /// one of them): a runner running there (its result names another `outputReplica`) is neither timed out nor
+    /// dispatched again here, and a final phase recorded there is taken, so this replica completes the run as that
+    /// one does. Carries out what follows (a freed slot's dispatch, the run's completion); writes only then.
+    private func adoptRecordedResults(of object: JSONValue, uid: String, now: Date) async {
+        guard let own = replicas?.url else { return }
+        var directives: [RunDispatch.Directive] = []
+        for value in object["status"]?["results"]?.arrayValue ?? [] {
+            guard let recorded = try? value.decode(as: RemoteRunSpec.RunnerResult.self),
+                let ours = runs[uid]?.dispatch.phase(of: recorded.runner), !ours.isFinal
+            else { continue }
+            let event: RunDispatch.Event
+            if recorded.phase.isFinal {
+                event = .recorded(recorded.runner, recorded.phase)
+                // Its output is not coming here: followers of it here end.
+                output?.finish(run: uid, runner: recorded.runner)
+            } else if recorded.phase == .running, let holder = recorded.outputReplica, holder != own,
+                ours != .running || runs[uid]?.details[recorded.runner] != recorded
+            {
+                event = .runningElsewhere(recorded.runner)
+            } else {
+                continue
+            }
+            runs[uid]?.details[recorded.runner] = recorded
+            runs[uid]?.encoded[recorded.runner] = nil
+            directives += runs[uid]?.dispatch.handle(event, now: now) ?? []
+        }
+        guard !directives.isEmpty else { return }
+        await perform(directives, for: uid)
         unwritten.insert(uid)
     }
 
@@ -307,12 +351,23 @@ public actor RunDispatcher: Service {
         case .accepted:
             await apply(.accepted(runner), to: uid, now: now)
         case .started(let started):
-            updateDetail(runner, of: uid) { $0.startTime = started.startTime }
+            let replica = replicas?.url
+            updateDetail(runner, of: uid) { detail in
+                detail.startTime = started.startTime
+                detail.outputReplica = replica ?? detail.outputReplica
+            }
             await apply(.started(runner), to: uid, now: now)
         case .output(let chunk):
             if let bytes = chunk.bytes { output?.append(run: uid, runner: runner, stream: chunk.stream, bytes: bytes) }
+            // Output a replica had not seen the start of (its agent moved here): it is kept here from now on.
+            if let replica = replicas?.url, runs[uid]?.details[runner]?.outputReplica != replica {
+                updateDetail(runner, of: uid) { $0.outputReplica = replica }
+                unwritten.insert(uid)
+            }
         case .result(let result):
+            let replica = replicas?.url
             updateDetail(runner, of: uid) { detail in
+                detail.outputReplica = replica ?? detail.outputReplica
                 detail.phase = result.phase
                 detail.exitCode = result.exitCode
                 detail.signal = result.signal
@@ -467,10 +522,20 @@ public actor RunDispatcher: Service {
 
     /// The status of a run merged over the stored object's: `results` (``ActiveRun/encodeResults()``), counts,
     /// phase, times and conditions.
+    ///
+    /// A runner's stored result that is further along than this replica's (final, or running where this one has it
+    /// pending) stays, and so does a stored final one: with several replicas it was recorded by the replica the
+    /// runner's agent reports to. A run the store shows finished stays as it is.
     static func status(of run: StatusSummary, results: [JSONValue], over current: JSONValue) throws -> JSONValue {
         var status = current["status"] ?? [:]
-        status["results"] = .array(results)
-        status["counts"] = try JSONValue(encoding: run.counts)
+        if status["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:))?.isFinal == true {
+            return status
+        }
+        let merged = mergedResults(results, over: status["results"]?.arrayValue ?? [])
+        status["results"] = .array(merged.results)
+        let phases = { merged.results.map { $0["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init) ?? .pending } }
+        status["counts"] = try JSONValue(
+            encoding: merged.isChanged ? RemoteRunSpec.Counts(phases: phases()) : run.counts)
         status["phase"] = .string(run.phase.rawValue)
         status["startTime"] = run.startTime.map(JSONValue.string)
         status["completionTime"] = run.completionTime.map(JSONValue.string)
@@ -492,5 +557,33 @@ public actor RunDispatcher: Service {
         }
         status["conditions"] = try JSONValue(encoding: conditions)
         return status
+    }
+
+    /// `ours` with each runner's stored result kept where it is further along, or final (see
+    /// ``status(of:results:over:)``); `isChanged` when any was kept.
+    static func mergedResults(_ ours: [JSONValue], over stored: [JSONValue])
+        -> (results: [JSONValue], isChanged: Bool)
+    {
+        guard !stored.isEmpty else { return (ours, false) }
+        var storedByRunner: [String: JSONValue] = [:]
+        for result in stored {
+            if let runner = result["runner"]?.stringValue { storedByRunner[runner] = result }
+        }
+        var isChanged = false
+        let results = ours.map { result in
+            guard let runner = result["runner"]?.stringValue, let theirs = storedByRunner[runner], theirs != result
+            else { return result }
+            let (kept, mine) = (progress(of: theirs), progress(of: result))
+            guard kept > mine || kept == 2 && mine == 2 else { return result }
+            isChanged = true
+            return theirs
+        }
+        return (results, isChanged)
+    }
+
+    /// How far a result is: 0 pending, 1 running, 2 final.
+    private static func progress(of result: JSONValue) -> Int {
+        guard let phase = result["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:)) else { return 0 }
+        return phase.isFinal ? 2 : phase == .running ? 1 : 0
     }
 }

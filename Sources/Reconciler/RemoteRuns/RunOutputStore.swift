@@ -67,6 +67,13 @@ public final class RunOutputStore: Sendable {
         case output(runner: String, stream: RunOutputStream, bytes: [UInt8])
         /// In the stored output, between a runner's head and tail: this many bytes were dropped there.
         case dropped(runner: String, bytes: Int64)
+
+        /// The runner whose output this is.
+        public var runner: String {
+            switch self {
+            case .output(let runner, _, _), .dropped(let runner, _): runner
+            }
+        }
     }
 
     private struct Follower {

@@ -46,6 +46,9 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
         public var outputTruncated: Bool?
         public var reason: String?
         public var message: String?
+        /// With several controllers: the API URL of the replica that holds this runner's output (the one its agent
+        /// streamed it to), where the other replicas fetch it from for the `log` subresource.
+        public var outputReplica: String?
 
         public init(runner: String, phase: Phase) {
             self.runner = runner
@@ -63,6 +66,7 @@ public struct RemoteRunSpec: ResourceSpec, FieldDocumented {
             "outputTruncated": "Whether the middle of the output was dropped to keep it within the limit.",
             "reason": "Why the runner is in this phase, in CamelCase (ExecNotAllowed, MaxErrorsExceeded, ...).",
             "message": "Details for a human.",
+            "outputReplica": "With several controllers: the API URL of the replica holding this runner's output.",
         ]
     }
 

@@ -64,6 +64,9 @@ public struct RunnerSpec: ResourceSpec, FieldDocumented {
         public var reason: String?
         public var message: String?
         public var trigger: String?
+        /// With several controllers: the API URL of the replica that holds this run's output (the one the agent
+        /// reported it to). Set by that replica, whatever the agent sent.
+        public var outputReplica: String?
 
         public init(
             phase: RemoteRunSpec.Phase? = nil, exitCode: Int? = nil, signal: Int? = nil, startTime: String? = nil,
@@ -93,6 +96,7 @@ public struct RunnerSpec: ResourceSpec, FieldDocumented {
             "reason": "Why the run ended so, in CamelCase (Timeout, AgentRestarted, NoRunCommand, ...).",
             "message": "Details for a human.",
             "trigger": "What started the run: schedule.",
+            "outputReplica": "With several controllers: the API URL of the replica holding this run's output.",
         ]
     }
 
