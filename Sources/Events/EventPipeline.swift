@@ -257,7 +257,7 @@ public final class EventPipeline: Service, Sendable {
             metrics.rejected.increment()
             throw IntakeError(.invalid, "the body is not JSON: \(error)")
         }
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.make()
         try await enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
         return id
     }

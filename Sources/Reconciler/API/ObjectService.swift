@@ -414,7 +414,7 @@ public struct ObjectService: Sendable {
     }
 
     private func stamp(_ object: inout JSONValue, previous: JSONValue?) {
-        object["metadata"]?["uid"] = .string(UUID().uuidString.lowercased())
+        object["metadata"]?["uid"] = .string(RandomUUID.make())
         object["metadata"]?["creationTimestamp"] = .string(Timestamp.now())
         object["metadata"]?["generation"] = 1
         object["metadata"]?["deletionTimestamp"] = nil
