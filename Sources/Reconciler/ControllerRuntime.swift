@@ -18,6 +18,9 @@ public struct ControllerRuntime: Sendable {
         public var eventListener: EventListener.Configuration?
         /// The event pipeline's limits, and whether `exec` actions may run on the controller (`--allow-exec`).
         public var events: EventPipeline.Configuration
+        /// How long an agent credential lasts (`--agent-credential-ttl`); agents rotate theirs after two thirds of
+        /// it. Nil: credentials never expire.
+        public var agentCredentialTTL: Duration? = AgentCredentials.defaultTTL
 
         public init(
             dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
@@ -91,7 +94,8 @@ public struct ControllerRuntime: Sendable {
         self.store = store
         objects = ObjectService(store: store)
         metrics = APIMetrics()
-        let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
+        let credentials = AgentCredentials(
+            store: store, adminToken: identity.adminToken, ttl: configuration.agentCredentialTTL)
         informer = SharedInformer(store: store, logger: logger)
         agents = AgentGateway(
             objects: objects, credentials: credentials, metrics: metrics.gateway, informer: informer, logger: logger)

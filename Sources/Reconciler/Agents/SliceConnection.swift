@@ -10,6 +10,12 @@ public protocol SliceConnection: Sendable {
     func send(line: [UInt8]) -> SliceSendResult
     /// Hangs up.
     func close()
+    /// Sends `refusal` (why the stream ends), then hangs up.
+    func close(refusing refusal: AgentStreamRefusal)
+}
+
+extension SliceConnection {
+    public func close(refusing refusal: AgentStreamRefusal) { close() }
 }
 
 /// What became of a message handed to a ``SliceConnection``.
@@ -88,4 +94,6 @@ final class ChannelSliceConnection: SliceConnection {
     }
 
     func close() { channel.close(promise: nil) }
+
+    func close(refusing refusal: AgentStreamRefusal) { AgentStreamServer.refuse(channel, refusal) }
 }
