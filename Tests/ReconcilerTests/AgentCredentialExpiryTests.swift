@@ -85,9 +85,10 @@ import Testing
 
     // MARK: The credential store
 
-    /// A wall clock the test sets.
+    /// A wall clock the test sets; a quarter second past the issue time, as real clocks are, while expiries are
+    /// stored to the second.
     final class TestWallClock: Sendable {
-        let date = Mutex(AgentCredentialExpiryTests.issued)
+        let date = Mutex(AgentCredentialExpiryTests.issued.addingTimeInterval(0.25))
         var now: Date { date.withLock { $0 } }
         func advance(_ seconds: TimeInterval) { date.withLock { $0 = $0.addingTimeInterval(seconds) } }
     }

@@ -119,9 +119,10 @@ struct AgentCredentialRecord: Equatable, Sendable {
         }
     }
 
+    /// `issued` is kept to the second, as stored, so that a record read back equals the one written.
     init(current: Entry, issued: Date?, previous: Entry? = nil, isPreviousRetired: Bool = false) {
         self.current = current
-        self.issued = issued
+        self.issued = issued.map { Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded(.down)) }
         self.previous = previous
         self.isPreviousRetired = isPreviousRetired
     }

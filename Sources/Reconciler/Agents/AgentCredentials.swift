@@ -218,7 +218,9 @@ public actor AgentCredentials: Authenticating {
                 AgentCredentialRecord(stored) == record
             else {
                 await reload(runner: runner)
-                throw APIError(.conflict, "the credential of runner \(runner) changed meanwhile; try again")
+                // Another replica rotated or confirmed it a moment ago: the agent tries again after a backoff.
+                throw APIError(
+                    .serviceUnavailable, "the credential of runner \(runner) changed meanwhile; try again")
             }
             _ = try await store.update(
                 kind: Self.credentialKind, name: runner, value: rotated.json.jsonData(),

@@ -238,11 +238,16 @@ public actor AgentGateway {
             case .recordHeld(let runner, let slice):
                 syncIndex.set(runner: runner, holds: slice)
             case .closeExpired(let runner, let id, let expired):
+                // A stream its agent left already (it reconnected with a rotated credential) just goes.
+                guard let connection = forget(connection: id), connection.isOpen else {
+                    noteConnections(of: runner)
+                    continue
+                }
                 let reason = "credential expired at \(Timestamp.format(expired))"
                 logger.notice(
                     "agent stream closed: its \(reason)",
                     metadata: ["steady.runner": "\(runner)", "steady.expiredAt": "\(Timestamp.format(expired))"])
-                forget(connection: id)?.close(
+                connection.close(
                     refusing: AgentStreamRefusal(
                         refused: 401,
                         message: "Unauthorized: \(AgentCredentialRecord.expiredReason(runner: runner, at: expired))",
