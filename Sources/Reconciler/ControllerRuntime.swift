@@ -1,7 +1,9 @@
 import Events
 import Foundation
 import Logging
+import Prometheus
 import Resources
+import SQLiteSupport
 import ServiceLifecycle
 
 /// Everything one controller process runs: identity, store, API server, manifests source, compaction.
@@ -125,6 +127,12 @@ public struct ControllerRuntime: Sendable {
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
+        // SQLite's page caches are most of what a busy controller's heap grows by, up to their `cache_size`.
+        let sqliteMemory = metrics.registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "steady", subsystem: "sqlite", metricName: "memory", unitName: "bytes",
+                helpText: "Memory SQLite holds (page caches of the store and events.db, statements)."))
+        metrics.addCollector { sqliteMemory.set(SQLiteMemory.used) }
     }
 
     /// Ready when the store answers and the informer has listed everything once.
