@@ -144,6 +144,7 @@ struct ControllerOptions: ParsableArguments {
         logger: Logger, extraServices: @escaping @Sendable (ControllerRuntime) throws -> [any Service],
         onReady: @escaping @Sendable (ControllerRuntime, Int) async -> Void = { _, _ in }
     ) async throws {
+        MallocArenas.limit()
         let (host, port) = try endpoint()
         var configuration = ControllerRuntime.Configuration(
             dataDirectory: dataURL, host: host, port: port,
