@@ -19,7 +19,8 @@ import Testing
         #expect(rotation.step(now: start + .seconds(1200)) == .rotate)
         // The new credential's lifetime starts over from when it arrived.
         let later = wallNow.addingTimeInterval(1200)
-        rotation.rotated(issued: later, expires: later.addingTimeInterval(1800), wallNow: later, now: start + .seconds(1200))
+        rotation.rotated(
+            issued: later, expires: later.addingTimeInterval(1800), wallNow: later, now: start + .seconds(1200))
         #expect(rotation.step(now: start + .seconds(1200)) == .wait(until: start + .seconds(2400)))
     }
 
@@ -30,7 +31,8 @@ import Testing
             now: start)
         #expect(loaded.step(now: start) == .rotate)
         #expect(loaded.expiresAt == start + .seconds(300))
-        let unknown = CredentialRotation(issued: nil, expires: nil, isLifetimeKnown: false, wallNow: wallNow, now: start)
+        let unknown = CredentialRotation(
+            issued: nil, expires: nil, isLifetimeKnown: false, wallNow: wallNow, now: start)
         #expect(unknown.step(now: start) == .rotate)
         let forever = CredentialRotation(issued: wallNow, expires: nil, wallNow: wallNow, now: start)
         #expect(forever.step(now: start) == .idle)

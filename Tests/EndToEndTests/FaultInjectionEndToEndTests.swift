@@ -467,7 +467,8 @@ import Testing
         #expect(log.contains("enrol again with a new join token"), "\(log)")
         // The controller says which runner and when, from the timer at the expiry (not at a later reconnect).
         let reasons = controller.log().split(separator: "\n").filter { $0.contains("steady.runner=copied-1") }
-        #expect(reasons.contains { $0.contains("agent stream closed: its credential expired at") }, "\(controller.log())")
+        #expect(
+            reasons.contains { $0.contains("agent stream closed: its credential expired at") }, "\(controller.log())")
         // The other agent rotated and stays in.
         #expect(Self.rotations(kept) >= 1, "\(kept.log())")
         try await Task.sleep(for: .seconds(3))

@@ -22,7 +22,8 @@ import Testing
         func step(hours: Int64) { wall.withLock { $0 += hours * 3_600_000 } }
 
         func makeClock() -> AnchoredWallClock {
-            AnchoredWallClock(wallMilliseconds: { self.wall.withLock { $0 } }, monotonic: { self.monotonic.withLock { $0 } })
+            AnchoredWallClock(
+                wallMilliseconds: { self.wall.withLock { $0 } }, monotonic: { self.monotonic.withLock { $0 } })
         }
     }
 

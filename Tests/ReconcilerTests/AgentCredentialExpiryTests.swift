@@ -134,7 +134,8 @@ import Testing
             expired
                 == .refused(
                     AgentStreamRefusal(
-                        refused: 401, message: "Unauthorized: the credential of runner web-1 expired at 2027-01-15T09:40:00Z",
+                        refused: 401,
+                        message: "Unauthorized: the credential of runner web-1 expired at 2027-01-15T09:40:00Z",
                         reason: AgentStreamRefusal.credentialExpired)))
         #expect(await credentials.identity(forToken: second.credential) == nil)
         await #expect(throws: APIError.self) { try await credentials.rotate(token: second.credential) }

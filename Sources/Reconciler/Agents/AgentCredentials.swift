@@ -38,7 +38,8 @@ public actor AgentCredentials: Authenticating {
 
     /// Credentials issued from now on last `ttl` (nil: forever), as told by `now`.
     public init(
-        store: any ObjectStore, adminToken: String, ttl: Duration? = nil, now: @escaping @Sendable () -> Date = { Date() }
+        store: any ObjectStore, adminToken: String, ttl: Duration? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         adminDigest = Array(SHA256.hash(data: Data(adminToken.utf8)))
@@ -59,7 +60,9 @@ public actor AgentCredentials: Authenticating {
         // Dictionary lookup by digest: the digest of a guessed token reveals nothing about stored ones.
         let hex = Hex.encode(digest)
         if let runner = runnersByDigest[hex] {
-            guard case .accepted? = records[runner]?.verdict(digest: hex, runner: runner, now: now()) else { return nil }
+            guard case .accepted? = records[runner]?.verdict(digest: hex, runner: runner, now: now()) else {
+                return nil
+            }
             return .runner(runner)
         }
         // An events token is looked up each time, so that revoking it takes effect at once.
@@ -82,7 +85,9 @@ public actor AgentCredentials: Authenticating {
             }
             return .refused(AgentStreamRefusal(refused: 401, message: "Unauthorized: unknown or revoked credential"))
         }
-        guard owner == runner else { return .refused(AgentStreamRefusal(refused: 403, message: Self.ownStreamOnly(runner))) }
+        guard owner == runner else {
+            return .refused(AgentStreamRefusal(refused: 403, message: Self.ownStreamOnly(runner)))
+        }
         switch record.verdict(digest: digest, runner: runner, now: now()) {
         case .refused(let reason, let hasExpired)?:
             return .refused(
@@ -181,9 +186,9 @@ public actor AgentCredentials: Authenticating {
         await loadIfNeeded()
         let credential = Self.randomToken(bytes: 32)
         let issued = now()
+        let expires = AgentCredentialRecord.expiry(issued: issued, ttl: ttl)
         let record = AgentCredentialRecord(
-            current: .init(digest: Self.digest(credential), expires: AgentCredentialRecord.expiry(issued: issued, ttl: ttl)),
-            issued: issued)
+            current: .init(digest: Self.digest(credential), expires: expires), issued: issued)
         if let existing = try await store.get(kind: Self.credentialKind, name: runner) {
             _ = try await store.update(
                 kind: Self.credentialKind, name: runner, value: record.json.jsonData(),

@@ -62,7 +62,8 @@ public struct AgentStreamServer: Sendable {
                 await gateway.attach(
                     runner: hello.runner, revision: hello.revision, digest: hello.digest,
                     connection: ChannelSliceConnection(
-                        channel: connection.channel, limit: gateway.configuration.bufferLimit, metrics: gateway.metrics),
+                        channel: connection.channel, limit: gateway.configuration.bufferLimit,
+                        metrics: gateway.metrics),
                     credentialExpiry: credentialExpiry)
             })
     }
