@@ -164,9 +164,10 @@ public final class Agent: Service {
 
     private func run(clients: [AgentControllerClient], identity: AgentIdentity) async throws {
         let reportTrigger = self.reportTrigger
+        let current = CurrentIdentity(identity)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await self.followSlice(clients: clients, identity: identity, reportTrigger: reportTrigger)
+                try await self.followSlice(clients: clients, identity: current, reportTrigger: reportTrigger)
             }
             group.addTask {
                 while !Task.isCancelled {
@@ -174,9 +175,106 @@ public final class Agent: Service {
                     reportTrigger.pull()
                 }
             }
+            group.addTask { try await self.rotateCredential(clients: clients, identity: current) }
             defer { group.cancelAll() }
             try await group.next()
         }
+    }
+
+    // MARK: Credential rotation
+
+    /// Rotates the credential a third of its lifetime before it expires (``CredentialRotation`` decides when),
+    /// saves the new one, and has the stream reconnect with it, which confirms it to the controller. Never returns
+    /// before cancellation: the agent's loops end together.
+    private func rotateCredential(clients: [AgentControllerClient], identity current: CurrentIdentity) async throws {
+        let clock = ContinuousClock()
+        let initial = current.identity
+        var rotation = CredentialRotation(
+            issued: initial.credentialIssued, expires: initial.credentialExpires,
+            isLifetimeKnown: initial.isCredentialLifetimeKnown, wallNow: Date(), now: clock.now)
+        var attempts = 0
+        while !Task.isCancelled {
+            switch rotation.step(now: clock.now) {
+            case .idle:
+                await Self.waitForCancellation()
+            case .wait(let until):
+                try await clock.sleep(until: until)
+            case .expired:
+                logger.error(
+                    """
+                    the credential expired before it could be rotated; the controller refuses it now: remove the \
+                    credential from the state directory and enrol again with a new join token
+                    """,
+                    metadata: ["steady.expiredAt": "\(current.identity.credentialExpires.map(Timestamp.format) ?? "")"])
+                await Self.waitForCancellation()
+            case .rotate:
+                let client = clients[attempts % clients.count]
+                attempts += 1
+                do {
+                    let next = try await rotate(current.identity, at: client)
+                    rotation.rotated(
+                        issued: next.credentialIssued, expires: next.credentialExpires, wallNow: Date(), now: clock.now)
+                    current.identity = next
+                    logger.info(
+                        "credential rotated; reconnecting with the new one",
+                        metadata: ["steady.expiresAt": "\(next.credentialExpires.map(Timestamp.format) ?? "never")"])
+                } catch let error as AgentError where error.isCredentialRefused {
+                    rotation.failed(now: clock.now, refusal: error.message)
+                    logger.warning(
+                        """
+                        cannot rotate the credential; the controller closes the stream when it expires: enrol again \
+                        with a new join token before then
+                        """,
+                        metadata: [
+                            "steady.error": "\(error)",
+                            "steady.expiresAt": "\(current.identity.credentialExpires.map(Timestamp.format) ?? "")",
+                        ])
+                } catch {
+                    rotation.failed(now: clock.now, refusal: nil)
+                    logger.warning(
+                        "cannot rotate the credential yet; retrying",
+                        metadata: ["steady.controller": "\(client.controllerURL)", "steady.error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Asks `client`'s controller for a new credential and saves it; the identity to use from now on.
+    private func rotate(_ identity: AgentIdentity, at client: AgentControllerClient) async throws -> AgentIdentity {
+        // The stream has a connection of its own: a rotation, rare, takes a client for itself unless one is shared.
+        let http = sharedClient ?? Self.makeHTTPClient(maximumConnections: 1)
+        let response: EnrollmentResponse
+        do {
+            let rotating = try AgentControllerClient(
+                controllerURL: client.controllerURL, caPEM: identity.caPEM, http: http,
+                requestTimeout: configuration.requestTimeout)
+            response = try await rotating.rotate(credential: identity.credential)
+        } catch {
+            if sharedClient == nil { try? await http.shutdown() }
+            throw error
+        }
+        if sharedClient == nil { try? await http.shutdown() }
+        var next = identity
+        next.credential = response.credential
+        next.credentialIssued = Date()
+        next.credentialExpires = response.expiresAt.flatMap(Timestamp.parse)
+        next.isCredentialLifetimeKnown = true
+        do {
+            try identityStorage.saveIdentity(next)
+        } catch {
+            // The old credential is refused once the stream uses the new one: using it is still the better choice.
+            logger.error(
+                "cannot save the rotated credential; a restart before the next rotation needs a new enrolment",
+                metadata: ["steady.error": "\(error)"])
+        }
+        return next
+    }
+
+    /// Returns when the task is cancelled.
+    private static func waitForCancellation() async {
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        for await _ in stream {}
+        continuation.finish()
     }
 
     // MARK: Identity
@@ -255,7 +353,8 @@ public final class Agent: Service {
                 message: "the controller enrolled this agent as \(response.runner), not \(configuration.name)")
         }
         return AgentIdentity(
-            runner: response.runner, credential: response.credential, caPEM: caPEM, controllers: token.controllers)
+            runner: response.runner, credential: response.credential, caPEM: caPEM, controllers: token.controllers,
+            credentialIssued: Date(), credentialExpires: response.expiresAt.flatMap(Timestamp.parse))
     }
 
     // MARK: Slice stream
@@ -264,7 +363,7 @@ public final class Agent: Service {
     /// is refused. With several controllers, each reconnection goes to the next one, resuming from the last
     /// acknowledged slice revision: the controllers share one store, so a revision means the same on each.
     private func followSlice(
-        clients: [AgentControllerClient], identity: AgentIdentity, reportTrigger: ReportTrigger
+        clients: [AgentControllerClient], identity current: CurrentIdentity, reportTrigger: ReportTrigger
     ) async throws {
         var backoff = configuration.backoff
         var failures = 0
@@ -274,12 +373,15 @@ public final class Agent: Service {
             next += 1
             let resume = await state.startConnection()
             var outcome = StreamOutcome()
+            let identity = current.identity
             do {
                 outcome = try await client.withStream(
                     runner: identity.runner, credential: identity.credential, revision: resume.revision,
                     digest: resume.digest
                 ) { incoming, reports in
-                    try await serve(incoming, reports: reports, runner: identity.runner, reportTrigger: reportTrigger)
+                    try await serve(
+                        incoming, reports: reports, runner: identity.runner, reportTrigger: reportTrigger,
+                        credential: identity.credential, current: current)
                 }
                 await state.setConnected(false)
                 await runs?.disconnected()
@@ -292,6 +394,11 @@ public final class Agent: Service {
                 await runs?.disconnected()
                 if Task.isCancelled { return }
                 outcome.failure = error
+            }
+            if outcome.isCredentialSwitch {
+                // Straight back to the same controller with the new credential (which it just issued).
+                next -= 1
+                continue
             }
             if outcome.deliveredMessages && !outcome.isResync {
                 backoff.reset()
@@ -318,6 +425,8 @@ public final class Agent: Service {
     private struct StreamOutcome {
         var deliveredMessages = false
         var isResync = false
+        /// The credential was rotated: the stream ends so that the next one uses the new credential.
+        var isCredentialSwitch = false
         var failure: (any Error)?
     }
 
@@ -325,7 +434,7 @@ public final class Agent: Service {
     /// that arrive, and sends a report after each one that changed something and on every heartbeat.
     private func serve(
         _ incoming: NIOAsyncChannelInboundStream<ByteBuffer>, reports: AgentControllerClient.ReportWriter,
-        runner: String, reportTrigger: ReportTrigger
+        runner: String, reportTrigger: ReportTrigger, credential: String, current: CurrentIdentity
     ) async throws -> StreamOutcome {
         let lastActivity = LastActivity()
         let idleTimeout = configuration.streamIdleTimeout
@@ -366,6 +475,16 @@ public final class Agent: Service {
                     try await reports.send(report)
                 }
                 return nil
+            }
+            group.addTask {
+                // Ends the stream once the credential it was opened with is replaced.
+                while current.identity.credential == credential {
+                    await current.changed.wait()
+                    try Task.checkCancellation()
+                }
+                var outcome = StreamOutcome()
+                outcome.isCredentialSwitch = true
+                return outcome
             }
             group.addTask {
                 // The watchdog: the controller sends keep-alives, so silence means a dead connection.
@@ -453,6 +572,26 @@ final class ReportTrigger: Sendable {
     /// Asks for a report; nothing happens while no connection is open.
     func pull() {
         current.withLock { _ = $0?.yield() }
+    }
+}
+
+/// The identity the agent uses now: replaced when its credential is rotated, which wakes the open stream so that it
+/// reconnects with the new one.
+final class CurrentIdentity: Sendable {
+    private let value: Mutex<AgentIdentity>
+    /// Signalled when the identity is replaced.
+    let changed = WakeSignal()
+
+    init(_ identity: AgentIdentity) {
+        value = Mutex(identity)
+    }
+
+    var identity: AgentIdentity {
+        get { value.withLock { $0 } }
+        set {
+            value.withLock { $0 = newValue }
+            changed.signal()
+        }
     }
 }
 

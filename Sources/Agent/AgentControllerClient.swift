@@ -127,6 +127,35 @@ public struct AgentControllerClient: Sendable {
         }
     }
 
+    // MARK: Rotation
+
+    /// Trades the agent's current credential for a new one, before it expires.
+    ///
+    /// - Throws: ``AgentError`` with code ``AgentError/Code/credentialRevoked`` when the controller refuses for good
+    ///   (401: revoked or expired; 409: rotated already, by whoever holds a copy of it), with its message; a
+    ///   transient error when it was away.
+    public func rotate(credential: String) async throws(AgentError) -> EnrollmentResponse {
+        let request = makeRequest(AgentProtocol.credentialPath, method: .POST, bearer: credential)
+        let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
+        switch status {
+        case .ok:
+            do {
+                return try JSONDecoder().decode(EnrollmentResponse.self, from: body)
+            } catch {
+                throw AgentError(
+                    code: .unexpectedResponse, message: "the rotation answer is not an EnrollmentResponse",
+                    underlying: error)
+            }
+        case .unauthorized, .forbidden, .conflict:
+            throw AgentError(
+                code: .credentialRevoked,
+                message: "the controller refused to rotate the credential: \(Self.statusMessage(body) ?? "\(status)")",
+                httpStatus: Int(status.code))
+        default:
+            throw Self.unexpected(status, body, "rotating the credential")
+        }
+    }
+
     // MARK: The agent stream
 
     /// Sends reports up an open agent stream.
@@ -200,6 +229,14 @@ public struct AgentControllerClient: Sendable {
     /// The error for a controller's refusal of a stream.
     static func refusalError(_ refusal: AgentStreamRefusal, runner: String) -> AgentError {
         switch refusal.refused {
+        case 401 where refusal.reason == AgentStreamRefusal.credentialExpired:
+            return AgentError(
+                code: .credentialExpired,
+                message: "the controller closed the stream: \(refusal.message); the agent could not rotate it in time "
+                    + "(was the controller unreachable, or is this a copy of another agent's state directory?): "
+                    + "remove the credential from the state directory and enrol again with a new join token "
+                    + "(`steady token create`)",
+                httpStatus: 401)
         case 401:
             return AgentError(
                 code: .credentialRevoked,

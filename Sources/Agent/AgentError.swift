@@ -27,6 +27,8 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let nameConflict = Code(rawValue: "nameConflict")
         /// The controller no longer accepts this agent's credential: it was revoked or its Runner deleted.
         public static let credentialRevoked = Code(rawValue: "credentialRevoked")
+        /// The agent's credential expired before it could be rotated.
+        public static let credentialExpired = Code(rawValue: "credentialExpired")
         /// The credential is not allowed to act as this runner.
         public static let forbidden = Code(rawValue: "forbidden")
         /// The controller answered with an unexpected status or body.
@@ -61,7 +63,9 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Whether the controller refuses this agent's credential: retrying with it is pointless.
-    public var isCredentialRefused: Bool { code == .credentialRevoked || code == .forbidden }
+    public var isCredentialRefused: Bool {
+        code == .credentialRevoked || code == .credentialExpired || code == .forbidden
+    }
 
     /// Whether retrying later may succeed: the controller was unreachable or failed on its side.
     public var isTransient: Bool {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What an enrolled agent needs to talk to its controller: its runner name, its credential and the CA it pinned.
 ///
 /// The description never shows the credential.
@@ -10,13 +12,23 @@ public struct AgentIdentity: Sendable, Equatable, CustomStringConvertible {
     public var caPEM: String
     /// The controllers the join token named, kept so that later starts know every replica without the token.
     public var controllers: [String]
+    /// When the credential was issued and when it expires (nil: it does not, or the controller did not say).
+    public var credentialIssued: Date?
+    public var credentialExpires: Date?
+    /// False for a credential whose lifetime the agent never learnt (enrolled before credentials expired).
+    public var isCredentialLifetimeKnown = true
 
     /// Creates an identity.
-    public init(runner: String, credential: String, caPEM: String, controllers: [String] = []) {
+    public init(
+        runner: String, credential: String, caPEM: String, controllers: [String] = [], credentialIssued: Date? = nil,
+        credentialExpires: Date? = nil
+    ) {
         self.runner = runner
         self.credential = credential
         self.caPEM = caPEM
         self.controllers = controllers
+        self.credentialIssued = credentialIssued
+        self.credentialExpires = credentialExpires
     }
 
     /// The runner name; never the credential.

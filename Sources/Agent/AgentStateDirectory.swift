@@ -6,6 +6,7 @@ import Resources
 /// - `ca.crt`: the controller's CA, pinned by the join token at enrolment (0644);
 /// - `runner`: the runner name (0600);
 /// - `credential`: the credential enrolment issued (0600), written last, so its presence means enrolled;
+/// - `credential-lifetime`: when the credential was issued and expires (two RFC 3339 lines), written before it;
 /// - `slice.json`: the last good slice, which may hold secret values (0600), replaced atomically.
 public struct AgentStateDirectory: SliceStorage, IdentityStorage {
     /// File names inside the directory.
@@ -13,6 +14,7 @@ public struct AgentStateDirectory: SliceStorage, IdentityStorage {
         public static let caCertificate = "ca.crt"
         public static let runner = "runner"
         public static let credential = "credential"
+        public static let credentialLifetime = "credential-lifetime"
         public static let slice = "slice.json"
         /// The controllers the join token named, one URL a line.
         public static let controllers = "controllers"
@@ -57,13 +59,26 @@ public struct AgentStateDirectory: SliceStorage, IdentityStorage {
         let controllers = try PrivateFile.read(file(FileName.controllers)).map {
             AgentConfiguration.split(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\n", with: ","))
         }
-        return AgentIdentity(runner: runner, credential: token, caPEM: caPEM, controllers: controllers ?? [])
+        // Missing (an agent enrolled before credentials expired): the agent rotates at once to learn it.
+        let lifetime = try PrivateFile.read(file(FileName.credentialLifetime)).map {
+            String(decoding: $0, as: UTF8.self).split(separator: "\n").map { Timestamp.parse(String($0)) }
+        }
+        var identity = AgentIdentity(
+            runner: runner, credential: token, caPEM: caPEM, controllers: controllers ?? [],
+            credentialIssued: lifetime?.first ?? nil, credentialExpires: lifetime?.dropFirst().first ?? nil)
+        identity.isCredentialLifetimeKnown = lifetime != nil
+        return identity
     }
 
     public func saveIdentity(_ identity: AgentIdentity) throws(AgentError) {
         try PrivateFile.write(Array(identity.caPEM.utf8), to: file(FileName.caCertificate), mode: 0o644)
         try PrivateFile.write(Array("\(identity.runner)\n".utf8), to: file(FileName.runner))
         try PrivateFile.write(Array("\(identity.credential)\n".utf8), to: file(FileName.credential))
+        // After the credential: a crash between the two leaves the replaced credential's lifetime, which ends
+        // sooner, so the agent rotates early, never late. No second line: the credential does not expire.
+        let issued = identity.credentialIssued.map(Timestamp.format) ?? "-"
+        let lines = "\(issued)\n" + (identity.credentialExpires.map { "\(Timestamp.format($0))\n" } ?? "")
+        try PrivateFile.write(Array(lines.utf8), to: file(FileName.credentialLifetime))
         if !identity.controllers.isEmpty {
             let lines = identity.controllers.map { "\($0)\n" }.joined()
             try PrivateFile.write(Array(lines.utf8), to: file(FileName.controllers), mode: 0o644)

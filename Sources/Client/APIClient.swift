@@ -436,6 +436,12 @@ public struct APIClient: Sendable {
         var body: Data
     }
 
+    /// The text a GET of `path` answers (`/metrics`, `/readyz?verbose`); a non-2xx answer is thrown as
+    /// ``APIClientError``.
+    public func text(path: String) async throws -> String {
+        String(decoding: try await send(.GET, path: path, query: [], accept: "text/plain").body, as: UTF8.self)
+    }
+
     /// Sends a request and reads the whole answer; a non-2xx answer is thrown as ``APIClientError``.
     private func send(
         _ method: HTTPMethod, path: String, query: [(String, String)], body: Data? = nil, contentType: String? = nil,

@@ -133,13 +133,16 @@ public final class EventPipeline: Service, Sendable {
     /// Opens the pipeline over `store`; nothing is delivered until ``run()`` and a table from ``update(_:)``.
     public init(
         configuration: Configuration, store: EventStore, httpClient: HTTPClient, metrics: EventMetrics,
-        logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        logger: Logger, now: (@Sendable () -> Int64)? = nil
     ) {
         self.configuration = configuration
         self.store = store
         self.metrics = metrics
         self.logger = logger
-        self.now = now
+        // Dedup windows, aggregate timeouts and retries are decided on elapsed time: by default on a clock that a
+        // step of the system clock does not move (see `AnchoredWallClock`).
+        let clock = AnchoredWallClock()
+        self.now = now ?? { clock.milliseconds() }
         self.transports = DeliveryTransports(
             httpClient: httpClient, allowsExec: configuration.allowsExec, location: configuration.location)
     }

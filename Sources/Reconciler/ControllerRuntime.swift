@@ -1,7 +1,9 @@
 import Events
 import Foundation
 import Logging
+import Prometheus
 import Resources
+import SQLiteSupport
 import ServiceLifecycle
 
 /// Everything one controller process runs: identity, store, API server, manifests source, compaction.
@@ -21,6 +23,9 @@ public struct ControllerRuntime: Sendable {
         /// With several controllers: the URL other replicas reach this one's API on (`--advertise-url`); by default
         /// ``ReplicaPeers/defaultURL(serverNames:listenHost:port:hostName:)`` once the port is bound.
         public var advertiseURL: String?
+        /// How long an agent credential lasts (`--agent-credential-ttl`); agents rotate theirs after two thirds of
+        /// it. Nil: credentials never expire.
+        public var agentCredentialTTL: Duration? = AgentCredentials.defaultTTL
 
         public init(
             dataDirectory: URL, host: String = "127.0.0.1", port: Int = 7443, manifestsDirectory: URL? = nil,
@@ -97,7 +102,8 @@ public struct ControllerRuntime: Sendable {
         self.store = store
         objects = ObjectService(store: store)
         metrics = APIMetrics()
-        let credentials = AgentCredentials(store: store, adminToken: identity.adminToken)
+        let credentials = AgentCredentials(
+            store: store, adminToken: identity.adminToken, ttl: configuration.agentCredentialTTL)
         informer = SharedInformer(store: store, logger: logger)
         let replicas =
             elector == nil
@@ -135,6 +141,12 @@ public struct ControllerRuntime: Sendable {
         let (controllers, gateway, cache) = (controllers, metrics.gateway, controllers.cache)
         metrics.addCollector { controllers.collectQueueDepths() }
         metrics.addCollector { gateway.setRunnerConditions(of: cache.objects(kind: RunnerSpec.kind).values) }
+        // SQLite's page caches are most of what a busy controller's heap grows by, up to their `cache_size`.
+        let sqliteMemory = metrics.registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "steady", subsystem: "sqlite", metricName: "memory", unitName: "bytes",
+                helpText: "Memory SQLite holds (page caches of the store and events.db, statements)."))
+        metrics.addCollector { sqliteMemory.set(SQLiteMemory.used) }
     }
 
     /// Ready when the store answers and the informer has listed everything once.

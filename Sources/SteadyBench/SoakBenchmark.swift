@@ -111,7 +111,7 @@ enum SoakBenchmark {
             group.addTask { await remoteRuns(client: client, counts: counts, until: end) }
             await sample(
                 controller: controller.processIdentifier, workers: workers.map(\.pid), eventsFile: eventsFile,
-                counts: counts, every: options.sampleSeconds, until: end)
+                counts: counts, every: options.sampleSeconds, until: end, client: client)
             group.cancelAll()
         }
         try? await client.shutdown()
@@ -232,7 +232,7 @@ enum SoakBenchmark {
     /// Prints a line every `seconds`, then how memory and descriptors moved from the first sample to the last.
     static func sample(
         controller: Int32, workers: [Int32], eventsFile: String, counts: Counts, every seconds: Int,
-        until end: ContinuousClock.Instant
+        until end: ContinuousClock.Instant, client: APIClient
     ) async {
         let start = ContinuousClock.now
         var samples: [(rss: Int, descriptors: Int)] = []
@@ -241,13 +241,15 @@ enum SoakBenchmark {
             let rss = ConvergenceBenchmark.rssKilobytes(controller)
             let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(controller)/fd").count) ?? 0
             let workerRSS = workers.map(ConvergenceBenchmark.rssKilobytes).reduce(0, +)
+            // How much of the controller's memory is SQLite's page caches, which fill up to their size and stay.
+            let sqlite = await sqliteMegabytes(client)
             samples.append((rss, descriptors))
             let elapsed = Int(EventsBenchmark.seconds(ContinuousClock.now - start))
             let done = counts.snapshot.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             say(
                 String(
-                    format: "  %5d s: controller RSS %.1f MB, %d descriptors, workers RSS %.1f MB; ", elapsed,
-                    Double(rss) / 1024, descriptors, Double(workerRSS) / 1024)
+                    format: "  %5d s: controller RSS %.1f MB (SQLite %.1f MB), %d descriptors, workers RSS %.1f MB; ",
+                    elapsed, Double(rss) / 1024, sqlite, descriptors, Double(workerRSS) / 1024)
                     + "\(done), events delivered \(EventsBenchmark.lineCount(eventsFile))")
         }
         guard let first = samples.first, let last = samples.last else { return }
@@ -262,5 +264,12 @@ enum SoakBenchmark {
         for (name, error) in counts.errors.sorted(by: { $0.key < $1.key }) {
             say("  first of the \(name): \(error)")
         }
+    }
+
+    /// `steady_sqlite_memory_bytes` from the controller's `/metrics`, in MB; 0 when it cannot be read.
+    static func sqliteMegabytes(_ client: APIClient) async -> Double {
+        guard let text = try? await client.text(path: "/metrics") else { return 0 }
+        let line = text.split(separator: "\n").first { $0.hasPrefix("steady_sqlite_memory_bytes ") }
+        return (line?.split(separator: " ").last.flatMap { Double($0) } ?? 0) / 1_048_576
     }
 }

@@ -5,6 +5,7 @@ import Events
 import Foundation
 import Logging
 import Reconciler
+import Resources
 import ServiceLifecycle
 
 /// `steady controller`: the API server, the store and the reconcilers, in one process.
@@ -82,7 +83,25 @@ struct ControllerOptions: ParsableArguments {
     @Option(name: .customLong("events-max-pending"), help: "Deliveries pending before intake answers 429.")
     var eventsMaxPending = 100_000
 
+    @Option(
+        name: .customLong("agent-credential-ttl"),
+        help: "How long an agent credential lasts (agents rotate it after two thirds); 0 for no expiry.")
+    var agentCredentialTTL = "720h"
+
     @OptionGroup var storeOptions: StoreOptions
+
+    /// `--agent-credential-ttl`, checked; nil for no expiry.
+    func credentialTTL() throws -> Duration? {
+        let parsed: DurationString
+        do {
+            parsed = try DurationString(agentCredentialTTL)
+        } catch {
+            throw ValidationError("--agent-credential-ttl: \(error.message)")
+        }
+        guard parsed.seconds > 0 else { return nil }
+        guard parsed.seconds >= 1 else { throw ValidationError("--agent-credential-ttl: at least 1s, or 0") }
+        return parsed.duration
+    }
 
     func validate() throws {
         _ = try endpoint()
@@ -96,6 +115,7 @@ struct ControllerOptions: ParsableArguments {
             throw ValidationError("--git-ref and --git-path need --git URL")
         }
         _ = try eventListener()
+        _ = try credentialTTL()
         if let manifests {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: manifests, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -143,8 +163,9 @@ struct ControllerOptions: ParsableArguments {
         logger: Logger, extraServices: @escaping @Sendable (ControllerRuntime) throws -> [any Service],
         onReady: @escaping @Sendable (ControllerRuntime, Int) async -> Void = { _, _ in }
     ) async throws {
+        MallocArenas.limit()
         let (host, port) = try endpoint()
-        let configuration = ControllerRuntime.Configuration(
+        var configuration = ControllerRuntime.Configuration(
             dataDirectory: dataURL, host: host, port: port,
             manifestsDirectory: manifests.map { URL(fileURLWithPath: $0).standardizedFileURL },
             serverNames: servingNames, synchronous: fsync ? .full : .normal, eventListener: try eventListener(),
@@ -152,6 +173,7 @@ struct ControllerOptions: ParsableArguments {
                 location: "controller", allowsExec: allowExec, maxEventBytes: eventsMaxBytes,
                 maxQueuedEvents: eventsMaxQueued, maxPendingDeliveries: eventsMaxPending),
             advertiseURL: advertiseURL)
+        configuration.agentCredentialTTL = try credentialTTL()
         let runtime = try await storeOptions.makeRuntime(configuration: configuration, logger: logger)
         if let gitURL {
             try await runtime.gitSources.declare(

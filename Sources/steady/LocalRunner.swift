@@ -21,12 +21,14 @@ struct LocalRunner: Service {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { return }
         let labels = ["steady.dev/local": "true"]
-        let credential = try await runtime.agents.enrollRunner(name: name, labels: labels)
+        let issued = try await runtime.agents.enroll(name: name, labels: labels)
         let stateDirectory = try AgentStateDirectory(
             path: runtime.configuration.dataDirectory.appendingPathComponent("agent").path)
         let configuration = AgentConfiguration(
             controllerURL: "https://127.0.0.1:\(port)", name: name, labels: labels,
-            identity: AgentIdentity(runner: name, credential: credential, caPEM: runtime.identity.caCertificatePEM),
+            identity: AgentIdentity(
+                runner: name, credential: issued.credential, caPEM: runtime.identity.caCertificatePEM,
+                credentialIssued: Date(), credentialExpires: issued.expires),
             trustedCAPEM: runtime.identity.caCertificatePEM, allowsExec: true)
         let agent = Agent(configuration: configuration, stateDirectory: stateDirectory, logger: logger)
         logger.info("local runner enrolled", metadata: ["steady.runner": "\(name)"])

@@ -385,4 +385,106 @@ import Testing
         #expect(await EventEndToEndTests.waitUntil { !agent.isRunning }, "\(agent.log())")
         #expect(FaultEnvironment.runnerCondition(controller, "revoked-1", "Connected") == nil)
     }
+
+    // MARK: Credential expiry and rotation
+
+    /// How many times the agent's log says it rotated its credential.
+    static func rotations(_ agent: AgentProcess) -> Int {
+        agent.log().components(separatedBy: "credential rotated; reconnecting with the new one").count - 1
+    }
+
+    @Test func rotationKeepsAHealthyAgentConnectedAcrossSeveralCredentialLifetimes() async throws {
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        // Credentials last 6 s: the agent rotates each after 4 s.
+        try controller.start(extraArguments: ["--agent-credential-ttl", "6s"])
+        let agent = try AgentProcess(name: "rotating-1")
+        defer { agent.remove() }
+        try agent.start(controller: controller, joinToken: try controller.joinToken())
+        #expect(
+            await EventEndToEndTests.waitUntil {
+                FaultEnvironment.runnerCondition(controller, "rotating-1", "Connected") == "True"
+            },
+            "\(agent.log())")
+        let first = try String(contentsOf: agent.stateDirectory.file("credential"), encoding: .utf8)
+        let connected = ContinuousClock.now
+
+        // Four rotations take the agent past three lifetimes of 6 s; it stays in all along.
+        var disconnectedSeen = false
+        let rotated = await EventEndToEndTests.waitUntil(timeout: .seconds(60)) {
+            if FaultEnvironment.runnerCondition(controller, "rotating-1", "Connected") != "True" {
+                disconnectedSeen = true
+            }
+            return Self.rotations(agent) >= 4 && ContinuousClock.now - connected > .seconds(18)
+        }
+        #expect(rotated, "\(agent.log())")
+        #expect(!disconnectedSeen, "the runner was Connected=False during rotation\n\(agent.log())")
+        #expect(agent.isRunning, "\(agent.log())")
+        #expect(!agent.log().contains("expired"), "\(agent.log())")
+        #expect(!controller.log().contains("credential expired"), "\(controller.log())")
+        #expect(FaultEnvironment.runnerCondition(controller, "rotating-1", "Synced") == "True")
+        // The credential on disk is the new one, private, and the lifetime beside it says when it expires.
+        let current = try String(contentsOf: agent.stateDirectory.file("credential"), encoding: .utf8)
+        #expect(current != first)
+        let attributes = try FileManager.default.attributesOfItem(atPath: agent.stateDirectory.file("credential").path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(FileManager.default.fileExists(atPath: agent.stateDirectory.file("credential-lifetime").path))
+    }
+
+    @Test func aCredentialThatCannotRotateClosesItsStreamAtExpiryWithAReasonOnBothSides() async throws {
+        let controller = try ControllerProcess()
+        defer { controller.remove() }
+        try controller.start(extraArguments: ["--agent-credential-ttl", "8s"])
+        let original = try AgentProcess(name: "copied-1")
+        defer { original.remove() }
+        try original.start(controller: controller, joinToken: try controller.joinToken())
+        #expect(
+            await EventEndToEndTests.waitUntil {
+                FaultEnvironment.runnerCondition(controller, "copied-1", "Connected") == "True"
+            },
+            "\(original.log())")
+
+        // A copy of the agent's state directory, run beside it: both hold the same credential, and only one of them
+        // can rotate it (a rotated credential does not rotate again). The other keeps its stream until the
+        // credential expires, and is then cut off at once.
+        let copy = try AgentProcess(name: "copied-1")
+        defer { copy.remove() }
+        for file in ["credential", "credential-lifetime", "runner", "ca.crt"] {
+            try FileManager.default.copyItem(
+                at: original.stateDirectory.file(file), to: copy.stateDirectory.file(file))
+        }
+        try copy.start(controller: controller, joinToken: nil)
+        let oneStopped = await EventEndToEndTests.waitUntil(timeout: .seconds(40)) {
+            !original.isRunning || !copy.isRunning
+        }
+        #expect(oneStopped, "neither agent was cut off\n\(original.log())\n\(copy.log())")
+        let (cutOff, kept) = copy.isRunning ? (original, copy) : (copy, original)
+        #expect(cutOff.exitStatus != 0)
+        // The agent says why, and what to do; it had tried to rotate and been refused.
+        let log = cutOff.log()
+        #expect(log.contains("cannot rotate the credential"), "\(log)")
+        #expect(log.contains("the credential of runner copied-1 expired at"), "\(log)")
+        #expect(log.contains("enrol again with a new join token"), "\(log)")
+        // The controller says which runner and when, from the timer at the expiry (not at a later reconnect).
+        let reasons = controller.log().split(separator: "\n").filter { $0.contains("steady.runner=copied-1") }
+        #expect(
+            reasons.contains { $0.contains("agent stream closed: its credential expired at") }, "\(controller.log())")
+        // The other agent rotated and stays in.
+        #expect(Self.rotations(kept) >= 1, "\(kept.log())")
+        try await Task.sleep(for: .seconds(3))
+        #expect(kept.isRunning, "\(kept.log())")
+        #expect(FaultEnvironment.runnerCondition(controller, "copied-1", "Connected") == "True")
+
+        // Stopped past its credential's expiry, an agent is refused at connect, with the reason.
+        kept.stop()
+        #expect(await EventEndToEndTests.waitUntil { !kept.isRunning })
+        try await Task.sleep(for: .seconds(9))
+        try kept.start(controller: controller, joinToken: nil)
+        #expect(await EventEndToEndTests.waitUntil { !kept.isRunning }, "\(kept.log())")
+        #expect(kept.exitStatus != 0)
+        let refusals = controller.log().split(separator: "\n").filter {
+            $0.contains("steady.runner=copied-1") && $0.contains("agent stream refused")
+        }
+        #expect(refusals.contains { $0.contains("expired at") }, "\(controller.log())")
+    }
 }

@@ -144,6 +144,8 @@ import Testing
                 #expect(after.text.hasSuffix("readyz check passed\n"))
                 let scraped = try PrometheusText(try await probe("/metrics").text)
                 #expect(scraped.value("steady_runners", ["condition": "Ready", "status": "Unknown"]) == 1)
+                // The store's SQLite is open, so its memory is more than nothing.
+                #expect((scraped.value("steady_sqlite_memory_bytes", [:]) ?? 0) > 0)
                 group.cancelAll()
             }
         }

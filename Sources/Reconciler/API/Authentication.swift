@@ -16,6 +16,8 @@ public enum Identity: Sendable, Equatable {
 /// Maps bearer tokens to identities.
 public protocol Authenticating: Sendable {
     func identity(forToken token: String) async -> Identity?
+    /// Whether `token` may open `runner`'s agent stream, and until when (see ``AgentStreamAccess``).
+    func streamAccess(forToken token: String, runner: String) async -> AgentStreamAccess
 }
 
 /// Accepts the admin token; compares SHA-256 digests in constant time.

@@ -90,6 +90,7 @@ public actor AgentGateway {
                 group.addTask { await self.writeStatuses() }
                 group.addTask { await self.writeSliceChangeStatuses() }
                 group.addTask { try await self.watchForSilence() }
+                group.addTask { try await self.watchForCredentialExpiry() }
                 group.addTask { try await self.sendKeepalives() }
                 group.addTask { await self.credentials.followStore() }
                 try await group.next()
@@ -172,6 +173,28 @@ public actor AgentGateway {
 
     private nonisolated let runnerConnected = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
+    /// Closes each stream the moment its credential expires: a timer at the first expiry, re-armed when a stream
+    /// with an earlier one opens; never a poll.
+    private func watchForCredentialExpiry() async throws {
+        while !Task.isCancelled {
+            let deadline = state.nextCredentialExpiry()
+            credentialTimer = deadline
+            await withTaskGroup(of: Void.self) { group in
+                if let deadline { group.addTask { [clock] in try? await clock.sleep(until: deadline) } }
+                group.addTask { [earlierExpiry] in await earlierExpiry.wait() }
+                await group.next()
+                group.cancelAll()
+            }
+            try Task.checkCancellation()
+            await perform(state.expireCredentials(now: clock.now))
+        }
+    }
+
+    /// The instant the expiry timer is set for; nil when no open stream's credential expires.
+    private var credentialTimer: ContinuousClock.Instant?
+    /// Signalled when a stream opens whose credential expires before ``credentialTimer``.
+    private nonisolated let earlierExpiry = WakeSignal()
+
     /// Sends every open stream a keep-alive, from one loop rather than a timer per connection; a stream whose
     /// agent went away is found and dropped here.
     private func sendKeepalives() async throws {
@@ -219,6 +242,22 @@ public actor AgentGateway {
                     metadata: ["steady.runner": "\(runner)"])
             case .recordHeld(let runner, let slice):
                 syncIndex.set(runner: runner, holds: slice)
+            case .closeExpired(let runner, let id, let expired):
+                // A stream its agent left already (it reconnected with a rotated credential) just goes.
+                guard let connection = forget(connection: id), connection.isOpen else {
+                    noteConnections(of: runner)
+                    continue
+                }
+                let reason = "credential expired at \(Timestamp.format(expired))"
+                logger.notice(
+                    "agent stream closed: its \(reason)",
+                    metadata: ["steady.runner": "\(runner)", "steady.expiredAt": "\(Timestamp.format(expired))"])
+                connection.close(
+                    refusing: AgentStreamRefusal(
+                        refused: 401,
+                        message: "Unauthorized: \(AgentCredentialRecord.expiredReason(runner: runner, at: expired))",
+                        reason: AgentStreamRefusal.credentialExpired))
+                noteConnections(of: runner)
             }
         }
     }
@@ -387,12 +426,24 @@ public actor AgentGateway {
         return stream
     }
 
-    /// Serves `runner`'s slice on `connection`, starting from what the agent holds (see `GatewayState.attach`).
-    public func attach(runner: String, revision: Int64, digest: String?, connection: any SliceConnection) async {
+    /// Serves `runner`'s slice on `connection`, starting from what the agent holds (see `GatewayState.attach`),
+    /// until `credentialExpiry` (wall clock; nil: the credential does not expire), when the stream is closed.
+    public func attach(
+        runner: String, revision: Int64, digest: String?, connection: any SliceConnection,
+        credentialExpiry: Date? = nil
+    ) async {
         let id = UUID()
         connections[id] = connection
         metrics?.runnerConnected()
-        await perform(state.attach(runner: runner, revision: revision, digest: digest, connection: id))
+        // The timer runs on the monotonic clock, from the time left now: a step of the wall clock does not move it.
+        let expiry = credentialExpiry.map { date in
+            GatewayState.CredentialExpiry(
+                runner: runner, instant: clock.now + .milliseconds(Int64(date.timeIntervalSinceNow * 1000)),
+                wallClock: date)
+        }
+        await perform(
+            state.attach(runner: runner, revision: revision, digest: digest, connection: id, credentialExpiry: expiry))
+        if let expiry, credentialTimer.map({ expiry.instant < $0 }) ?? true { earlierExpiry.signal() }
         noteConnections(of: runner)
     }
 
@@ -431,6 +482,11 @@ extension AgentGateway {
     /// adopts a Runner declared beforehand (its labels win) or creates one with `labels`, then issues its
     /// credential. The Runner is created without field ownership, so applying manifests later takes over.
     public func enrollRunner(name: String, labels: [String: String]) async throws -> String {
+        try await enroll(name: name, labels: labels).credential
+    }
+
+    /// As ``enrollRunner(name:labels:)``, with the new credential's expiry.
+    public func enroll(name: String, labels: [String: String]) async throws -> AgentCredentials.Issued {
         do {
             _ = try await objects.get(Kinds.runner, name: name)
         } catch {

@@ -16,6 +16,9 @@ struct AgentRoutes: Sendable {
         router.post(RouterPath(stringLiteral: AgentProtocol.enrollPath)) { request, context in
             await respond { try await enroll(request, context: context) }
         }
+        router.post(RouterPath(stringLiteral: AgentProtocol.credentialPath)) { request, context in
+            await respond { try await rotate(request, context: context) }
+        }
         router.post(RouterPath(stringLiteral: ConvergenceRequest.path)) { request, context in
             await respond {
                 guard context.identity == .admin else {
@@ -73,7 +76,23 @@ struct AgentRoutes: Sendable {
         if await gateway.isLive(runner: name), await gateway.credentials.hasCredential(runner: name) {
             throw APIError(.conflict, "runner \"\(name)\" is held by another live agent", kind: "runners", name: name)
         }
-        let credential = try await gateway.enrollRunner(name: name, labels: enrollment.labels ?? [:])
-        return APIResponses.json(try JSONValue(encoding: EnrollmentResponse(runner: name, credential: credential)))
+        let issued = try await gateway.enroll(name: name, labels: enrollment.labels ?? [:])
+        return APIResponses.json(
+            try JSONValue(
+                encoding: EnrollmentResponse(
+                    runner: name, credential: issued.credential, expiresAt: issued.expires.map(Timestamp.format))))
+    }
+
+    /// Rotates the calling agent's credential: the bearer must be its runner's current credential.
+    private func rotate(_ request: Request, context: APIRequestContext) async throws -> Response {
+        guard case .runner = context.identity, let header = request.headers[.authorization], header.hasPrefix("Bearer ")
+        else {
+            throw APIError(.forbidden, "only an agent may rotate its credential, with that credential as bearer token")
+        }
+        let (runner, issued) = try await gateway.credentials.rotate(token: String(header.dropFirst(7)))
+        return APIResponses.json(
+            try JSONValue(
+                encoding: EnrollmentResponse(
+                    runner: runner, credential: issued.credential, expiresAt: issued.expires.map(Timestamp.format))))
     }
 }

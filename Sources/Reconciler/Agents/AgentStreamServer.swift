@@ -36,9 +36,19 @@ public struct AgentStreamServer: Sendable {
     func serve(_ connection: Connection, logger: Logger) async {
         let gateway = gateway
         let scheduledOutput = scheduledOutput
+        // Set by `authorize`, read by `start`: one connection's hello, checked once.
+        var credentialExpiry: Date?
         await Self.accept(
             connection, helloTimeout: helloTimeout, logger: logger,
-            authorize: { hello in await authorize(hello) },
+            authorize: { hello in
+                switch await authenticator.streamAccess(forToken: hello.credential, runner: hello.runner) {
+                case .granted(_, let expires):
+                    credentialExpiry = expires
+                    return nil
+                case .refused(let refusal):
+                    return refusal
+                }
+            },
             receive: { hello, report in gateway.receive(runner: hello.runner, report: report) },
             receiveRun: { hello, message in
                 // A runner's own scheduled runs are not RemoteRuns: the dispatcher never hears of them.
@@ -52,7 +62,9 @@ public struct AgentStreamServer: Sendable {
                 await gateway.attach(
                     runner: hello.runner, revision: hello.revision, digest: hello.digest,
                     connection: ChannelSliceConnection(
-                        channel: connection.channel, limit: gateway.configuration.bufferLimit, metrics: gateway.metrics))
+                        channel: connection.channel, limit: gateway.configuration.bufferLimit,
+                        metrics: gateway.metrics),
+                    credentialExpiry: credentialExpiry)
             })
     }
 
@@ -92,19 +104,6 @@ public struct AgentStreamServer: Sendable {
             handler.value.serve(reports: { receive(hello, $0) }, runs: { receiveRun(hello, $0) })
         }.get()
         await start(hello)
-    }
-
-    /// The runner a hello may act as, or why not.
-    private func authorize(_ hello: AgentHello) async -> AgentStreamRefusal? {
-        switch await authenticator.identity(forToken: hello.credential) {
-        case nil:
-            return AgentStreamRefusal(refused: 401, message: "Unauthorized: unknown or revoked credential")
-        case .runner(let name) where name == hello.runner:
-            return nil
-        default:
-            return AgentStreamRefusal(
-                refused: 403, message: "an agent may only use its own runner's stream (runner \"\(hello.runner)\")")
-        }
     }
 
     /// Sends a refusal and hangs up.

@@ -29,6 +29,16 @@ struct GatewayState {
         case revokeCredential(runner: String)
         /// Records which slice a runner's agent holds (nil: none the controller can vouch for).
         case recordHeld(runner: String, slice: SlicePlanner.Slice?)
+        /// Closes a connection whose credential expired (at `expired`, wall clock), telling the agent why.
+        case closeExpired(runner: String, connection: UUID, expired: Date)
+    }
+
+    /// When a connection's credential expires: on the monotonic clock, for the timer, and on the wall clock, for
+    /// the reason given.
+    struct CredentialExpiry: Equatable {
+        var runner: String
+        var instant: Instant
+        var wallClock: Date
     }
 
     /// What the gateway keeps per runner. Thousands of runners are connected at once, so it stays small: slices
@@ -60,6 +70,8 @@ struct GatewayState {
     private var allDirty = false
     /// The store revision the inputs reflect.
     private(set) var inputRevision: Int64 = 0
+    /// The connections whose credential expires, by connection.
+    private(set) var credentialExpiries: [UUID: CredentialExpiry] = [:]
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -85,6 +97,7 @@ struct GatewayState {
                     directives.append(.revokeCredential(runner: name))
                     if let runner = runners.removeValue(forKey: name) {
                         directives += runner.connections.map { .close(runner: name, connection: $0) }
+                        for connection in runner.connections { credentialExpiries[connection] = nil }
                     }
                     directives.append(.recordHeld(runner: name, slice: nil))
                 }
@@ -187,7 +200,11 @@ struct GatewayState {
 
     /// Serves `runner`'s slice on a new connection, starting from what the agent holds: nothing new when `digest`
     /// is the current slice's, a diff when it is the previous one's at `revision`, a snapshot otherwise.
-    mutating func attach(runner: String, revision: Int64, digest: String?, connection: UUID) -> [Directive] {
+    /// A connection whose credential expires (`credentialExpiry`) is closed then by ``expireCredentials(now:)``.
+    mutating func attach(
+        runner: String, revision: Int64, digest: String?, connection: UUID, credentialExpiry: CredentialExpiry? = nil
+    ) -> [Directive] {
+        credentialExpiries[connection] = credentialExpiry
         var state = runners[runner] ?? Runner()
         if state.revision == 0, let labels = inputs.runners[runner] {
             state.slice = intern(planner.slice(runner: runner, labels: labels, inputs: inputs))
@@ -215,6 +232,7 @@ struct GatewayState {
     /// A connection that could not take a message (its agent went away or fell too far behind) is forgotten;
     /// one that overflowed is also hung up, so that its agent reconnects and resyncs.
     mutating func connectionFailed(runner: String, connection: UUID, overflowed: Bool) -> [Directive] {
+        credentialExpiries[connection] = nil
         guard runners[runner]?.connections.remove(connection) != nil else { return [] }
         return overflowed ? [.close(runner: runner, connection: connection)] : []
     }
@@ -273,6 +291,25 @@ struct GatewayState {
             guard state.writtenConnected, let last = state.lastReport else { return nil }
             return last + configuration.heartbeatTimeout
         }.min()
+    }
+
+    // MARK: Credential expiry
+
+    /// Closes, with the reason, every connection whose credential has expired by `now`. Other connections of the
+    /// same runner (an agent that rotated its credential) stay open.
+    mutating func expireCredentials(now: Instant) -> [Directive] {
+        var directives: [Directive] = []
+        for (connection, expiry) in credentialExpiries where expiry.instant <= now {
+            credentialExpiries[connection] = nil
+            guard runners[expiry.runner]?.connections.remove(connection) != nil else { continue }
+            directives.append(.closeExpired(runner: expiry.runner, connection: connection, expired: expiry.wallClock))
+        }
+        return directives
+    }
+
+    /// When the first open connection's credential expires; nil when none does.
+    func nextCredentialExpiry() -> Instant? {
+        credentialExpiries.values.map(\.instant).min()
     }
 
     // MARK: Convergence

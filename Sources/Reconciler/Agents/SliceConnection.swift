@@ -10,6 +10,15 @@ public protocol SliceConnection: Sendable {
     func send(line: [UInt8]) -> SliceSendResult
     /// Hangs up.
     func close()
+    /// Sends `refusal` (why the stream ends), then hangs up.
+    func close(refusing refusal: AgentStreamRefusal)
+    /// Whether the agent is still there, as far as is known without sending.
+    var isOpen: Bool { get }
+}
+
+extension SliceConnection {
+    public func close(refusing refusal: AgentStreamRefusal) { close() }
+    public var isOpen: Bool { true }
 }
 
 /// What became of a message handed to a ``SliceConnection``.
@@ -88,4 +97,8 @@ final class ChannelSliceConnection: SliceConnection {
     }
 
     func close() { channel.close(promise: nil) }
+
+    func close(refusing refusal: AgentStreamRefusal) { AgentStreamServer.refuse(channel, refusal) }
+
+    var isOpen: Bool { channel.isActive }
 }

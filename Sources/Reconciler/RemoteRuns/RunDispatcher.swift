@@ -156,14 +156,25 @@ public actor RunDispatcher: Service {
         }
     }
 
+    /// Deadlines (timeouts, delivery timeouts, `ttlSecondsAfterFinished`) are decided on this clock, which a step
+    /// of the system clock does not move while the controller runs; the times it records come from it too, so that
+    /// a deadline derived from a recorded start agrees with it.
+    private let clock = AnchoredWallClock()
+
+    private func currentTime() -> Date {
+        Date(timeIntervalSince1970: Double(clock.milliseconds()) / 1000)
+    }
+
     /// Wakes at the first delivery deadline of any run, or sooner when the deadlines changed (a run taken up may
     /// have an earlier one); with no deadline it waits for a change, without a timer.
     private func keepTime() async {
         while !Task.isCancelled {
             let deadline = earliestDeadline()
             await deadlinesChanged.wait(
-                until: deadline.map { ContinuousClock.now + .milliseconds(Int64(max($0.timeIntervalSinceNow, 0) * 1000)) })
-            if let deadline, deadline <= Date() { enqueue(.timePassed) }
+                until: deadline.map { deadline in
+                    ContinuousClock.now + .milliseconds(Int64(max(deadline.timeIntervalSince(currentTime()), 0) * 1000))
+                })
+            if let deadline, deadline <= currentTime() { enqueue(.timePassed) }
         }
     }
 
@@ -178,7 +189,7 @@ public actor RunDispatcher: Service {
     // MARK: Inputs
 
     private func handle(_ input: Input) async {
-        let now = Date()
+        let now = currentTime()
         switch input {
         case .update(let update):
             for change in update.changes where change.key.kind == RemoteRunSpec.kind {
@@ -207,6 +218,9 @@ public actor RunDispatcher: Service {
             await apply(.stopped(reason: "Deleted"), to: uid, now: now)
             runs[uid] = nil
             unwritten.remove(uid)
+            // Nothing of a deleted run stays behind: its status is never written, so these would not be cleared.
+            lastStatusWrite[uid] = nil
+            acknowledgements[uid] = nil
             output?.delete(run: uid)
             return
         }
@@ -232,7 +246,7 @@ public actor RunDispatcher: Service {
         dispatch.restore(finished: Dictionary(results.map { ($0.runner, $0.phase) }, uniquingKeysWith: { a, _ in a }))
         var run = ActiveRun(name: name, uid: uid, spec: spec, dispatch: dispatch)
         run.details = Dictionary(results.map { ($0.runner, $0) }, uniquingKeysWith: { a, _ in a })
-        run.startTime = status?["startTime"]?.stringValue ?? Timestamp.now()
+        run.startTime = status?["startTime"]?.stringValue ?? Timestamp.format(currentTime())
         runs[uid] = run
         logger.info(
             "remote run taken up",
@@ -386,7 +400,7 @@ public actor RunDispatcher: Service {
                 detail.phase = .refused
                 detail.reason = refused.reason.rawValue
                 detail.message = refused.message
-                detail.completionTime = Timestamp.now()
+                detail.completionTime = Timestamp.format(currentTime())
             }
             output?.finish(run: uid, runner: runner)
             await apply(.finished(runner, .refused), to: uid, now: now)
@@ -428,7 +442,7 @@ public actor RunDispatcher: Service {
             case .markCancelled(let runner, let reason):
                 note(runner, in: uid, reason: reason, message: "not started: the run was stopped")
             case .complete(let phase, let reason):
-                runs[uid]?.completionTime = Timestamp.now()
+                runs[uid]?.completionTime = Timestamp.format(currentTime())
                 output?.complete(run: uid)
                 logger.info(
                     "remote run complete",
@@ -444,7 +458,7 @@ public actor RunDispatcher: Service {
         updateDetail(runner, of: uid) { detail in
             detail.reason = reason
             detail.message = message
-            detail.completionTime = Timestamp.now()
+            detail.completionTime = Timestamp.format(currentTime())
         }
     }
 
@@ -458,7 +472,7 @@ public actor RunDispatcher: Service {
     /// Writes the status of every run that changed and is due (see ``statusWriteInterval(runners:)``); a failed
     /// write is tried again after the interval. Completed runs are forgotten once written.
     private func writeStatuses() async {
-        let now = Date()
+        let now = currentTime()
         for uid in unwritten.sorted() {
             guard let name = runs[uid]?.name, let runners = runs[uid]?.dispatch.runners.count else {
                 unwritten.remove(uid)

@@ -2,7 +2,8 @@
 ///
 /// Agents dial the controller; no port is opened on a host for control traffic. Over HTTPS:
 /// - `GET  /steady/v1/ca` (no auth): the CA certificate, which an agent pins by the hash in its join token.
-/// - `POST /steady/v1/enroll` (join token as bearer): trades the token for a per-agent credential.
+/// - `POST /steady/v1/enroll` (join token as bearer): trades the token for a per-agent credential;
+/// - `POST /steady/v1/credential` (the credential as bearer): rotates it before it expires.
 ///
 /// Then each agent holds one TLS connection on the same port, with the ALPN protocol ``streamProtocol``
 /// instead of HTTP, carrying newline-delimited JSON both ways:
@@ -16,6 +17,9 @@
 public enum AgentProtocol {
     public static let caPath = "/steady/v1/ca"
     public static let enrollPath = "/steady/v1/enroll"
+    /// `POST` with the agent's current credential as bearer: answers an ``EnrollmentResponse`` with a new one,
+    /// which replaces it once the agent uses it on its stream.
+    public static let credentialPath = "/steady/v1/credential"
 
     /// The ALPN protocol name of the agent stream.
     public static let streamProtocol = "steady-agent/1"
@@ -50,10 +54,16 @@ public struct AgentStreamRefusal: Codable, Sendable, Equatable, Error {
     /// 401 (unknown or revoked credential), 403 (another runner's credential) or 400 (a malformed line).
     public var refused: Int
     public var message: String
+    /// A CamelCase reason the agent acts on: ``credentialExpired``; nil for the others.
+    public var reason: String?
 
-    public init(refused: Int, message: String) {
+    /// The credential expired: the controller closed the stream at its expiry, or refused it at connect.
+    public static let credentialExpired = "CredentialExpired"
+
+    public init(refused: Int, message: String, reason: String? = nil) {
         self.refused = refused
         self.message = message
+        self.reason = reason
     }
 }
 
@@ -76,10 +86,13 @@ public struct EnrollmentRequest: Codable, Sendable, Equatable {
 public struct EnrollmentResponse: Codable, Sendable, Equatable {
     public var runner: String
     public var credential: String
+    /// When the credential expires (RFC 3339); the agent rotates it before then. Absent: it does not expire.
+    public var expiresAt: String?
 
-    public init(runner: String, credential: String) {
+    public init(runner: String, credential: String, expiresAt: String? = nil) {
         self.runner = runner
         self.credential = credential
+        self.expiresAt = expiresAt
     }
 }
 
