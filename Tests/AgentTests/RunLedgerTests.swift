@@ -142,6 +142,24 @@ import Testing
         #expect(lines.count == 4, "\(lines)")
     }
 
+    @Test func runsRecordedAcrossCompactionsAreAllKept() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-ledger")
+        defer { directory.remove() }
+        var ledger = try RunLedger(directory: directory.path, logger: logger)
+        // Enough starts for the log to be compacted more than once, each one made durable as the agent does.
+        let uids = (0..<3_000).map { "run-\($0)" }
+        for uid in uids {
+            #expect(try ledger.begin(Self.request(uid)) == .start)
+            if uid.hasSuffix("7") { try await ledger.makeDurable() }
+        }
+        try await ledger.makeDurable()
+        let size = try FileManager.default.attributesOfItem(atPath: ledger.path)[.size] as? Int ?? 0
+        // Compacted: smaller than the 3,000 appended lines (about 80 bytes each) plus a header.
+        #expect(size < 3_000 * 80, "\(size) bytes")
+        let restarted = try RunLedger(directory: directory.path, logger: logger)
+        #expect(Set(restarted.unacknowledgedResults.map(\.runUID)) == Set(uids))
+    }
+
     @Test func aRecordCutShortAtTheEndIsDroppedAndTheRestKept() throws {
         let directory = try TemporaryDirectory(prefix: "steady-ledger")
         defer { directory.remove() }

@@ -38,6 +38,8 @@ final class RunJournal: Sendable {
         var appended = 0
         var durable = 0
         var isSyncing = false
+        /// Descriptors replaced while a flush was going: closed once it returns, so it never flushes a reused one.
+        var retired: [Int32] = []
         var waiters: [(upTo: Int, continuation: CheckedContinuation<Void, any Error>)] = []
     }
 
@@ -56,7 +58,9 @@ final class RunJournal: Sendable {
     }
 
     deinit {
-        state.withLock { state in _ = close(state.descriptor) }
+        state.withLock { state in
+            for descriptor in state.retired + [state.descriptor] { _ = close(descriptor) }
+        }
     }
 
     /// Bytes in the file now.
@@ -107,6 +111,8 @@ final class RunJournal: Sendable {
             let (descriptor, target) = state.withLock { ($0.descriptor, $0.appended) }
             let code: Int32? = fdatasync(descriptor) == 0 ? nil : errno
             let (ready, isDone) = state.withLock { state in
+                for old in state.retired { _ = close(old) }
+                state.retired = []
                 if code == nil { state.durable = max(state.durable, target) }
                 let ready = state.waiters.filter { code != nil || $0.upTo <= target }
                 state.waiters.removeAll { code != nil || $0.upTo <= target }
@@ -127,15 +133,24 @@ final class RunJournal: Sendable {
     /// Replaces the file's contents with `records` atomically (a flushed temporary file renamed over it); what was
     /// appended before is then durable too, as the new file holds it.
     func replace(with records: [UInt8]) throws(AgentError) {
-        try state.withLock { state throws(AgentError) in
+        let ready = try state.withLock { state throws(AgentError) in
             try PrivateFile.write(records, to: path)
             let descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
             guard descriptor >= 0 else { throw Self.failure("open", path) }
-            _ = close(state.descriptor)
+            if state.isSyncing {
+                state.retired.append(state.descriptor)
+            } else {
+                _ = close(state.descriptor)
+            }
             state.descriptor = descriptor
             state.size = records.count
             state.durable = state.appended
+            // Everyone waiting is served by the flushed new file.
+            let ready = state.waiters.map(\.continuation)
+            state.waiters = []
+            return ready
         }
+        for continuation in ready { continuation.resume() }
     }
 
     private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Bool {

@@ -118,8 +118,7 @@ public struct RunLedger: Sendable {
             let result = RunResult(
                 runUID: uid, phase: .failed, completionTime: Timestamp.format(now), reason: "AgentRestarted",
                 message: "the agent stopped while this run was going; it was not started again")
-            entries[uid]?.state = .finished
-            entries[uid]?.result = result
+            apply(finish: result, name: entry.runName)
             needsRewrite = true
         }
         if acknowledged.prune(now: now, retention: Self.retention, maximum: Self.maximumAcknowledged) {
@@ -149,6 +148,7 @@ public struct RunLedger: Sendable {
         try append(Record(op: .start, uid: request.runUID, name: request.runName, at: now.timeIntervalSince1970))
         entries[request.runUID] = Entry(runName: request.runName, state: .started, order: nextOrder)
         nextOrder += 1
+        try compactIfLarge()
         return .start
     }
 
@@ -159,6 +159,7 @@ public struct RunLedger: Sendable {
         let name = entries[result.runUID]?.runName ?? runName
         try append(Record(op: .finish, uid: result.runUID, name: name, at: now.timeIntervalSince1970, result: result))
         apply(finish: result, name: name)
+        try compactIfLarge()
     }
 
     /// The controller stored the result of `runUID`: stop re-sending it, and keep only what refuses a second start.
@@ -169,7 +170,11 @@ public struct RunLedger: Sendable {
         entries[runUID] = nil
         acknowledged.insert(runUID, at: now, phase: phase)
         // The file forgets them too, so that a restart remembers what this process does.
-        if acknowledged.prune(now: now, retention: Self.retention, maximum: Self.maximumAcknowledged) { try compact() }
+        if acknowledged.prune(now: now, retention: Self.retention, maximum: Self.maximumAcknowledged) {
+            try compact()
+        } else {
+            try compactIfLarge()
+        }
     }
 
     /// Returns once every change recorded so far is on disk (one flush for all the callers waiting at once).
@@ -204,8 +209,13 @@ public struct RunLedger: Sendable {
 
     // MARK: File
 
-    private mutating func append(_ record: Record) throws(AgentError) {
+    private func append(_ record: Record) throws(AgentError) {
         try journal.append(Self.line(record))
+    }
+
+    /// Compacts once the log has grown to several times what it held after the last compaction (called after a
+    /// change is in memory, so that the new file holds it).
+    private mutating func compactIfLarge() throws(AgentError) {
         if journal.size > max(Self.minimumCompactionBytes, Self.compactionFactor * compactedSize) { try compact() }
     }
 

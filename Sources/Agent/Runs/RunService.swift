@@ -179,6 +179,7 @@ public actor RunService {
         do {
             return try ledger.begin(request)
         } catch {
+            ledger.abandon(request.runUID)
             logger.error(
                 "cannot record a run before starting it; it is not started", metadata: metadata(request.runUID, error))
             return nil
