@@ -63,7 +63,7 @@ import Testing
     @Test func runsStartOnScheduleNeverOverlapAndAreReported() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let log = directory.file("runs.log").path
+        let log = directory.file("schedule-marks.log").path
         // Each run outlasts the one-second interval: the starts that pass meanwhile are missed, not stacked.
         let service = try makeService(
             directory, runCommand: "echo start >> \(log); sleep 1.5; echo end >> \(log); echo done")

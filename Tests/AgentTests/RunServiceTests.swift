@@ -49,10 +49,13 @@ import Testing
         return logger
     }
 
-    func makeService(_ directory: TemporaryDirectory, allowsExec: Bool = true) throws -> RunService {
+    func makeService(
+        _ directory: TemporaryDirectory, allowsExec: Bool = true,
+        runCommand: [String] = ["/bin/sh", "-c", "echo own-command"]
+    ) throws -> RunService {
         let executor = RunExecutor(
             configuration: .init(
-                runner: "web-1", runCommand: ["/bin/sh", "-c", "echo own-command"], allowsExec: allowsExec,
+                runner: "web-1", runCommand: runCommand, allowsExec: allowsExec,
                 killGracePeriod: .milliseconds(300)))
         return RunService(
             executor: executor, ledger: try RunLedger(directory: directory.path, logger: logger),
@@ -277,5 +280,85 @@ import Testing
         #expect(await later.results.first?.reason == "AgentStopped")
         await restarted.handle(.acknowledge(RunAcknowledge(runUID: "u1")))
         #expect((try? FileManager.default.contentsOfDirectory(atPath: directory.path + "/run-output")) == [])
+    }
+
+    /// A scheduled run's request, as ``RunSchedule/request(startingAt:)`` makes it.
+    static func scheduled(_ milliseconds: Int64) -> RunRequest {
+        RunRequest(runUID: "\(RunSchedule.runUIDPrefix)\(milliseconds)", runName: "schedule")
+    }
+
+    @Test func outputOfAScheduledRunWrittenWhileDisconnectedIsSentOnTheNextStream() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let gate = directory.path + "/gate"
+        let service = try makeService(directory, runCommand: Self.gatedCommand(gate))
+        let first = Stream()
+        await service.connected { await first.record($0) }
+        async let result = service.runScheduled(Self.scheduled(1_000))
+        #expect(await eventually { await first.output == "first\n" })
+        await service.disconnected()
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        #expect(await result?.phase == .succeeded)
+        #expect(await first.types == ["started", "output"])
+
+        let second = Stream()
+        await service.connected { await second.record($0) }
+        // The kept output, numbered after what was sent, then the result that ends the controller's copy.
+        #expect(await second.types == ["output", "result"])
+        #expect(await second.output == "second\nthird\n")
+        #expect(await second.sequences == [1])
+        // Sent once.
+        let third = Stream()
+        await service.connected { await third.record($0) }
+        #expect(await third.types.isEmpty)
+    }
+
+    @Test func aScheduledRunThatRanWhileDisconnectedIsSentWithItsStartAcrossARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let service = try makeService(directory, runCommand: ["/bin/sh", "-c", "echo older"])
+        _ = await service.runScheduled(Self.scheduled(1_000))
+        let replaced = try makeService(directory, runCommand: ["/bin/sh", "-c", "echo scheduled; sleep 0.1; echo oops >&2"])
+        #expect(await replaced.runScheduled(Self.scheduled(2_000))?.phase == .succeeded)
+
+        // Only the latest scheduled run's output is kept, and an agent restart keeps it.
+        let restarted = try makeService(directory)
+        let stream = Stream()
+        await restarted.connected { await stream.record($0) }
+        #expect(await stream.types == ["started", "output", "output", "result"])
+        #expect(await stream.output == "scheduled\noops\n")
+        #expect(await stream.messages.allSatisfy { $0.runUID == Self.scheduled(2_000).runUID })
+    }
+
+    @Test func outputDroppedFromTheBacklogIsMarkedWhereItWas() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-run-service")
+        defer { directory.remove() }
+        let gate = directory.path + "/gate"
+        let service = try makeService(directory)
+        // 100 lines of 10 bytes while disconnected, kept in 200 bytes: 100 of head, 100 of tail.
+        let command = [
+            "/bin/sh", "-c",
+            "echo first; while [ ! -e \(gate) ]; do sleep 0.02; done; i=100; while [ $i -lt 200 ]; do echo line-$i.; "
+                + "i=$((i+1)); done",
+        ]
+        try await withService(service) {
+            let first = Stream()
+            await service.connected { await first.record($0) }
+            await service.handle(
+                .request(RunRequest(runUID: "u1", runName: "inventory", command: command, maxOutputBytes: 200)))
+            #expect(await eventually { await first.output == "first\n" })
+            await service.disconnected()
+            #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+            #expect(await eventually { await service.runningUIDs.isEmpty })
+
+            let second = Stream()
+            await service.connected { await second.record($0) }
+            let chunks = await second.messages.compactMap { if case .output(let chunk) = $0 { chunk } else { nil } }
+            // The head goes unmarked; the tail's first chunk carries the 800 bytes dropped before it.
+            #expect(chunks.map(\.droppedBefore) == [nil, 800], "\(chunks)")
+            #expect(chunks.first?.bytes.map { String(decoding: $0, as: UTF8.self) }?.hasPrefix("line-100.\n") == true)
+            #expect(chunks.last?.bytes.map { String(decoding: $0, as: UTF8.self) }?.hasSuffix("line-199.\n") == true)
+            #expect(await second.results.first?.outputBytes == 1_006)
+        }
     }
 }

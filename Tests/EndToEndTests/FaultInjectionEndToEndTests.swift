@@ -178,7 +178,7 @@ import Testing
 
         agent.stop()
         let state = agent.stateDirectory
-        for name in ["slice.json", "runs.json", "events.db"] {
+        for name in ["slice.json", "runs.log", "events.db"] {
             #expect(FileManager.default.fileExists(atPath: state.file(name).path), "no \(name) to damage")
             try damage.apply(to: state.file(name))
         }
@@ -192,14 +192,21 @@ import Testing
             await EventEndToEndTests.waitUntil {
                 agent.log().components(separatedBy: "events listening").count == 3 || !agent.isRunning
             }, "\(agent.log())")
-        for name in ["slice.json", "runs.json", "events.db"] {
+        // The run ledger is a log: cut short, it is read up to the cut (what an append cut short by a crash leaves,
+        // and what nothing acted on) and rewritten; overwritten, it is set aside like the others.
+        let setAside = damage == .truncated ? ["slice.json", "events.db"] : ["slice.json", "runs.log", "events.db"]
+        for name in setAside {
             #expect(
                 !FaultEnvironment.files(in: state.path, startingWith: "\(name).corrupt-").isEmpty,
                 "\(name) was not set aside\n\(agent.log())")
         }
         let log = agent.log()
         #expect(log.contains("cannot load the last good slice") && log.contains("slice.json.corrupt-"), "\(log)")
-        #expect(log.contains("the run ledger could not be read; it was set aside"), "\(log)")
+        #expect(
+            log.contains(
+                damage == .truncated
+                    ? "the run ledger ended with a record cut short" : "the run ledger could not be read; it was set aside"),
+            "\(log)")
         #expect(log.contains("the event store could not be read; it was set aside"), "\(log)")
         // The slice is rebuilt from the controller, the runner is in sync, and events flow again.
         #expect(await EventEndToEndTests.waitUntil { agent.sliceKeys() == keysBefore }, "\(agent.log())")

@@ -32,7 +32,8 @@ import Testing
             """)
         let agent = try AgentProcess(name: "web-1")
         defer { agent.remove() }
-        let log = agent.stateDirectory.file("runs.log").path
+        // Not `runs.log`: that is the agent's run ledger.
+        let log = agent.stateDirectory.file("schedule-marks.log").path
         // Each run writes a start and an end line around a pause, and "ok\n" (3 bytes) to its output.
         try agent.start(
             controller: controller, joinToken: joinToken,

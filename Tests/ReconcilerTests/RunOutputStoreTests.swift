@@ -134,6 +134,40 @@ import Testing
         }
     }
 
+    @Test func aGapTheAgentDroppedIsShownBetweenTheHeadAndTheTail() async throws {
+        try await withStore(limit: 100) { store, directory in
+            var events = store.followEvents(run: "uid-1", runner: "web-1").makeAsyncIterator()
+            let sent = Array("sent live\n".utf8)
+            // After a reconnect, the agent's backlog: its head, the gap, its tail.
+            store.append(run: "uid-1", runner: "web-1", stream: .stdout, bytes: sent)
+            // Read as stored; what follows comes live.
+            #expect(await events.next() == .output(runner: "web-1", stream: .stdout, bytes: sent))
+            store.append(run: "uid-1", runner: "web-1", stream: .stdout, bytes: Self.pattern(from: 0, count: 30))
+            store.drop(run: "uid-1", runner: "web-1", bytes: 500)
+            store.append(run: "uid-1", runner: "web-1", stream: .stderr, bytes: Self.pattern(from: 530, count: 20))
+            #expect(await events.next() == .output(runner: "web-1", stream: .stdout, bytes: Self.pattern(from: 0, count: 30)))
+            #expect(await events.next() == .dropped(runner: "web-1", bytes: 500))
+            #expect(await events.next() == .output(runner: "web-1", stream: .stderr, bytes: Self.pattern(from: 530, count: 20)))
+            store.finish(run: "uid-1", runner: "web-1")
+            #expect(await events.next() == nil)
+
+            let output = try #require(store.outputs(run: "uid-1", runner: "web-1").first)
+            #expect(Self.bytes(output.head) == sent + Self.pattern(from: 0, count: 30))
+            #expect(Self.bytes(output.tail) == Self.pattern(from: 530, count: 20))
+            #expect(output.droppedBytes == 500 && output.totalBytes == 560)
+            #expect(output.events.firstIndex(of: .dropped(runner: "web-1", bytes: 500)) == output.head.count)
+            let text = String(decoding: RunLogFormatter.text(of: [output], showsRunner: false), as: UTF8.self)
+            #expect(text.contains("--- 500 bytes of output dropped ---"), "\(text)")
+            // A restarted controller reads it the same, and output arriving then goes after the gap.
+            let reopened = RunOutputStore(directory: directory, limitPerRunner: 100)
+            #expect(reopened.outputs(run: "uid-1", runner: "web-1") == [output])
+            reopened.append(run: "uid-1", runner: "web-1", stream: .stdout, bytes: Array("more\n".utf8))
+            let continued = try #require(reopened.outputs(run: "uid-1", runner: "web-1").first)
+            #expect(Self.bytes(continued.head) == Self.bytes(output.head) && continued.droppedBytes == 500)
+            #expect(Array(Self.bytes(continued.tail).suffix(5)) == Array("more\n".utf8))
+        }
+    }
+
     @Test func followOfEveryRunnerEndsWhenTheRunCompletesOrIsDeleted() async throws {
         try await withStore { store, directory in
             store.append(run: "uid-1", runner: "web-1", stream: .stdout, bytes: Array("a\n".utf8))

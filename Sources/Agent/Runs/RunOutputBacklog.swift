@@ -9,14 +9,18 @@ import Resources
 /// Files: `run-output/<run-uid>.backlog` (0600, the UID percent-encoded as in the controller's store), rewritten
 /// whole and atomically: when the run ends, and while it runs whenever half its limit has arrived or a second has
 /// passed since the last write, checked as output arrives. A crash loses at most what arrived since the last
-/// write. The file holds a version byte (1), the sequence of the first kept chunk and the bytes dropped from the
-/// middle (8 bytes each, big-endian), then records: one byte for the stream (0 stdout, 1 stderr), four for the
-/// length (big-endian), then the bytes; the head's records, then the tail's.
+/// write. The file holds a version byte (2), the sequence of the first kept chunk, the bytes dropped from the
+/// middle and the bytes of the head (8 bytes each, big-endian), then records: one byte for the stream (0 stdout,
+/// 1 stderr), four for the length (big-endian), then the bytes; the head's records, then the tail's. (Version 1,
+/// without the head's size, is still read; its gap is not placed.)
+///
+/// When the middle was dropped, the first chunk of the tail says how many bytes (`RunOutputChunk.droppedBefore`), so
+/// the controller's log shows the gap where it was.
 ///
 /// Wiring: ``RunService`` appends here what it cannot send, sends a run's backlog before any newer output of that
 /// run and before its result when a stream comes up (``take(_:)``, then ``remove(_:)`` once sent), and drops the
-/// backlogs of runs its ledger no longer holds (``retain(_:)``). Scheduled runs keep none: the controller keeps
-/// only the latest scheduled run's output, from its `runStarted` on.
+/// backlogs of runs its ledger no longer holds (``retain(_:)``). Of scheduled runs, only the latest keeps one: the
+/// controller keeps only the latest scheduled run's output.
 public struct RunOutputBacklog: Sendable {
     /// The directory inside the state directory.
     public static let directoryName = "run-output"
@@ -36,6 +40,13 @@ public struct RunOutputBacklog: Sendable {
 
         /// Bytes dropped from the middle of this backlog: never sent.
         public var droppedBytes: Int64 { buffer.droppedBytes + restoredDroppedBytes }
+
+        /// Adds `newer`'s kept output after this one's, with its gap where it was.
+        mutating func append(_ newer: Pending) {
+            for segment in newer.buffer.head { buffer.append(segment.bytes, from: segment.stream) }
+            buffer.skip(newer.droppedBytes)
+            for segment in newer.buffer.tail { buffer.append(segment.bytes, from: segment.stream) }
+        }
     }
 
     /// Where the files go; nil keeps the backlog in memory only.
@@ -101,8 +112,7 @@ public struct RunOutputBacklog: Sendable {
     public mutating func putBack(_ entry: Pending, uid: String) {
         if let newer = pending[uid] {
             var merged = entry
-            for segment in newer.buffer.segments { merged.buffer.append(segment.bytes, from: segment.stream) }
-            merged.restoredDroppedBytes += newer.droppedBytes
+            merged.append(newer)
             pending[uid] = merged
         } else {
             pending[uid] = entry
@@ -150,20 +160,38 @@ public struct RunOutputBacklog: Sendable {
     }
 
     static func encode(_ entry: Pending) -> [UInt8] {
-        [1] + OutputRecords.bigEndian(UInt64(bitPattern: entry.firstSequence), width: 8)
+        let headBytes = entry.buffer.head.reduce(0) { $0 + $1.bytes.count }
+        return [2] + OutputRecords.bigEndian(UInt64(bitPattern: entry.firstSequence), width: 8)
             + OutputRecords.bigEndian(UInt64(bitPattern: entry.droppedBytes), width: 8)
+            + OutputRecords.bigEndian(UInt64(headBytes), width: 8)
             + OutputRecords.encode(entry.buffer.segments)
     }
 
     static func decode(_ bytes: [UInt8]) -> Pending? {
-        guard bytes.count >= 17, bytes[0] == 1 else { return nil }
-        let (segments, isComplete) = OutputRecords.decode(bytes[17...])
+        guard bytes.count >= 17, bytes[0] == 1 || bytes[0] == 2 else { return nil }
+        let isVersion1 = bytes[0] == 1
+        guard isVersion1 || bytes.count >= 25 else { return nil }
+        let (segments, isComplete) = OutputRecords.decode(bytes[(isVersion1 ? 17 : 25)...])
         guard isComplete else { return nil }
-        // A buffer whose head holds all that was kept, as it was kept.
+        let firstSequence = Int64(bitPattern: OutputRecords.integer(bytes[1..<9]))
+        let dropped = Int64(bitPattern: OutputRecords.integer(bytes[9..<17]))
+        // A buffer whose head holds the head that was kept (all of it in version 1), then the gap, then the tail.
         var buffer = OutputBuffer(limit: 2 * segments.reduce(0) { $0 + $1.bytes.count })
-        for segment in segments { buffer.append(segment.bytes, from: segment.stream) }
-        return Pending(
-            buffer: buffer, firstSequence: Int64(bitPattern: OutputRecords.integer(bytes[1..<9])),
-            restoredDroppedBytes: Int64(bitPattern: OutputRecords.integer(bytes[9..<17])))
+        guard !isVersion1 else {
+            for segment in segments { buffer.append(segment.bytes, from: segment.stream) }
+            return Pending(buffer: buffer, firstSequence: firstSequence, restoredDroppedBytes: dropped)
+        }
+        var headLeft = Int(clamping: OutputRecords.integer(bytes[17..<25]))
+        var isGapPlaced = false
+        for segment in segments {
+            if headLeft <= 0 && !isGapPlaced {
+                buffer.skip(dropped)
+                isGapPlaced = true
+            }
+            buffer.append(segment.bytes, from: segment.stream)
+            headLeft -= segment.bytes.count
+        }
+        if !isGapPlaced { buffer.skip(dropped) }
+        return Pending(buffer: buffer, firstSequence: firstSequence)
     }
 }

@@ -7,6 +7,8 @@ import Synchronization
 /// Where run output goes on the controller: outside the RemoteRun object, bounded per runner.
 public protocol RunOutputSink: Sendable {
     func append(run: String, runner: String, stream: RunOutputStream, bytes: [UInt8])
+    /// `bytes` of `runner`'s output were dropped here by its agent: the log shows a gap.
+    func drop(run: String, runner: String, bytes: Int64)
     func finish(run: String, runner: String)
     /// Every runner of the run is done: followers of the whole run end.
     func complete(run: String)
@@ -372,6 +374,7 @@ public actor RunDispatcher: Service {
             }
             await apply(.started(runner), to: uid, now: now)
         case .output(let chunk):
+            if let dropped = chunk.droppedBefore { output?.drop(run: uid, runner: runner, bytes: dropped) }
             if let bytes = chunk.bytes { output?.append(run: uid, runner: runner, stream: chunk.stream, bytes: bytes) }
             // Output a replica had not seen the start of (its agent moved here): it is kept here from now on.
             if let replica = replicas?.url, runs[uid]?.details[runner]?.outputReplica != replica {

@@ -49,7 +49,12 @@ public struct RunOutputFollow: AsyncSequence, Sendable {
                 }
                 queue = []
                 guard let (event, offset) = await live.next() else { return nil }
-                if case .output(let runner, _, _) = event, let count = replayed[runner], offset <= count { continue }
+                // A live event the stored read already held (output, or a gap) is not repeated.
+                let runner: String
+                switch event {
+                case .output(let name, _, _), .dropped(let name, _): runner = name
+                }
+                if let count = replayed[runner], offset <= count { continue }
                 return event
             }
         }

@@ -55,6 +55,9 @@ public final class RunOutputStore: Sendable {
         var restoredDroppedBytes: Int64 = 0
         /// Head bytes already in the `.head` file.
         var headWritten = 0
+        /// Whether the head is closed by a gap (``drop(run:runner:bytes:)``) before it was full: the `.tail` file is
+        /// written even when everything fits in the head's size.
+        var isHeadClosed = false
         /// Tail bytes appended since the `.tail` file was last rewritten.
         var unflushedTailBytes = 0
 
@@ -121,14 +124,7 @@ public final class RunOutputStore: Sendable {
     public func append(run: String, runner: String, stream: RunOutputStream, bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
-            var live: LiveRunner
-            if let existing = state.live[run]?[runner] {
-                live = existing
-            } else {
-                ensureRunDirectory(run, in: &state)
-                let hasNoFiles = state.madeDirectories.contains(run) && state.finished[run]?.contains(runner) != true
-                live = hasNoFiles ? LiveRunner(buffer: OutputBuffer(limit: limitPerRunner)) : restore(run: run, runner: runner)
-            }
+            var live = liveRunner(run: run, runner: runner, in: &state)
             live.buffer.append(bytes, from: stream)
             let headBytes = bytes.prefix(max(0, headLimit - live.headWritten))
             if !headBytes.isEmpty {
@@ -147,6 +143,36 @@ public final class RunOutputStore: Sendable {
                 follower.yield(.output(runner: runner, stream: stream, bytes: bytes), live.totalBytes)
             }
         }
+    }
+
+    /// Records that `bytes` of `runner`'s output for `run` were dropped here by its agent (its backlog overflowed
+    /// while the controller was unreachable): they count in the runner's total, the head takes no more bytes, so the
+    /// log shows the gap between the head and the tail; followers get a ``FollowEvent/dropped(runner:bytes:)``.
+    public func drop(run: String, runner: String, bytes: Int64) {
+        guard bytes > 0 else { return }
+        state.withLock { state in
+            var live = liveRunner(run: run, runner: runner, in: &state)
+            live.buffer.skip(bytes)
+            // What the head file holds is the whole head now.
+            live.headWritten = max(live.headWritten, headLimit)
+            live.isHeadClosed = true
+            writeTail(live, run: run, runner: runner)
+            live.unflushedTailBytes = 0
+            state.live[run, default: [:]][runner] = live
+            state.finished[run]?.remove(runner)
+            for follower in state.followers.values
+            where follower.run == run && (follower.runner == nil || follower.runner == runner) {
+                follower.yield(.dropped(runner: runner, bytes: bytes), live.totalBytes)
+            }
+        }
+    }
+
+    /// The live state of a runner, restored from its files (or new) when it is not live.
+    private func liveRunner(run: String, runner: String, in state: inout State) -> LiveRunner {
+        if let existing = state.live[run]?[runner] { return existing }
+        ensureRunDirectory(run, in: &state)
+        let hasNoFiles = state.madeDirectories.contains(run) && state.finished[run]?.contains(runner) != true
+        return hasNoFiles ? LiveRunner(buffer: OutputBuffer(limit: limitPerRunner)) : restore(run: run, runner: runner)
     }
 
     /// Says `runner` will write no more output for `run`: its tail is written and its followers end.
@@ -359,7 +385,7 @@ public final class RunOutputStore: Sendable {
     private func writeTail(_ live: LiveRunner, run: String, runner: String) {
         // Output that fits in the head needs no tail file: its count is the head's (most runs print little, and
         // creating files is what a thousand runners finishing at once would otherwise spend their time on).
-        guard live.totalBytes > Int64(live.headWritten) else { return }
+        guard live.totalBytes > Int64(live.headWritten) || live.isHeadClosed else { return }
         createRunDirectory(run)
         let url = file(run: run, runner: runner, suffix: "tail")
         let temporary = url.appendingPathExtension("new")
@@ -403,9 +429,17 @@ public final class RunOutputStore: Sendable {
     private func restore(run: String, runner: String) -> LiveRunner {
         var live = LiveRunner(buffer: OutputBuffer(limit: limitPerRunner))
         guard let stored = read(run: run, runner: runner) else { return live }
-        for segment in stored.head + stored.tail { live.buffer.append(segment.bytes, from: segment.stream) }
-        live.restoredDroppedBytes = stored.droppedBytes
+        for segment in stored.head { live.buffer.append(segment.bytes, from: segment.stream) }
         live.headWritten = stored.head.reduce(0) { $0 + $1.bytes.count }
+        // A gap closed the head where it is; otherwise the tail continues it as before.
+        if stored.droppedBytes > 0 && live.headWritten < headLimit {
+            live.buffer.skip(stored.droppedBytes)
+            live.headWritten = headLimit
+            live.isHeadClosed = true
+        } else {
+            live.restoredDroppedBytes = stored.droppedBytes
+        }
+        for segment in stored.tail { live.buffer.append(segment.bytes, from: segment.stream) }
         return live
     }
 }

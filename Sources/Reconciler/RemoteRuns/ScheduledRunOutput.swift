@@ -6,7 +6,8 @@ import Resources
 /// The agent sends a scheduled run's `runStarted`, `runOutput` and `runResult` on its stream while one is up, with
 /// a UID starting `RunProtocol.scheduledRunUIDPrefix`; the stream server hands those here rather than to the
 /// RemoteRun dispatcher. A start drops the previous run's output, so only the latest is kept (bounded like a
-/// RemoteRun's). Output written while the agent was disconnected is not kept.
+/// RemoteRun's). Output written while the agent was disconnected arrives when it reconnects (its start, if that was
+/// not sent either, then its output, then its result).
 public struct ScheduledRunOutput: Sendable {
     let store: RunOutputStore
 
@@ -29,6 +30,7 @@ public struct ScheduledRunOutput: Sendable {
         case .started:
             store.delete(run: run)
         case .output(let chunk):
+            if let dropped = chunk.droppedBefore { store.drop(run: run, runner: runner, bytes: dropped) }
             if let bytes = chunk.bytes { store.append(run: run, runner: runner, stream: chunk.stream, bytes: bytes) }
         case .result:
             store.finish(run: run, runner: runner)

@@ -25,6 +25,8 @@ public struct OutputBuffer: Sendable, Equatable {
 
     private var headSegments: [Segment] = []
     private var headCount = 0
+    /// Whether the head takes no more bytes: bytes were dropped (``skip(_:)``) before it was full.
+    private var isHeadClosed = false
     /// The tail: `tailSegments[tailStart...]`, `tailCount` bytes, trimmed at the front as bytes arrive.
     private var tailSegments: [Segment] = []
     private var tailStart = 0
@@ -52,7 +54,7 @@ public struct OutputBuffer: Sendable, Equatable {
     public mutating func append(_ bytes: some Collection<UInt8>, from stream: RunOutputStream) {
         totalBytes += Int64(bytes.count)
         var rest = bytes[...]
-        if headCount < headLimit {
+        if headCount < headLimit && !isHeadClosed {
             let taken = rest.prefix(headLimit - headCount)
             Self.add(taken, from: stream, to: &headSegments)
             headCount += taken.count
@@ -64,6 +66,15 @@ public struct OutputBuffer: Sendable, Equatable {
         Self.add(kept, from: stream, to: &tailSegments)
         tailCount += kept.count
         trimTail()
+    }
+
+    /// Records that `count` bytes were dropped here, before they reached this buffer (an agent's backlog kept only
+    /// its head and tail): they count in ``totalBytes`` and ``droppedBytes``, and the head takes no more bytes, so
+    /// that the dropped bytes stay between the head and the tail, where a reader shows them.
+    public mutating func skip(_ count: Int64) {
+        guard count > 0 else { return }
+        totalBytes += count
+        isHeadClosed = true
     }
 
     /// The kept output in order: the head, then the tail. When ``isTruncated``, ``droppedBytes`` were between them.

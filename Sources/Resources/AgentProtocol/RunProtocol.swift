@@ -140,12 +140,20 @@ public struct RunOutputChunk: Codable, Sendable, Equatable {
     public var sequence: Int64
     /// The bytes, base64-encoded; at most ``RunProtocol/maximumChunkBytes`` once decoded.
     public var data: String
+    /// Output bytes the agent dropped just before this chunk (its backlog, kept while the controller was
+    /// unreachable, overflowed and kept only its head and tail); absent when none. The controller's log shows the
+    /// gap there.
+    public var droppedBefore: Int64?
 
-    public init(runUID: String, stream: RunOutputStream, sequence: Int64, bytes: some Collection<UInt8>) {
+    public init(
+        runUID: String, stream: RunOutputStream, sequence: Int64, bytes: some Collection<UInt8>,
+        droppedBefore: Int64? = nil
+    ) {
         self.runUID = runUID
         self.stream = stream
         self.sequence = sequence
         self.data = Data(bytes).base64EncodedString()
+        self.droppedBefore = droppedBefore
     }
 
     /// The decoded bytes, or nil when `data` is not base64.
@@ -310,6 +318,9 @@ public enum RunAgentMessage: Sendable, Equatable {
         case "runOutput":
             let chunk = try RunProtocolLine.payload(RunOutputChunk.self, type, body)
             guard chunk.sequence >= 0 else { throw RunProtocolError("runOutput: sequence must not be negative") }
+            guard (chunk.droppedBefore ?? 0) >= 0 else {
+                throw RunProtocolError("runOutput: droppedBefore must not be negative")
+            }
             // Base64 of n bytes is 4⌈n/3⌉ characters: check the length before decoding anything.
             guard chunk.data.utf8.count <= (RunProtocol.maximumChunkBytes + 2) / 3 * 4 else {
                 throw RunProtocolError(
