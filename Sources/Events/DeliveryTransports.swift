@@ -221,11 +221,6 @@ extension TimeAmount {
     }
 }
 
-/// `write(2)`, under a name the writers' own methods do not shadow.
-private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(descriptor, buffer, count)
-}
-
 /// Appends lines to files, one open descriptor per path. A line counts as written once it is on disk (fsync), and
 /// lines that arrive while a file is being synced are written and synced together: one fsync for the lot, on NIO's
 /// blocking thread pool, so a slow disk neither holds the threads tasks run on nor limits a file to one line per sync.
@@ -266,17 +261,7 @@ final class FileAppender: Sendable {
                     guard descriptor >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
                 }
                 var problem: String?
-                let complete = bytes.withUnsafeBytes { buffer in
-                    var offset = 0
-                    while offset < buffer.count {
-                        let written = systemWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                        if written < 0 && errno == EINTR { continue }
-                        guard written > 0 else { return false }
-                        offset += written
-                    }
-                    return true
-                }
-                if !complete {
+                if !AtomicFile.writeAll(bytes, to: descriptor) {
                     problem = "cannot write \(path): \(String(cString: strerror(errno)))"
                 } else if fsync(descriptor) != 0 {
                     problem = "cannot sync \(path): \(String(cString: strerror(errno)))"
@@ -301,15 +286,6 @@ final class StandardOutputWriter: Sendable {
     private let lock = Mutex(())
 
     func write(_ bytes: [UInt8]) {
-        lock.withLock { _ in
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = systemWrite(1, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written <= 0 { return }
-                    offset += written
-                }
-            }
-        }
+        lock.withLock { _ in _ = AtomicFile.writeAll(bytes, to: 1) }
     }
 }

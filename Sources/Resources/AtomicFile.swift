@@ -39,15 +39,7 @@ public enum AtomicFile {
         }
         do throws(WriteError) {
             guard fchmod(descriptor, mode) == 0 else { throw failure("set the permissions of") }
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { systemWrite(descriptor, $0) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw failure("write")
-                }
-                offset += written
-            }
+            guard writeAll(bytes, to: descriptor) else { throw failure("write") }
             guard fsync(descriptor) == 0 else { throw failure("flush") }
             isOpen = false
             guard close(descriptor) == 0 else { throw failure("close") }
@@ -61,4 +53,21 @@ public enum AtomicFile {
 
 private func systemWrite(_ descriptor: Int32, _ buffer: UnsafeRawBufferPointer) -> Int {
     write(descriptor, buffer.baseAddress, buffer.count)
+}
+
+extension AtomicFile {
+    /// Writes all of `bytes` at `descriptor`'s position, writing again after a short or interrupted write; false on
+    /// an error, with `errno` saying which.
+    public static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Bool {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = systemWrite(descriptor, UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return false }
+                offset += written
+            }
+            return true
+        }
+    }
 }

@@ -157,6 +157,7 @@ enum EventsBenchmark {
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
         var peakRSS = rssBefore
         let next = Counter()
+        let failed = Counter()
         let sampled = await withTaskGroup(of: Int.self) { group in
             for _ in 0..<64 {
                 group.addTask {
@@ -164,16 +165,23 @@ enum EventsBenchmark {
                         let seq = next.value.add(1, ordering: .relaxed).oldValue
                         if seq >= options.events { return 0 }
                         let postedAt = (ContinuousClock.now - origin).nanoseconds
-                        while await post(client, port: eventsPort, seq: seq, routes: options.routes) == 429 {
-                            try? await Task.sleep(for: .milliseconds(5))
+                        var status = 429
+                        while status == 429 {
+                            status = await post(client, port: eventsPort, seq: seq, routes: options.routes)
+                            if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
                         }
-                        sent.values.withLock { $0[seq] = postedAt }
+                        // Only an acknowledged event must be delivered; a failed post is counted apart.
+                        if status == 202 {
+                            sent.values.withLock { $0[seq] = postedAt }
+                        } else {
+                            failed.value.add(1, ordering: .relaxed)
+                        }
                     }
                 }
             }
             group.addTask {
                 var peak = 0
-                while sent.values.withLock({ $0.count }) < options.events {
+                while sent.values.withLock({ $0.count }) + failed.value.load(ordering: .relaxed) < options.events {
                     peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
                     try? await Task.sleep(for: .milliseconds(500))
                 }
@@ -183,7 +191,8 @@ enum EventsBenchmark {
         }
         peakRSS = max(peakRSS, sampled)
         let intakeSeconds = seconds(ContinuousClock.now - start)
-        while delivered() < options.events && ContinuousClock.now - start < .seconds(600) {
+        let acknowledged = sent.values.withLock { $0.count }
+        while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
             peakRSS = max(peakRSS, ConvergenceBenchmark.rssKilobytes(measured))
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -192,9 +201,10 @@ enum EventsBenchmark {
         let cpuPerEvent = (ConvergenceBenchmark.cpuSeconds(measured) - cpuBefore) / Double(max(delivered(), 1))
         say(
             String(
-                format: "  full load: intake %.0f events/s, delivered %d in %.2f s = %.0f events/s",
-                Double(options.events) / intakeSeconds, delivered(), deliveredSeconds,
-                Double(delivered()) / deliveredSeconds))
+                format: "  full load: intake %.0f events/s (%d acknowledged, %d posts failed), "
+                    + "delivered %d in %.2f s = %.0f events/s",
+                Double(options.events) / intakeSeconds, acknowledged, options.events - acknowledged, delivered(),
+                deliveredSeconds, Double(delivered()) / deliveredSeconds))
         say(
             "  \(place) CPU: "
                 + String(
@@ -224,20 +234,29 @@ enum EventsBenchmark {
                             let seq = options.events + index
                             let postedAt = (ContinuousClock.now - origin).nanoseconds
                             // A refused event is posted again (its latency counts from the first try).
-                            while await post(client, port: eventsPort, seq: seq, routes: options.routes) == 429 {
-                                try? await Task.sleep(for: .milliseconds(5))
+                            var status = 429
+                            while status == 429 {
+                                status = await post(client, port: eventsPort, seq: seq, routes: options.routes)
+                                if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
                             }
-                            sent.values.withLock { $0[seq] = postedAt }
+                            if status == 202 {
+                                sent.values.withLock { $0[seq] = postedAt }
+                            } else {
+                                failed.value.add(1, ordering: .relaxed)
+                            }
                         }
                     }
                 }
             }
             let achieved = Double(count) / seconds(ContinuousClock.now - paced)
-            while sink.count < count && ContinuousClock.now - paced < .seconds(120) {
+            let acknowledgedAtRate = sent.values.withLock { $0.count }
+            while sink.count < acknowledgedAtRate && ContinuousClock.now - paced < .seconds(120) {
                 try? await Task.sleep(for: .milliseconds(20))
             }
             say(
-                String(format: "  at %d events/s (%d events, posted at %.0f/s): ", options.rate, count, achieved)
+                String(
+                    format: "  at %d events/s (%d events, %d acknowledged, posted at %.0f/s): ", options.rate, count,
+                    acknowledgedAtRate, achieved)
                     + latencies(sent: sent, sink: sink))
         }
         try? await client.shutdown()

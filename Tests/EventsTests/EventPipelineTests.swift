@@ -56,6 +56,15 @@ import Testing
         }
     }
 
+    /// A pipeline with the default limits over a fresh store in `directory`, not running.
+    static func pipelineNotRunning(in directory: TemporaryDirectory) throws -> (EventPipeline, EventStore) {
+        let store = try EventStore(path: directory.file("events.db").path)
+        let pipeline = EventPipeline(
+            configuration: .init(location: "controller"), store: store, httpClient: EventPipeline.sharedHTTPClient,
+            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet)
+        return (pipeline, store)
+    }
+
     /// Opens a pipeline over a fresh store with the given objects, runs `body` while it runs, then stops it.
     func withPipeline(
         actions: [String: JSONValue], routes: [String: JSONValue], templates: [String: JSONValue] = [:],
@@ -121,11 +130,8 @@ import Testing
         let route = Self.object(["actions": ["mail"], "template": "scan"])
         let directory = try TemporaryDirectory(prefix: "steady-pipeline")
         defer { directory.remove() }
-        let store = try EventStore(path: directory.file("events.db").path)
+        let (pipeline, store) = try Self.pipelineNotRunning(in: directory)
         defer { store.close() }
-        let pipeline = EventPipeline(
-            configuration: .init(location: "controller"), store: store, httpClient: EventPipeline.sharedHTTPClient,
-            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet)
         pipeline.update(
             RouteTable.build(
                 revision: 1, routes: ["scans": route], actions: ["mail": email], templates: ["scan": template],
@@ -188,11 +194,8 @@ import Testing
     @Test func theCountersCallbackIsNotWrappedAgainByEachRead() throws {
         let directory = try TemporaryDirectory(prefix: "steady-pipeline")
         defer { directory.remove() }
-        let store = try EventStore(path: directory.file("events.db").path)
+        let (pipeline, store) = try Self.pipelineNotRunning(in: directory)
         defer { store.close() }
-        let pipeline = EventPipeline(
-            configuration: .init(location: "controller"), store: store, httpClient: EventPipeline.sharedHTTPClient,
-            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet)
         let depths = Mutex<[UInt]>([])
         pipeline.onCountersChanged {
             var marker = 0

@@ -69,7 +69,7 @@ final class RunJournal: Sendable {
     /// Writes `record` (one line, newline included) at the end of the file, not flushed.
     func append(_ record: [UInt8]) throws(AgentError) {
         let result: Int32? = state.withLock { state in
-            guard Self.writeAll(record, to: state.descriptor) else {
+            guard AtomicFile.writeAll(record, to: state.descriptor) else {
                 let code = errno
                 // A record cut short would hide every record after it: the file goes back to its last whole one.
                 _ = ftruncate(state.descriptor, off_t(state.size))
@@ -151,19 +151,6 @@ final class RunJournal: Sendable {
             return ready
         }
         for continuation in ready { continuation.resume() }
-    }
-
-    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) -> Bool {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return false }
-                offset += written
-            }
-            return true
-        }
     }
 
     private static func failure(_ action: String, _ path: String, _ code: Int32 = errno) -> AgentError {

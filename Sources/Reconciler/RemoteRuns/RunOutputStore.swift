@@ -378,7 +378,7 @@ public final class RunOutputStore: Sendable {
         let descriptor = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
         defer { close(descriptor) }
-        Self.writeAll(Self.record(stream, bytes), to: descriptor)
+        _ = AtomicFile.writeAll(Self.record(stream, bytes), to: descriptor)
     }
 
     /// Rewrites the tail file: the total byte count (8 bytes, big-endian), then the tail's records.
@@ -393,21 +393,9 @@ public final class RunOutputStore: Sendable {
         let data = OutputRecords.bigEndian(total, width: 8) + OutputRecords.encode(live.buffer.tail)
         let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }
-        Self.writeAll(data, to: descriptor)
+        _ = AtomicFile.writeAll(data, to: descriptor)
         close(descriptor)
         _ = rename(temporary.path, url.path)
-    }
-
-    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return }
-                offset += written
-            }
-        }
     }
 
     /// A runner's output as its files hold it; nil when it has none.
