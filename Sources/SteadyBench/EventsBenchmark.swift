@@ -165,17 +165,9 @@ enum EventsBenchmark {
                         let seq = next.value.add(1, ordering: .relaxed).oldValue
                         if seq >= options.events { return 0 }
                         let postedAt = (ContinuousClock.now - origin).nanoseconds
-                        var status = 429
-                        while status == 429 {
-                            status = await post(client, port: eventsPort, seq: seq, routes: options.routes)
-                            if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
-                        }
-                        // Only an acknowledged event must be delivered; a failed post is counted apart.
-                        if status == 202 {
-                            sent.values.withLock { $0[seq] = postedAt }
-                        } else {
-                            failed.value.add(1, ordering: .relaxed)
-                        }
+                        await postUntilTaken(
+                            client, port: eventsPort, seq: seq, routes: options.routes, postedAt: postedAt, sent: sent,
+                            failed: failed)
                     }
                 }
             }
@@ -233,17 +225,9 @@ enum EventsBenchmark {
                             if ContinuousClock.now < due { try? await Task.sleep(until: due) }
                             let seq = options.events + index
                             let postedAt = (ContinuousClock.now - origin).nanoseconds
-                            // A refused event is posted again (its latency counts from the first try).
-                            var status = 429
-                            while status == 429 {
-                                status = await post(client, port: eventsPort, seq: seq, routes: options.routes)
-                                if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
-                            }
-                            if status == 202 {
-                                sent.values.withLock { $0[seq] = postedAt }
-                            } else {
-                                failed.value.add(1, ordering: .relaxed)
-                            }
+                            await postUntilTaken(
+                                client, port: eventsPort, seq: seq, routes: options.routes, postedAt: postedAt,
+                                sent: sent, failed: failed)
                         }
                     }
                 }
@@ -278,6 +262,23 @@ enum EventsBenchmark {
         return String(
             format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d delivered)", percentile(0.5), percentile(0.99),
             values.last ?? 0, values.count)
+    }
+
+    /// Posts event `seq`, again after each 429 (its latency counts from the first try), and records it as sent
+    /// once acknowledged (202): only those must be delivered; any other answer is counted in `failed`.
+    static func postUntilTaken(
+        _ client: HTTPClient, port: Int, seq: Int, routes: Int, postedAt: UInt64, sent: Times, failed: Counter
+    ) async {
+        var status = 429
+        while status == 429 {
+            status = await post(client, port: port, seq: seq, routes: routes)
+            if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        if status == 202 {
+            sent.values.withLock { $0[seq] = postedAt }
+        } else {
+            failed.value.add(1, ordering: .relaxed)
+        }
     }
 
     static func post(_ client: HTTPClient, port: Int, seq: Int, routes: Int) async -> Int {
