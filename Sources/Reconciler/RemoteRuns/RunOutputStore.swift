@@ -136,12 +136,9 @@ public final class RunOutputStore: Sendable {
                 writeTail(live, run: run, runner: runner)
                 live.unflushedTailBytes = 0
             }
-            state.live[run, default: [:]][runner] = live
-            state.finished[run]?.remove(runner)
-            for follower in state.followers.values
-            where follower.run == run && (follower.runner == nil || follower.runner == runner) {
-                follower.yield(.output(runner: runner, stream: stream, bytes: bytes), live.totalBytes)
-            }
+            Self.keep(
+                live, run: run, runner: runner, passing: .output(runner: runner, stream: stream, bytes: bytes),
+                in: &state)
         }
     }
 
@@ -158,16 +155,24 @@ public final class RunOutputStore: Sendable {
             live.isHeadClosed = true
             writeTail(live, run: run, runner: runner)
             live.unflushedTailBytes = 0
-            state.live[run, default: [:]][runner] = live
-            state.finished[run]?.remove(runner)
-            for follower in state.followers.values
-            where follower.run == run && (follower.runner == nil || follower.runner == runner) {
-                follower.yield(.dropped(runner: runner, bytes: bytes), live.totalBytes)
-            }
+            Self.keep(live, run: run, runner: runner, passing: .dropped(runner: runner, bytes: bytes), in: &state)
         }
     }
 
     /// The live state of a runner, restored from its files (or new) when it is not live.
+    /// Keeps `live` as `runner`'s state for `run` (running again, if it had finished) and passes `event` to the
+    /// run's followers of that runner or of every runner.
+    private static func keep(
+        _ live: LiveRunner, run: String, runner: String, passing event: FollowEvent, in state: inout State
+    ) {
+        state.live[run, default: [:]][runner] = live
+        state.finished[run]?.remove(runner)
+        for follower in state.followers.values
+        where follower.run == run && (follower.runner == nil || follower.runner == runner) {
+            follower.yield(event, live.totalBytes)
+        }
+    }
+
     private func liveRunner(run: String, runner: String, in state: inout State) -> LiveRunner {
         if let existing = state.live[run]?[runner] { return existing }
         ensureRunDirectory(run, in: &state)
