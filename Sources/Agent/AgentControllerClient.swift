@@ -98,13 +98,7 @@ public struct AgentControllerClient: Sendable {
         let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
         switch status {
         case .ok, .created:
-            do {
-                return try JSONDecoder().decode(EnrollmentResponse.self, from: body)
-            } catch {
-                throw AgentError(
-                    code: .unexpectedResponse, message: "the enrolment answer is not an EnrollmentResponse",
-                    underlying: error)
-            }
+            return try Self.enrollmentResponse(body, answering: "enrolment")
         case .unauthorized, .forbidden:
             throw AgentError(
                 code: .enrolmentRefused,
@@ -139,13 +133,7 @@ public struct AgentControllerClient: Sendable {
         let (status, body) = try await Self.send(request, http: http, timeout: requestTimeout, limit: 64 * 1024)
         switch status {
         case .ok:
-            do {
-                return try JSONDecoder().decode(EnrollmentResponse.self, from: body)
-            } catch {
-                throw AgentError(
-                    code: .unexpectedResponse, message: "the rotation answer is not an EnrollmentResponse",
-                    underlying: error)
-            }
+            return try Self.enrollmentResponse(body, answering: "rotation")
         case .unauthorized, .forbidden, .conflict:
             throw AgentError(
                 code: .credentialRevoked,
@@ -310,6 +298,19 @@ public struct AgentControllerClient: Sendable {
     private static func unreachable(_ error: any Error) -> AgentError {
         if let error = error as? AgentError { return error }
         return AgentError(code: .unreachable, message: "cannot reach the controller", underlying: error)
+    }
+
+    /// The credential an enrolment or a rotation answered with.
+    private static func enrollmentResponse(_ body: Data, answering what: String) throws(AgentError)
+        -> EnrollmentResponse
+    {
+        do {
+            return try JSONDecoder().decode(EnrollmentResponse.self, from: body)
+        } catch {
+            throw AgentError(
+                code: .unexpectedResponse, message: "the \(what) answer is not an EnrollmentResponse",
+                underlying: error)
+        }
     }
 
     private static func unexpected(_ status: HTTPResponseStatus, _ body: Data, _ doing: String) -> AgentError {
