@@ -404,4 +404,52 @@ import Testing
             #expect(all.output == text, "\(replica.server): \(all)")
         }
     }
+
+    @Test func aRunnerWhoseReplicaAndAgentDieMidRunEndsUnreachableOnTheSurvivor() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        defer { replicas.forEach { $0.remove() } }
+        let (holder, survivor) = (replicas[0], replicas[1])
+        // The agent knows only the first replica; its run lasts longer than the test.
+        let agent = try AgentProcess(name: "web-1")
+        defer { agent.remove() }
+        try agent.start(
+            controller: holder, joinToken: try holder.joinToken(), runCommand: #"/bin/sh -c "echo started; sleep 100""#)
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                (try? survivor.run("steady", ["get", "runners", "-o", "name"]).output.contains("web-1")) == true
+            }, "\(agent.log())\n\(logs())")
+        try survivor.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: stranded}
+            spec: {target: {runners: [web-1]}, deliveryTimeout: 4s}
+            """)
+        func status() -> [String: Any] {
+            let run = try? survivor.run("steady", ["get", "remoterun", "stranded", "-o", "json"])
+            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
+            return object?["status"] as? [String: Any] ?? [:]
+        }
+        func result() -> [String: Any] { (status()["results"] as? [[String: Any]])?.first ?? [:] }
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                result()["phase"] as? String == "Running" && result()["outputReplica"] as? String == holder.server
+            }, "\(status())\n\(logs())")
+
+        // The replica holding its agent and the agent die mid-run: nobody can finish the runner's part. Once no
+        // heartbeat of it shows for the silence timeout (90 s after the last one), the survivor gives it up.
+        agent.stop(signal: SIGKILL)
+        holder.stop(signal: SIGKILL)
+        #expect(
+            eventually(timeout: .seconds(180)) { status()["phase"] as? String == "Failed" },
+            "\(status())\n\(logs())")
+        #expect(result()["phase"] as? String == "Unreachable", "\(status())")
+        #expect(result()["reason"] as? String == "ReplicaLost", "\(status())")
+        let conditions = (status()["conditions"] as? [[String: Any]]) ?? []
+        #expect(
+            conditions.contains { $0["type"] as? String == "Failed" && $0["reason"] as? String == "RunnersFailed" },
+            "\(status())")
+    }
 }
