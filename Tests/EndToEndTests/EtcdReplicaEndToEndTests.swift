@@ -32,6 +32,28 @@ import Testing
         return Set(result.output.split(separator: "\n").map { String($0.split(separator: "/").last ?? "") })
     }
 
+    /// Two replicas on `etcd` and an agent `web-1` that knows only the first, running `runCommand`; returns once the
+    /// second replica lists the runner. The caller removes them.
+    static func twoReplicasAndAnAgentOfTheFirst(
+        on etcd: EtcdServer, runCommand: String
+    ) throws -> (holder: ControllerProcess, other: ControllerProcess, agent: AgentProcess, logs: () -> String) {
+        let (replicas, logs) = try Self.replicas(2, on: etcd)
+        let agent = try AgentProcess(name: "web-1")
+        try agent.start(controller: replicas[0], joinToken: try replicas[0].joinToken(), runCommand: runCommand)
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                (try? replicas[1].run("steady", ["get", "runners", "-o", "name"]).output.contains("web-1")) == true
+            }, "\(agent.log())\n\(logs())")
+        return (replicas[0], replicas[1], agent, logs)
+    }
+
+    /// The status of RemoteRun `name`, as `replica` shows it.
+    static func runStatus(_ name: String, on replica: ControllerProcess) -> [String: Any] {
+        let run = try? replica.run("steady", ["get", "remoterun", name, "-o", "json"])
+        let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
+        return object?["status"] as? [String: Any] ?? [:]
+    }
+
     static func action(_ name: String) -> String {
         "apiVersion: steady.dev/v1\nkind: Action\nmetadata: {name: \(name)}\nspec: {type: stdout}\n"
     }
@@ -238,19 +260,11 @@ import Testing
         guard let curl = Binaries.onPath("curl") else { return }
         guard let etcd = try EtcdServer.start() else { return }
         defer { etcd.remove() }
-        let (replicas, logs) = try Self.replicas(2, on: etcd)
-        defer { replicas.forEach { $0.remove() } }
-        let (holder, other) = (replicas[0], replicas[1])
         // The agent knows only the first replica: its output is kept there.
-        let agent = try AgentProcess(name: "web-1")
+        let (holder, other, agent, logs) = try Self.twoReplicasAndAnAgentOfTheFirst(
+            on: etcd, runCommand: #"/bin/sh -c "echo first line of $STEADY_RUN_NAME; sleep 2; echo second line >&2""#)
+        defer { [holder, other].forEach { $0.remove() } }
         defer { agent.remove() }
-        try agent.start(
-            controller: holder, joinToken: try holder.joinToken(),
-            runCommand: #"/bin/sh -c "echo first line of $STEADY_RUN_NAME; sleep 2; echo second line >&2""#)
-        #expect(
-            eventually(timeout: .seconds(30)) {
-                (try? other.run("steady", ["get", "runners", "-o", "name"]).output.contains("web-1")) == true
-            }, "\(agent.log())\n\(logs())")
         try other.apply(
             """
             apiVersion: steady.dev/v1
@@ -259,11 +273,7 @@ import Testing
             spec: {target: {runners: [web-1]}, keepOutput: true}
             """)
 
-        func status() -> [String: Any] {
-            let run = try? other.run("steady", ["get", "remoterun", "inventory", "-o", "json"])
-            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
-            return object?["status"] as? [String: Any] ?? [:]
-        }
+        func status() -> [String: Any] { Self.runStatus("inventory", on: other) }
         func result() -> [String: Any]? { (status()["results"] as? [[String: Any]])?.first }
         #expect(eventually(timeout: .seconds(30)) { result() != nil }, "\(status())\n\(logs())")
 
@@ -353,11 +363,7 @@ import Testing
             return agent
         }
         defer { agents.forEach { $0.remove() } }
-        func status(_ replica: ControllerProcess) -> [String: Any] {
-            let run = try? replica.run("steady", ["get", "remoterun", "both", "-o", "json"])
-            let object = try? JSONSerialization.jsonObject(with: Data((run?.output ?? "").utf8)) as? [String: Any]
-            return object?["status"] as? [String: Any] ?? [:]
-        }
+        func status(_ replica: ControllerProcess) -> [String: Any] { Self.runStatus("both", on: replica) }
         #expect(
             eventually(timeout: .seconds(30)) {
                 let names = (try? replicas[0].run("steady", ["get", "runners", "-o", "name"]).output) ?? ""
@@ -403,5 +409,42 @@ import Testing
             let text = order.map { "\($0) | \($0) starts\n\($0) | \($0) ends\n" }.joined()
             #expect(all.output == text, "\(replica.server): \(all)")
         }
+    }
+
+    @Test func aRunnerWhoseReplicaAndAgentDieMidRunEndsUnreachableOnTheSurvivor() throws {
+        guard let etcd = try EtcdServer.start() else { return }
+        defer { etcd.remove() }
+        // The agent knows only the first replica; its run lasts longer than the test.
+        let (holder, survivor, agent, logs) = try Self.twoReplicasAndAnAgentOfTheFirst(
+            on: etcd, runCommand: #"/bin/sh -c "echo started; sleep 100""#)
+        defer { [holder, survivor].forEach { $0.remove() } }
+        defer { agent.remove() }
+        try survivor.apply(
+            """
+            apiVersion: steady.dev/v1
+            kind: RemoteRun
+            metadata: {name: stranded}
+            spec: {target: {runners: [web-1]}, deliveryTimeout: 4s}
+            """)
+        func status() -> [String: Any] { Self.runStatus("stranded", on: survivor) }
+        func result() -> [String: Any] { (status()["results"] as? [[String: Any]])?.first ?? [:] }
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                result()["phase"] as? String == "Running" && result()["outputReplica"] as? String == holder.server
+            }, "\(status())\n\(logs())")
+
+        // The replica holding its agent and the agent die mid-run: nobody can finish the runner's part. Once no
+        // heartbeat of it shows for the silence timeout (90 s after the last one), the survivor gives it up.
+        agent.stop(signal: SIGKILL)
+        holder.stop(signal: SIGKILL)
+        #expect(
+            eventually(timeout: .seconds(180)) { status()["phase"] as? String == "Failed" },
+            "\(status())\n\(logs())")
+        #expect(result()["phase"] as? String == "Unreachable", "\(status())")
+        #expect(result()["reason"] as? String == "ReplicaLost", "\(status())")
+        let conditions = (status()["conditions"] as? [[String: Any]]) ?? []
+        #expect(
+            conditions.contains { $0["type"] as? String == "Failed" && $0["reason"] as? String == "RunnersFailed" },
+            "\(status())")
     }
 }

@@ -16,6 +16,8 @@ public actor AgentGateway {
     public struct Configuration: Sendable {
         /// A runner whose reports stop for this long is marked `Connected=False`.
         public var heartbeatTimeout: Duration
+        /// How often a connected runner's status is written though nothing changed, for `lastHeartbeatTime`.
+        public var heartbeatWriteInterval: Duration
         /// Messages buffered per agent; an agent that falls further behind is disconnected and resyncs.
         public var bufferLimit: Int
         public var keepaliveInterval: Duration
@@ -31,9 +33,10 @@ public actor AgentGateway {
             heartbeatTimeout: Duration = .seconds(15), bufferLimit: Int = 64, keepaliveInterval: Duration = .seconds(10),
             batchInterval: Duration = .milliseconds(5),
             statusRetry: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(10), jitter: 0.2),
-            statusWriters: Int = 4
+            statusWriters: Int = 4, heartbeatWriteInterval: Duration = .seconds(60)
         ) {
             self.heartbeatTimeout = heartbeatTimeout
+            self.heartbeatWriteInterval = heartbeatWriteInterval
             self.bufferLimit = bufferLimit
             self.keepaliveInterval = keepaliveInterval
             self.batchInterval = batchInterval
@@ -74,7 +77,17 @@ public actor AgentGateway {
         self.logger = logger
         self.informer = informer ?? SharedInformer(store: objects.store, logger: logger)
         self.runsInformer = informer == nil
-        self.state = GatewayState(configuration: .init(heartbeatTimeout: configuration.heartbeatTimeout))
+        self.state = GatewayState(
+            configuration: .init(
+                heartbeatTimeout: configuration.heartbeatTimeout,
+                heartbeatWriteInterval: configuration.heartbeatWriteInterval))
+    }
+
+    /// The longest a live replica holding a connected runner's agent goes without writing its heartbeat: the
+    /// heartbeat write interval, plus the heartbeat timeout within which the agent reports, and as much again for
+    /// a write that a busy store delays.
+    public nonisolated var heartbeatSilence: Duration {
+        configuration.heartbeatWriteInterval + configuration.heartbeatTimeout * 2
     }
 
     // MARK: Running

@@ -36,6 +36,12 @@ extension RunOutputStore: RunOutputSink {}
 /// here) and the final phase recorded there (``RunDispatch/Event/recorded(_:_:)``). A status write never moves a
 /// runner's stored result back (a final phase stays, a running one is not made pending again) and never changes a
 /// run the store shows finished.
+///
+/// If that replica and the runner's agent both die, nobody would record the runner's end. So every replica watches
+/// the runner's heartbeat in the store (its Runner's `lastHeartbeatTime`, written at least every
+/// ``AgentGateway/heartbeatSilence`` by whichever live replica holds its agent): a runner running elsewhere that
+/// shows no fresh one for that long (and never less than `deliveryTimeout`) is `Unreachable` with reason
+/// `ReplicaLost`. A result its agent reports later, to any replica, replaces that guess while the run is under way.
 public actor RunDispatcher: Service {
     /// One run under way.
     struct ActiveRun {
@@ -84,6 +90,8 @@ public actor RunDispatcher: Service {
     let output: (any RunOutputSink)?
     /// With several controller replicas: this one's advertised URL, recorded as where its runners' output is.
     let replicas: ReplicaPeers?
+    /// How long a runner running on another replica may show no heartbeat in the store before it is `ReplicaLost`.
+    let silenceTimeout: TimeInterval
     let logger: Logger
     private var runs: [String: ActiveRun] = [:]
     /// Runs whose status must be written.
@@ -127,6 +135,8 @@ public actor RunDispatcher: Service {
         self.informer = informer
         self.output = output
         self.logger = logger
+        let silence = gateway.heartbeatSilence.components
+        silenceTimeout = Double(silence.seconds) + Double(silence.attoseconds) / 1e18
     }
 
     public func run() async throws {
@@ -134,8 +144,15 @@ public actor RunDispatcher: Service {
             self?.enqueue(.connection(runner: runner, isConnected: isConnected))
         }
         gateway.handleRunMessages { [weak self] runner, message in self?.enqueue(.message(runner: runner, message)) }
+        // With several replicas, Runner heartbeats say whether a runner running on another one is still in hand.
+        let followsHeartbeats = replicas != nil
         informer.subscribe { [weak self] update in
-            guard update.changes.contains(where: { $0.key.kind == RemoteRunSpec.kind }) else { return }
+            guard
+                update.changes.contains(where: {
+                    $0.key.kind == RemoteRunSpec.kind
+                        || followsHeartbeats && $0.key.kind == RunnerSpec.kind && Self.isFreshHeartbeat($0)
+                })
+            else { return }
             self?.enqueue(.update(update))
         }
         await cancelWhenGracefulShutdown {
@@ -194,9 +211,13 @@ public actor RunDispatcher: Service {
         let now = currentTime()
         switch input {
         case .update(let update):
-            for change in update.changes where change.key.kind == RemoteRunSpec.kind {
-                await follow(change, now: now)
-                noteExpiry(change)
+            for change in update.changes {
+                if change.key.kind == RemoteRunSpec.kind {
+                    await follow(change, now: now)
+                    noteExpiry(change)
+                } else if change.key.kind == RunnerSpec.kind, Self.isFreshHeartbeat(change) {
+                    await noteHeartbeat(of: change.key.name, now: now)
+                }
             }
         case .connection(let runner, let isConnected):
             if isConnected { connected.insert(runner) } else { connected.remove(runner) }
@@ -210,6 +231,28 @@ public actor RunDispatcher: Service {
                 await apply(.timePassed, to: uid, now: now)
             }
             await deleteExpiredRuns(now: now)
+        }
+    }
+
+    /// Whether `change` is a heartbeat of a connected runner: a new `lastHeartbeatTime` with `Connected=True`.
+    static func isFreshHeartbeat(_ change: ObjectChange) -> Bool {
+        guard let status = change.new?["status"],
+            let heartbeat = status["lastHeartbeatTime"], heartbeat != change.old?["status"]?["lastHeartbeatTime"]
+        else { return false }
+        return (status["conditions"]?.arrayValue ?? []).contains {
+            $0["type"]?.stringValue == "Connected" && $0["status"]?.stringValue == "True"
+        }
+    }
+
+    /// A runner's agent is connected to a live replica: its runs running elsewhere are still in hand there. Writes
+    /// nothing unless a deadline passed meanwhile.
+    private func noteHeartbeat(of runner: String, now: Date) async {
+        // The keys taken first: changing a run while iterating the dictionary would copy every run.
+        for uid in runs.keys.filter({ runs[$0]?.dispatch.phase(of: runner) == .running }) {
+            guard let directives = runs[uid]?.dispatch.handle(.agentSeen(runner), now: now), !directives.isEmpty
+            else { continue }
+            await perform(directives, for: uid)
+            unwritten.insert(uid)
         }
     }
 
@@ -244,7 +287,9 @@ public actor RunDispatcher: Service {
             try? $0.decode(as: RemoteRunSpec.RunnerResult.self)
         }
         var dispatch = RunDispatch(
-            runners: results.map(\.runner), policy: RunDispatch.Policy(spec: spec), connected: connected)
+            runners: results.map(\.runner),
+            policy: RunDispatch.Policy(spec: spec, silenceTimeout: silenceTimeout, sharesWindow: replicas != nil),
+            connected: connected)
         dispatch.restore(finished: Dictionary(results.map { ($0.runner, $0.phase) }, uniquingKeysWith: { a, _ in a }))
         var run = ActiveRun(name: name, uid: uid, spec: spec, dispatch: dispatch)
         run.details = Dictionary(results.map { ($0.runner, $0) }, uniquingKeysWith: { a, _ in a })
@@ -265,16 +310,23 @@ public actor RunDispatcher: Service {
     /// Takes what other replicas recorded in the stored status (with several replicas, a runner's agent reports to
     /// one of them): a runner running there (its result names another `outputReplica`) is neither timed out nor
     /// dispatched again here, and a final phase recorded there is taken, so this replica completes the run as that
-    /// one does. Carries out what follows (a freed slot's dispatch, the run's completion); writes only then.
+    /// one does; so is a result an agent reported there for a runner given up here as `ReplicaLost`. Carries out
+    /// what follows (a freed slot's dispatch, the run's completion); writes only then.
     private func adoptRecordedResults(of object: JSONValue, uid: String, now: Date) async {
         guard let own = replicas?.url else { return }
         var directives: [RunDispatch.Directive] = []
         for value in object["status"]?["results"]?.arrayValue ?? [] {
             guard let recorded = try? value.decode(as: RemoteRunSpec.RunnerResult.self),
-                let ours = runs[uid]?.dispatch.phase(of: recorded.runner), !ours.isFinal
+                let ours = runs[uid]?.dispatch.phase(of: recorded.runner),
+                !ours.isFinal
+                    || runs[uid]?.details[recorded.runner]?.reason == Self.replicaLost && recorded.phase.isFinal
+                        && recorded.phase != .unreachable
             else { continue }
             let event: RunDispatch.Event
-            if recorded.phase.isFinal {
+            if recorded.phase == .unreachable && recorded.reason == Self.replicaLost {
+                event = .recordedReplicaLost(recorded.runner)
+                output?.finish(run: uid, runner: recorded.runner)
+            } else if recorded.phase.isFinal {
                 event = .recorded(recorded.runner, recorded.phase)
                 // Its output is not coming here: followers of it here end.
                 output?.finish(run: uid, runner: recorded.runner)
@@ -410,6 +462,9 @@ public actor RunDispatcher: Service {
         }
     }
 
+    /// The reason of a runner given up because no live replica holds its agent; an agent's result replaces it.
+    static let replicaLost = "ReplicaLost"
+
     /// Results recorded in memory whose agents are told once the status holding them is written.
     private var acknowledgements: [String: Set<String>] = [:]
 
@@ -438,7 +493,11 @@ public actor RunDispatcher: Service {
             case .cancel(let runner):
                 _ = await gateway.send(run: .cancel(RunCancel(runUID: uid)), to: runner)
             case .markUnreachable(let runner, let reason):
-                note(runner, in: uid, reason: reason, message: "the runner's agent did not take the run in time")
+                let message =
+                    reason == Self.replicaLost
+                    ? "the controller replica its agent reported to and its agent both went silent"
+                    : "the runner's agent did not take the run in time"
+                note(runner, in: uid, reason: reason, message: message)
                 output?.finish(run: uid, runner: runner)
             case .markSkipped(let runner):
                 note(runner, in: uid, reason: "MaxErrorsExceeded", message: "not started: too many runners failed")
@@ -542,7 +601,8 @@ public actor RunDispatcher: Service {
     ///
     /// A runner's stored result that is further along than this replica's (final, or running where this one has it
     /// pending) stays, and so does a stored final one: with several replicas it was recorded by the replica the
-    /// runner's agent reports to. A run the store shows finished stays as it is.
+    /// runner's agent reports to; except a stored `ReplicaLost`, which a result its agent reported replaces. A run
+    /// the store shows finished stays as it is.
     static func status(of run: StatusSummary, results: [JSONValue], over current: JSONValue) throws -> JSONValue {
         var status = current["status"] ?? [:]
         if status["phase"]?.stringValue.flatMap(RemoteRunSpec.Phase.init(rawValue:))?.isFinal == true {
@@ -591,11 +651,17 @@ public actor RunDispatcher: Service {
             guard let runner = result["runner"]?.stringValue, let theirs = storedByRunner[runner], theirs != result
             else { return result }
             let (kept, mine) = (progress(of: theirs), progress(of: result))
-            guard kept > mine || kept == 2 && mine == 2 else { return result }
+            guard kept > mine || kept == 2 && mine == 2 && !isReported(result, over: theirs) else { return result }
             isChanged = true
             return theirs
         }
         return (results, isChanged)
+    }
+
+    /// Whether final `result` is what an agent reported for a runner that `stored` gave up as `ReplicaLost`.
+    private static func isReported(_ result: JSONValue, over stored: JSONValue) -> Bool {
+        stored["reason"]?.stringValue == replicaLost && result["reason"]?.stringValue != replicaLost
+            && result["phase"]?.stringValue != RemoteRunSpec.Phase.unreachable.rawValue
     }
 
     /// How far a result is: 0 pending, 1 running, 2 final.
