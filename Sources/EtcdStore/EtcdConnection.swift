@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import NIOSSL
 import Reconciler
 import Synchronization
@@ -53,7 +54,20 @@ final class EtcdConnection: Sendable {
         } else {
             security = .plaintext
         }
-        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security)
+        var transportConfiguration = Transport.Config.defaults
+        transportConfiguration.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let operations = channel.pipeline.syncOperations
+                // Below the HTTP/2 handler: right after TLS, or first on a plaintext connection.
+                if let tls = try? operations.handler(type: NIOSSLClientHandler.self) {
+                    try operations.addHandler(HTTP2PingResponder(), position: .after(tls))
+                } else {
+                    try operations.addHandler(HTTP2PingResponder(), position: .first)
+                }
+            }
+        }
+        let transport = try HTTP2ClientTransport.Posix(
+            target: target, transportSecurity: security, config: transportConfiguration)
         let client = GRPCClient(transport: transport)
         self.client = client
         kv = Etcdserverpb_KV.Client(wrapping: client)

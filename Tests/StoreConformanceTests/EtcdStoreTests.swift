@@ -28,6 +28,34 @@ import Testing
         #expect(events.map(\.object.name) == (1...5).map { "before-\($0)" } + (1...5).map { "after-\($0)" })
     }
 
+    /// etcd answers a steady stream of requests with dozens of PINGs a second (grpc-go's bandwidth probe); SwiftNIO's
+    /// HTTP/2 flood guard used to close the connection after 200 in 30 s, failing every request in flight.
+    @Test func aSustainedStreamOfRequestsKeepsItsConnection() async throws {
+        guard let server = try EtcdServer.start() else { return }
+        defer { server.remove() }
+        let store = try await EtcdStore.connect(configuration: EtcdConfiguration(endpoints: [server.endpoint]))
+        defer { store.close() }
+        let count = 3_000
+        let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    var failed = 0
+                    for index in stride(from: worker, to: count, by: 16) {
+                        do {
+                            _ = try await store.create(kind: "Runner", name: "r-\(index)", value: json("\(index)"))
+                        } catch {
+                            failed += 1
+                        }
+                    }
+                    return failed
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(failures == 0, "\(failures) of \(count) writes failed")
+        #expect(try await store.list(kind: "Runner").objects.count == count)
+    }
+
     func createRetryingWhileUnavailable(_ store: EtcdStore, name: String, value: Data) async throws -> StoredObject {
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
         while true {
