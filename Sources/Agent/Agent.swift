@@ -30,6 +30,8 @@ public final class Agent: Service {
     let scheduler: RunScheduler?
     /// Asks the connected stream for a report: on each heartbeat, each slice message, each scheduled run.
     private let reportTrigger = ReportTrigger()
+    /// Whether the start-up pages were given back (at most once; see ``AgentConfiguration/releasesStartupPages``).
+    private let startupPagesReleased = Atomic(false)
 
     /// Creates an agent and loads its last good slice from `sliceStorage`, so it serves it at once.
     ///
@@ -547,9 +549,14 @@ public final class Agent: Service {
         case .none:
             break
         }
+        if configuration.releasesStartupPages, await state.syncStatus.isSynced,
+            !startupPagesReleased.exchange(true, ordering: .relaxed)
+        {
+            let mappings = ResidentPages.releaseStartupPages()
+            logger.debug("start-up pages given back", metadata: ["steady.mappings": "\(mappings)"])
+        }
         return directive
     }
-
 }
 
 /// Asks the connected stream for a report; the heartbeat and the message handler pull it, and each connection opens

@@ -47,6 +47,10 @@ public struct AgentConfiguration: Sendable {
     public var hostname: String
     /// The version reported.
     public var agentVersion: String
+    /// Whether the agent gives back the file pages only its start-up touched, once it is first in sync
+    /// (``ResidentPages``). For an agent that is a process of its own; off by default, since agents run in another
+    /// program's process (tests, benchmarks) would advise that program's pages.
+    public var releasesStartupPages = false
 
     /// Creates a configuration with the defaults: heartbeat every 5 s, reconnect after 35 s of silence, backoff
     /// 200 ms doubling to 30 s ±50%.

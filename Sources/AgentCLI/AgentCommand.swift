@@ -111,13 +111,15 @@ public struct AgentCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("--heartbeat-interval: \(error.message)")
             }
-            let configuration = AgentConfiguration(
+            var configuration = AgentConfiguration(
                 controllerURL: controller, name: name, labels: try AgentConfiguration.parseLabels(labels),
                 joinToken: try tokenText.map { text throws(AgentError) in try AgentJoinToken(parsing: text) },
                 allowsExec: allowExec, runCommand: try runCommand.map { text throws(AgentError) in
                     try RunCommandLine.split(text)
                 }, heartbeatInterval: heartbeat)
             try configuration.validate()
+            // An agent process of its own: its start-up pages are its own to give back.
+            configuration.releasesStartupPages = true
             return configuration
         } catch let error as AgentError {
             throw ValidationError(error.message)

@@ -1,0 +1,33 @@
+import Testing
+
+@testable import Agent
+
+@Suite(.timeLimit(.minutes(1))) struct ResidentPagesTests {
+    @Test func onlyMappingsOfFilesAreAdvised() {
+        let maps = """
+            5583a9a00000-5583a9c00000 r--p 00000000 fd:01 1234    /usr/bin/steady-agent
+            5583a9c00000-5583aa000000 r-xp 00200000 fd:01 1234    /usr/bin/steady-agent
+            5583aa000000-5583aa100000 rw-p 00600000 fd:01 1234    /usr/bin/steady-agent
+            5583ab000000-5583ab200000 rw-p 00000000 00:00 0       [heap]
+            7f00000000-7f00021000 rw-p 00000000 00:00 0
+            7f10000000-7f10001000 r-xp 00000000 fd:01 99      /opt/swift/usr/lib/swift/linux/lib name with spaces.so
+            7ffd0000-7ffd2000 r-xp 00000000 00:00 0     [vdso]
+            garbage line
+            """
+        let mappings = ResidentPages.fileMappings(in: maps)
+        #expect(mappings.map(\.path) == [
+            "/usr/bin/steady-agent", "/usr/bin/steady-agent", "/usr/bin/steady-agent",
+            "/opt/swift/usr/lib/swift/linux/lib name with spaces.so",
+        ])
+        #expect(mappings.map(\.isWritable) == [false, false, true, false])
+        #expect(mappings.first == .init(start: 0x5583a9a00000, end: 0x5583a9c00000, isWritable: false, path: "/usr/bin/steady-agent"))
+    }
+
+    /// Advising this test process's own mappings is harmless: its pages come back as it runs on.
+    @Test func releasingAdvisesThisProcesssFileMappingsAndItRunsOn() {
+        #if os(Linux)
+            #expect(ResidentPages.releaseStartupPages() > 0)
+            #expect(ResidentPages.fileMappings(in: "").isEmpty)
+        #endif
+    }
+}
