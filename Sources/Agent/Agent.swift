@@ -175,6 +175,7 @@ public final class Agent: Service {
                 while !Task.isCancelled {
                     try await Task.sleep(for: self.configuration.heartbeatInterval)
                     reportTrigger.pull()
+                    await self.releaseStartupPagesOnceInSync()
                 }
             }
             group.addTask { try await self.rotateCredential(clients: clients, identity: current) }
@@ -549,13 +550,17 @@ public final class Agent: Service {
         case .none:
             break
         }
-        if configuration.releasesStartupPages, await state.syncStatus.isSynced,
-            !startupPagesReleased.exchange(true, ordering: .relaxed)
-        {
-            let mappings = ResidentPages.releaseStartupPages()
-            logger.debug("start-up pages given back", metadata: ["steady.mappings": "\(mappings)"])
-        }
         return directive
+    }
+
+    /// On the first heartbeat that finds the agent in sync: by then what start-up and the first slice ran is done.
+    private func releaseStartupPagesOnceInSync() async {
+        guard configuration.releasesStartupPages, !startupPagesReleased.load(ordering: .relaxed),
+            await state.syncStatus.isSynced, await state.revision > 0,
+            !startupPagesReleased.exchange(true, ordering: .relaxed)
+        else { return }
+        let mappings = ResidentPages.releaseStartupPages()
+        logger.debug("start-up pages given back", metadata: ["steady.mappings": "\(mappings)"])
     }
 }
 

@@ -47,7 +47,7 @@ public struct AgentConfiguration: Sendable {
     public var hostname: String
     /// The version reported.
     public var agentVersion: String
-    /// Whether the agent gives back the file pages only its start-up touched, once it is first in sync
+    /// Whether the agent gives back the file pages only its start-up touched, on its first heartbeat in sync
     /// (``ResidentPages``). For an agent that is a process of its own; off by default, since agents run in another
     /// program's process (tests, benchmarks) would advise that program's pages.
     public var releasesStartupPages = false

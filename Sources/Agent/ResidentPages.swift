@@ -48,8 +48,8 @@ enum ResidentPages {
             for mapping in fileMappings(in: maps) {
                 guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
                 let length = Int(mapping.end - mapping.start)
-                // A writable mapping's written pages are anonymous: left to the kernel as they are.
-                if !mapping.isWritable { _ = madvise(address, length, MADV_RANDOM) }
+                // In a writable mapping only the clean pages are reclaimed; written ones are anonymous memory.
+                _ = madvise(address, length, MADV_RANDOM)
                 if madvise(address, length, pageOut) == 0 { advised += 1 }
             }
             return advised
