@@ -446,5 +446,11 @@ import Testing
         #expect(
             conditions.contains { $0["type"] as? String == "Failed" && $0["reason"] as? String == "RunnersFailed" },
             "\(status())")
+        // The Runner stops saying Connected: its heartbeat stood still just as long, and no live replica holds it.
+        #expect(
+            eventually(timeout: .seconds(30)) {
+                FaultEnvironment.runnerCondition(survivor, "web-1", "Connected") == "False"
+                    && FaultEnvironment.runnerCondition(survivor, "web-1", "Ready") == "False"
+            }, "\(logs())")
     }
 }

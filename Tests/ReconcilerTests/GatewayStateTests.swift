@@ -22,7 +22,7 @@ import Testing
             F.runner("web-1", labels: ["role": "web"]), F.action("notify"), F.route("alerts", actions: ["notify"]),
             F.assignment("web", selector: ["role": "web"], routes: ["alerts"], actions: ["notify"]),
         ]
-        _ = state.apply(InformerUpdate(changes: objects.map(change), revision: 4))
+        _ = state.apply(InformerUpdate(changes: objects.map(change), revision: 4), now: .now)
         _ = state.recompute(now: start)
         return state
     }
@@ -36,6 +36,68 @@ import Testing
 
     static func condition(_ status: RunnerStatus?, _ type: String) -> Condition? {
         status?.conditions[type: type]
+    }
+
+    /// Runner web-1 as the store shows it after another controller wrote its agent connected, at `heartbeat`.
+    func storedConnected(heartbeat: String) -> ObjectChange {
+        var runner = F.runner("web-1", labels: ["role": "web"])
+        runner["status"] = [
+            "conditions": [["type": "Connected", "status": "True", "reason": "Heartbeat"]],
+            "lastHeartbeatTime": .string(heartbeat),
+        ]
+        return change(runner)
+    }
+
+    static func unheard(_ directives: [GatewayState.Directive]) -> [String] {
+        directives.compactMap { directive in
+            if case .writeUnheard(let runner, _) = directive { return runner }
+            return nil
+        }
+    }
+
+    @Test func aRunnerStoredConnectedWhoseHeartbeatStandsStillIsMarkedDisconnected() throws {
+        var state = planned()
+        let silence = state.configuration.heartbeatSilence
+        _ = state.apply(InformerUpdate(changes: [storedConnected(heartbeat: "t1")], revision: 5), now: start)
+        #expect(state.nextSilenceDeadline() == start + silence)
+        // The controller holding its agent writes a new heartbeat: the wait starts again.
+        _ = state.apply(
+            InformerUpdate(changes: [storedConnected(heartbeat: "t2")], revision: 6), now: start + .seconds(60))
+        #expect(Self.unheard(state.expireSilentRunners(now: start + silence)).isEmpty)
+        #expect(state.nextSilenceDeadline() == start + .seconds(60) + silence)
+        let marked = state.expireSilentRunners(now: start + .seconds(60) + silence)
+        #expect(Self.unheard(marked) == ["web-1"])
+        // Marked once; only Connected and Ready are written, over what the last controller wrote.
+        #expect(Self.unheard(state.expireSilentRunners(now: start + .seconds(600))).isEmpty)
+        guard case .writeUnheard(_, let status) = try #require(marked.first) else { return }
+        #expect(Self.condition(status, "Connected")?.reason == "NoControllerHears")
+        let stored: JSONValue = [
+            "metadata": ["name": "web-1"],
+            "status": [
+                "hostname": "h1", "lastHeartbeatTime": "t2",
+                "conditions": [
+                    [
+                        "type": "Synced", "status": "True", "reason": "Synced", "message": "applied",
+                        "lastTransitionTime": "2026-12-02T08:00:00Z",
+                    ]
+                ],
+            ],
+        ]
+        let merged = try status.merged(into: stored, heartbeatTime: nil)
+        #expect(merged["hostname"]?.stringValue == "h1")
+        #expect(merged["conditions"]?.arrayValue?.count == 3)
+    }
+
+    @Test func aRunnerWhoseAgentIsConnectedHereIsNotMarkedFromTheStore() {
+        var state = planned()
+        let silence = state.configuration.heartbeatSilence
+        _ = state.attach(runner: "web-1", revision: 0, digest: nil, connection: UUID())
+        _ = state.apply(InformerUpdate(changes: [storedConnected(heartbeat: "t1")], revision: 5), now: start)
+        #expect(Self.unheard(state.expireSilentRunners(now: start + silence * 2)).isEmpty)
+        // Stored disconnected: nothing to watch.
+        var state2 = planned()
+        _ = state2.apply(InformerUpdate(changes: [change(F.runner("web-1", labels: ["role": "web"]))], revision: 5), now: start)
+        #expect(state2.nextSilenceDeadline() == nil)
     }
 
     @Test func aRunnerThatFallsSilentIsMarkedDisconnectedAtTheTimeout() {
@@ -79,7 +141,7 @@ import Testing
 
     @Test func aRunnerNoAgentJoinedSaysSo() {
         var state = GatewayState(configuration: .init(heartbeatTimeout: Self.timeout))
-        _ = state.apply(InformerUpdate(changes: [change(F.runner("db-1"))], revision: 1))
+        _ = state.apply(InformerUpdate(changes: [change(F.runner("db-1"))], revision: 1), now: .now)
         let written = Self.statuses(state.recompute(now: start))
         #expect(Self.condition(written.first, "Connected")?.reason == "NeverConnected")
         #expect(Self.condition(written.first, "Synced")?.status == .unknown)
@@ -105,7 +167,7 @@ import Testing
         // A change of the route is sent as a diff to every connection.
         var edited = F.route("alerts", actions: ["notify"], input: "input.x == 2")
         edited["metadata"]?["generation"] = 2
-        _ = state.apply(InformerUpdate(changes: [change(edited)], revision: 9))
+        _ = state.apply(InformerUpdate(changes: [change(edited)], revision: 9), now: .now)
         let sent = state.recompute(now: start).compactMap { directive -> SliceMessage? in
             if case .send(let message, _, _) = directive { return message }
             return nil
@@ -127,7 +189,7 @@ import Testing
         let other = UUID()
         _ = state.attach(runner: "web-1", revision: 0, digest: nil, connection: other)
         let deleted = ObjectChange(key: ObjectKey(kind: "Runner", name: "web-1"), old: F.runner("web-1"), new: nil)
-        let directives = state.apply(InformerUpdate(changes: [deleted], revision: 12))
+        let directives = state.apply(InformerUpdate(changes: [deleted], revision: 12), now: .now)
         #expect(directives.contains(.revokeCredential(runner: "web-1")))
         #expect(directives.contains(.close(runner: "web-1", connection: other)))
         #expect(state.inputRevision == 12)

@@ -35,7 +35,7 @@ import Testing
             F.runner("web-3", labels: ["role": "web"]), F.action("notify"), F.route("alerts", actions: ["notify"]),
             F.assignment("web", selector: ["role": "web"], routes: ["alerts"], actions: ["notify"]),
         ]
-        _ = state.apply(InformerUpdate(changes: objects.map(Self.change), revision: 4))
+        _ = state.apply(InformerUpdate(changes: objects.map(Self.change), revision: 4), now: .now)
         _ = state.recompute(now: start)
         return state
     }
@@ -77,12 +77,12 @@ import Testing
         // Status (the gateway's own writes) does not re-plan.
         var reported = Self.scheduled("web-1", interval: "5m")
         reported["status"] = ["lastRun": ["phase": "Succeeded", "trigger": "schedule"]]
-        _ = state.apply(InformerUpdate(changes: [Self.change(reported)], revision: 5))
+        _ = state.apply(InformerUpdate(changes: [Self.change(reported)], revision: 5), now: .now)
         #expect(!state.isDirty)
 
         // A new interval reaches web-1 alone, as a diff of its Runner.
         let faster = Self.scheduled("web-1", interval: "2s", generation: 2)
-        _ = state.apply(InformerUpdate(changes: [Self.change(faster)], revision: 6))
+        _ = state.apply(InformerUpdate(changes: [Self.change(faster)], revision: 6), now: .now)
         let diff = Self.messages(state.recompute(now: start))
         #expect(Array(diff.keys) == ["web-1"])
         #expect(diff["web-1"]?.type == .diff)
@@ -90,7 +90,7 @@ import Testing
         #expect(diff["web-1"]?.objects?.first?.object["spec"]?["schedule"]?["interval"] == "2s")
 
         // Without a schedule web-1 shares the others' slice again, and its Runner is removed from it.
-        _ = state.apply(InformerUpdate(changes: [Self.change(F.runner("web-1", labels: ["role": "web"]))], revision: 7))
+        _ = state.apply(InformerUpdate(changes: [Self.change(F.runner("web-1", labels: ["role": "web"]))], revision: 7), now: .now)
         let removed = Self.messages(state.recompute(now: start))
         #expect(removed["web-1"]?.removed == [Self.runnerKey])
         #expect(state.runners["web-1"]?.slice.digest == shared)

@@ -87,7 +87,10 @@ public actor AgentGateway {
     /// heartbeat write interval, plus the heartbeat timeout within which the agent reports, and as much again for
     /// a write that a busy store delays.
     public nonisolated var heartbeatSilence: Duration {
-        configuration.heartbeatWriteInterval + configuration.heartbeatTimeout * 2
+        GatewayState.Configuration(
+            heartbeatTimeout: configuration.heartbeatTimeout,
+            heartbeatWriteInterval: configuration.heartbeatWriteInterval
+        ).heartbeatSilence
     }
 
     // MARK: Running
@@ -133,7 +136,12 @@ public actor AgentGateway {
     }
 
     private func applyPendingUpdates() async {
-        for update in updates.take() { await perform(state.apply(update)) }
+        for update in updates.take() {
+            let wasWatching = state.nextSilenceDeadline() != nil
+            await perform(state.apply(update, now: clock.now))
+            // A runner stored as connected by another controller is one to watch for silence too.
+            if !wasWatching && state.nextSilenceDeadline() != nil { runnerConnected.continuation.yield() }
+        }
     }
 
     private func recompute() async {
@@ -241,6 +249,13 @@ public actor AgentGateway {
             case .close(let runner, let id):
                 forget(connection: id)?.close()
                 noteConnections(of: runner)
+            case .writeUnheard(let runner, let status):
+                logger.notice(
+                    "runner marked disconnected: its heartbeat stood still and no controller holds its agent",
+                    metadata: ["steady.runner": "\(runner)"])
+                if case .reportWriter = statusQueue.post(status, runner: runner, lane: .report) {
+                    statusWriters.continuation.yield(runner)
+                }
             case .writeStatus(let runner, let status):
                 if status.isConnected { runnerConnected.continuation.yield() }
                 switch statusQueue.post(status, runner: runner, lane: statusLane) {

@@ -15,6 +15,12 @@ struct GatewayState {
         var heartbeatTimeout: Duration
         /// How often a connected runner's status is written even though nothing changed, for `lastHeartbeatTime`.
         var heartbeatWriteInterval: Duration = .seconds(60)
+
+        /// The longest a live controller holding a connected runner's agent goes without writing its heartbeat: the
+        /// heartbeat write interval, plus the heartbeat timeout within which the agent reports, and as much again
+        /// for a write that a busy store delays. A runner stored as connected whose heartbeat stands still longer is
+        /// held by no live controller.
+        var heartbeatSilence: Duration { heartbeatWriteInterval + heartbeatTimeout * 2 }
     }
 
     /// What the gateway is to do.
@@ -31,6 +37,16 @@ struct GatewayState {
         case recordHeld(runner: String, slice: SlicePlanner.Slice?)
         /// Closes a connection whose credential expired (at `expired`, wall clock), telling the agent why.
         case closeExpired(runner: String, connection: UUID, expired: Date)
+        /// Marks `Connected=False` a runner that the store shows connected but whose heartbeat no controller has
+        /// written for ``Configuration/heartbeatSilence``: its agent went away with the controller that held it.
+        case writeUnheard(runner: String, status: RunnerStatus)
+    }
+
+    /// A runner the store shows connected, as the informer last delivered it, and since when (here) its
+    /// `lastHeartbeatTime` has stood still.
+    struct StoredHeartbeat: Equatable {
+        var heartbeat: String?
+        var since: Instant
     }
 
     /// When a connection's credential expires: on the monotonic clock, for the timer, and on the wall clock, for
@@ -72,6 +88,8 @@ struct GatewayState {
     private(set) var inputRevision: Int64 = 0
     /// The connections whose credential expires, by connection.
     private(set) var credentialExpiries: [UUID: CredentialExpiry] = [:]
+    /// Runners the store shows `Connected=True`, by name: a runner no controller holds any more is found here.
+    private(set) var storedHeartbeats: [String: StoredHeartbeat] = [:]
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -82,7 +100,7 @@ struct GatewayState {
     // MARK: The desired state
 
     /// Applies what the informer applied to its cache; slices are recomputed by ``recompute()``.
-    mutating func apply(_ update: InformerUpdate) -> [Directive] {
+    mutating func apply(_ update: InformerUpdate, now: Instant) -> [Directive] {
         var directives: [Directive] = []
         for change in update.changes {
             let kind = change.key.kind
@@ -90,7 +108,9 @@ struct GatewayState {
             let mattered: Bool
             if let new = change.new {
                 mattered = inputs.upsert(kind: kind, name: name, object: new)
+                if kind == RunnerSpec.kind { noteStoredHeartbeat(of: name, in: new, now: now) }
             } else {
+                storedHeartbeats[name] = nil
                 mattered = inputs.remove(kind: kind, name: name)
                 if kind == RunnerSpec.kind {
                     // Deleting a Runner revokes its agent's credential and closes its stream.
@@ -281,16 +301,54 @@ struct GatewayState {
             let isStale = state.lastReport.map { now - $0 >= configuration.heartbeatTimeout } ?? true
             return isStale ? name : nil
         }
-        return silent.flatMap { status(of: $0, now: now) }
+        return silent.flatMap { status(of: $0, now: now) } + expireUnheardRunners(now: now)
     }
 
     /// When the next runner that is written as connected goes silent, if none reports by then; nil when no
-    /// runner is written as connected.
+    /// runner is written as connected, here or by another controller.
     func nextSilenceDeadline() -> Instant? {
-        runners.values.compactMap { state -> Instant? in
+        let here = runners.values.compactMap { state -> Instant? in
             guard state.writtenConnected, let last = state.lastReport else { return nil }
             return last + configuration.heartbeatTimeout
-        }.min()
+        }
+        let elsewhere = storedHeartbeats.compactMap { name, stored -> Instant? in
+            isHeldHere(name) ? nil : stored.since + configuration.heartbeatSilence
+        }
+        return (here + elsewhere).min()
+    }
+
+    /// Remembers whether the stored Runner says `Connected=True` and when its heartbeat last moved.
+    private mutating func noteStoredHeartbeat(of runner: String, in object: JSONValue, now: Instant) {
+        let status = object["status"]
+        let connected = status?["conditions"]?.arrayValue?.contains {
+            $0["type"]?.stringValue == "Connected" && $0["status"]?.stringValue == "True"
+        }
+        guard connected == true else {
+            storedHeartbeats[runner] = nil
+            return
+        }
+        let heartbeat = status?["lastHeartbeatTime"]?.stringValue
+        if storedHeartbeats[runner]?.heartbeat != heartbeat || storedHeartbeats[runner] == nil {
+            storedHeartbeats[runner] = StoredHeartbeat(heartbeat: heartbeat, since: now)
+        }
+    }
+
+    private func isHeldHere(_ runner: String) -> Bool {
+        !(runners[runner]?.connections.isEmpty ?? true)
+    }
+
+    /// Marks `Connected=False` the runners the store shows connected whose heartbeat has stood still for
+    /// ``Configuration/heartbeatSilence`` while no agent of theirs is connected here: whichever controller held
+    /// them is gone. Every controller may find them; the first write wins, and the others see it.
+    private mutating func expireUnheardRunners(now: Instant) -> [Directive] {
+        let unheard = storedHeartbeats.filter { name, stored in
+            !isHeldHere(name) && now - stored.since >= configuration.heartbeatSilence
+        }
+        return unheard.keys.sorted().map { name in
+            storedHeartbeats[name] = nil
+            return .writeUnheard(
+                runner: name, status: RunnerStatus(unheardFor: configuration.heartbeatSilence))
+        }
     }
 
     // MARK: Credential expiry

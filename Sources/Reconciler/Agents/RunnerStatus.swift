@@ -21,6 +21,9 @@ struct RunnerStatus: Hashable, Sendable {
     var assigned: Assigned?
     /// The latest scheduled run the agent reported; nil keeps the stored `status.lastRun`.
     var lastRun: RunnerSpec.RunSummary?
+    /// Whether only the conditions are written, over the rest of the stored status: a controller that never heard
+    /// the agent has nothing else to say of it.
+    var conditionsOnly = false
     var isConnected: Bool
     var isSynced: Bool
 
@@ -77,6 +80,20 @@ struct RunnerStatus: Hashable, Sendable {
             routes: names.routes, actions: names.actions, templates: names.templates, secrets: names.secrets)
     }
 
+    /// The status of a runner stored as connected whose heartbeat no controller has written for `silence`: its
+    /// agent went away with the controller that held it, or is connected nowhere. Synced and the rest stay as the
+    /// last controller wrote them.
+    init(unheardFor silence: Duration) {
+        let message = "no controller has heard from the agent for \(silence); the one that held it is gone"
+        conditions = [
+            Self.condition("Connected", .false, "NoControllerHears", message),
+            Self.condition("Ready", .false, "Disconnected", "Connected=False (NoControllerHears): \(message)"),
+        ]
+        isConnected = false
+        isSynced = false
+        conditionsOnly = true
+    }
+
     private static func condition(_ type: String, _ status: Condition.Status, _ reason: String, _ message: String)
         -> Condition
     {
@@ -93,6 +110,11 @@ struct RunnerStatus: Hashable, Sendable {
             stamped.observedGeneration = generation
             stamped.lastTransitionTime = Timestamp.now()
             stored.set(stamped)
+        }
+        if conditionsOnly {
+            var status = current["status"] ?? [:]
+            status["conditions"] = try JSONValue(encoding: stored)
+            return status
         }
         var status: JSONValue = ["conditions": try JSONValue(encoding: stored)]
         status["hostname"] = hostname.map(JSONValue.string)
