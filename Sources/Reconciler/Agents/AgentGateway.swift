@@ -137,10 +137,10 @@ public actor AgentGateway {
 
     private func applyPendingUpdates() async {
         for update in updates.take() {
-            let wasWatching = state.nextSilenceDeadline() != nil
+            let watched = state.storedHeartbeats.count
             await perform(state.apply(update, now: clock.now))
-            // A runner stored as connected by another controller is one to watch for silence too.
-            if !wasWatching && state.nextSilenceDeadline() != nil { runnerConnected.continuation.yield() }
+            // A runner newly stored as connected (by another controller, or before a restart) is one to watch too.
+            if state.storedHeartbeats.count > watched { runnerConnected.continuation.yield() }
         }
     }
 
