@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -42,7 +44,7 @@ enum ResidentPages {
     @discardableResult
     static func releaseStartupPages() -> Int {
         #if os(Linux)
-            guard let maps = readMaps() else { return 0 }
+            guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return 0 }
             let pageOut: Int32 = 21  // MADV_PAGEOUT (Linux 5.4); not exported by the Glibc module
             var advised = 0
             for mapping in fileMappings(in: maps) {
@@ -55,26 +57,6 @@ enum ResidentPages {
             return advised
         #else
             return 0
-        #endif
-    }
-
-    /// `/proc/self/maps`, read with plain reads: the file reports a size of 0.
-    private static func readMaps() -> String? {
-        #if os(Linux)
-            let descriptor = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { return nil }
-            defer { close(descriptor) }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 16_384)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { break }
-                bytes.append(contentsOf: chunk[0..<count])
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        #else
-            return nil
         #endif
     }
 }

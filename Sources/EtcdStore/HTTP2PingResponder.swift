@@ -36,38 +36,51 @@ final class HTTP2PingResponder: ChannelInboundHandler, RemovableChannelHandler {
             input = held
             heldBack = nil
         }
-        var passed = context.channel.allocator.buffer(capacity: input.readableBytes)
+        let whole = input
+        // What passes is copied out only when something is taken out of this read; else `whole` goes on as it is.
+        var passed: ByteBuffer?
+        var passFrom = input.readerIndex
         var acknowledged = false
+        func keep(upTo end: Int) {
+            guard end > passFrom, let bytes = whole.getSlice(at: passFrom, length: end - passFrom) else { return }
+            passed = passed ?? context.channel.allocator.buffer(capacity: whole.readableBytes)
+            passed?.writeImmutableBuffer(bytes)
+        }
         while input.readableBytes > 0 {
             if payloadLeft > 0 {
                 let count = min(payloadLeft, input.readableBytes)
-                passed.writeImmutableBuffer(input.getSlice(at: input.readerIndex, length: count) ?? ByteBuffer())
                 input.moveReaderIndex(forwardBy: count)
                 payloadLeft -= count
                 continue
             }
-            guard let header = Self.header(of: input) else {
+            guard let header = Self.header(of: input),
+                !header.isPing || input.readableBytes >= Self.frameHeaderLength + Self.pingPayloadLength
+            else {
+                keep(upTo: input.readerIndex)
                 heldBack = input
+                passFrom = input.writerIndex
                 break
             }
             guard header.isPing else {
-                passed.writeImmutableBuffer(
-                    input.getSlice(at: input.readerIndex, length: Self.frameHeaderLength) ?? ByteBuffer())
                 input.moveReaderIndex(forwardBy: Self.frameHeaderLength)
                 payloadLeft = header.length
                 continue
             }
-            guard var ping = input.readSlice(length: Self.frameHeaderLength + Self.pingPayloadLength) else {
-                heldBack = input
-                break
-            }
+            keep(upTo: input.readerIndex)
+            var ping = input.readSlice(length: Self.frameHeaderLength + Self.pingPayloadLength) ?? ByteBuffer()
+            passFrom = input.readerIndex
             ping.setInteger(Self.ackFlag, at: ping.readerIndex + 4)
             context.write(wrapOutboundOut(ping), promise: nil)
             answered += 1
             acknowledged = true
         }
+        guard acknowledged || heldBack != nil else {
+            if whole.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(whole)) }
+            return
+        }
         if acknowledged { context.flush() }
-        if passed.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(passed)) }
+        keep(upTo: input.writerIndex)
+        if let passed, passed.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(passed)) }
     }
 
     private struct FrameHeader {

@@ -320,15 +320,12 @@ struct GatewayState {
     /// Remembers whether the stored Runner says `Connected=True` and when its heartbeat last moved.
     private mutating func noteStoredHeartbeat(of runner: String, in object: JSONValue, now: Instant) {
         let status = object["status"]
-        let connected = status?["conditions"]?.arrayValue?.contains {
-            $0["type"]?.stringValue == "Connected" && $0["status"]?.stringValue == "True"
-        }
-        guard connected == true else {
+        guard RunnerStatus.saysConnected(status) else {
             storedHeartbeats[runner] = nil
             return
         }
         let heartbeat = status?["lastHeartbeatTime"]?.stringValue
-        if storedHeartbeats[runner]?.heartbeat != heartbeat || storedHeartbeats[runner] == nil {
+        if storedHeartbeats[runner].map({ $0.heartbeat != heartbeat }) ?? true {
             storedHeartbeats[runner] = StoredHeartbeat(heartbeat: heartbeat, since: now)
         }
     }

@@ -94,6 +94,13 @@ struct RunnerStatus: Hashable, Sendable {
         conditionsOnly = true
     }
 
+    /// Whether a stored Runner `status` says `Connected=True`.
+    static func saysConnected(_ status: JSONValue?) -> Bool {
+        (status?["conditions"]?.arrayValue ?? []).contains {
+            $0["type"]?.stringValue == "Connected" && $0["status"]?.stringValue == "True"
+        }
+    }
+
     private static func condition(_ type: String, _ status: Condition.Status, _ reason: String, _ message: String)
         -> Condition
     {

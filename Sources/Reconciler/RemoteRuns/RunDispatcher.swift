@@ -239,9 +239,7 @@ public actor RunDispatcher: Service {
         guard let status = change.new?["status"],
             let heartbeat = status["lastHeartbeatTime"], heartbeat != change.old?["status"]?["lastHeartbeatTime"]
         else { return false }
-        return (status["conditions"]?.arrayValue ?? []).contains {
-            $0["type"]?.stringValue == "Connected" && $0["status"]?.stringValue == "True"
-        }
+        return RunnerStatus.saysConnected(status)
     }
 
     /// A runner's agent is connected to a live replica: its runs running elsewhere are still in hand there. Writes
