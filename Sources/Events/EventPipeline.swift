@@ -114,6 +114,8 @@ public final class EventPipeline: Service, Sendable {
     let now: @Sendable () -> Int64
     private let state = Mutex(State())
     private let routerWake = WakeSignal()
+    /// Routing reads and replaces dedup and aggregate state, from the intake writer and from the router: one at a time.
+    private let routing = Mutex(())
     private let dispatcherWake = WakeSignal()
     private let upstreamWake = WakeSignal()
     private let intake = GroupCommit<IntakeItem>()
@@ -260,8 +262,11 @@ public final class EventPipeline: Service, Sendable {
             metrics.rejected.increment()
             throw IntakeError(.invalid, "the body is not JSON: \(error)")
         }
-        let id = RandomUUID.make()
-        try await enqueue(id: id, body: body, value: value, receivedAt: now(), due: nil)
+        // Time-ordered, so that the outbox's index by event grows at its end (a random id dirtied a random page of
+        // it per event, each written to SQLite's log at the next commit).
+        let receivedAt = now()
+        let id = RandomUUID.timeOrdered(milliseconds: receivedAt)
+        try await enqueue(id: id, body: body, value: value, receivedAt: receivedAt, due: nil)
         return id
     }
 
@@ -298,8 +303,23 @@ public final class EventPipeline: Service, Sendable {
         var value: JSONValue?
     }
 
-    /// Writes a group of events to the queue in one transaction and hands them to the router.
+    /// Makes a group of events durable in one transaction. With a route table and nothing older in the queue, they
+    /// are routed in that transaction: their deliveries are what is written, not a queue row that the router would
+    /// read back and delete in a second commit. Otherwise they wait in the queue for the router.
     private func writeIntake(_ batch: [IntakeItem]) throws {
+        let routed = try routing.withLock { _ throws -> Bool in
+            guard state.withLock({ $0.isLoaded && $0.hasTable && $0.queuedEvents == 0 }) else { return false }
+            let events = batch.map {
+                EventStore.QueuedEvent(
+                    sequence: 0, id: $0.event.id, receivedAt: $0.event.receivedAt, body: $0.event.body, due: $0.event.due)
+            }
+            try route(events, values: batch.map(\.value), fromQueue: false)
+            return true
+        }
+        if routed {
+            metrics.received.increment(by: Int64(batch.count))
+            return
+        }
         try store.enqueue(batch.map(\.event))
         state.withLock { state in
             state.queuedEvents += batch.count
@@ -352,7 +372,7 @@ public final class EventPipeline: Service, Sendable {
 
     private func routeEvents() async {
         while !Task.isCancelled {
-            releaseDueAggregates()
+            routing.withLock { _ in releaseDueAggregates() }
             let batch: [EventStore.QueuedEvent]
             do {
                 batch = try store.queuedEvents(limit: 256)
@@ -370,21 +390,34 @@ public final class EventPipeline: Service, Sendable {
                 }
                 continue
             }
-            route(batch)
+            do {
+                try routing.withLock { _ in try route(batch) }
+            } catch {
+                // The events stay in the queue; routed again once the outbox can be written.
+                logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
+                await routerWake.wait(timeout: .seconds(1))
+            }
         }
     }
 
     /// Evaluates a batch of queued events against the table and commits what they become, in one transaction.
-    func route(_ batch: [EventStore.QueuedEvent]) {
-        let (table, parsed, dedup, aggregatesBefore) = state.withLock { state in
-            (state.table, batch.map { state.parsed[$0.id] }, state.dedup, state.aggregates)
+    func route(_ batch: [EventStore.QueuedEvent]) throws {
+        let parsed = state.withLock { state in batch.map { state.parsed[$0.id] } }
+        try route(batch, values: parsed, fromQueue: true)
+    }
+
+    /// Evaluates events (with their bodies parsed, where they were) against the table and commits what they become,
+    /// in one transaction that also removes them from the queue when they came from it. The caller holds `routing`.
+    private func route(_ batch: [EventStore.QueuedEvent], values parsed: [JSONValue?], fromQueue: Bool) throws {
+        let (table, dedup, aggregatesBefore) = state.withLock { state in
+            (state.table, state.dedup, state.aggregates)
         }
         var aggregates = aggregatesBefore
         var step = EventStore.RoutingStep()
         var matches: [String] = []
         let time = now()
         for (event, value) in zip(batch, parsed) {
-            step.consumed.append(event.sequence)
+            if fromQueue { step.consumed.append(event.sequence) }
             guard let input = value ?? (try? JSONValue.parse(Data(event.body))) else { continue }
             if let due = event.due {
                 // Handed up by a runner: its routes matched there; run the actions still due, in order.
@@ -452,7 +485,7 @@ public final class EventPipeline: Service, Sendable {
             }
             if !dueNow.isEmpty { step.handOffs.append(handOff(dueNow)) }
         }
-        commit(step, aggregates: aggregates, consumedIDs: batch.map(\.id), matches: matches)
+        try commit(step, aggregates: aggregates, consumedIDs: fromQueue ? batch.map(\.id) : [], matches: matches)
     }
 
     /// The deliveries of one route match, one per local action, each with the action's own rendering if it has one.
@@ -493,20 +526,19 @@ public final class EventPipeline: Service, Sendable {
                     receivedAt: items[0].heldAt, dedupKey: nil, expiry: nil, thenHandOff: nil))
         }
         guard !step.releasedRoutes.isEmpty else { return }
-        commit(step, aggregates: aggregates, consumedIDs: [], matches: [])
+        do {
+            try commit(step, aggregates: aggregates, consumedIDs: [], matches: [])
+        } catch {
+            logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
+        }
     }
 
+    /// Writes a routing step and, once it is durable, applies it in memory; nothing changes when it cannot be written.
     private func commit(
         _ step: EventStore.RoutingStep, aggregates: [String: AggregateBuffer], consumedIDs: [String],
         matches: [String]
-    ) {
-        let ready: [Delivery]
-        do {
-            ready = try store.commit(step, makeDeliveryID: Self.deliveryID)
-        } catch {
-            logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
-            return
-        }
+    ) throws {
+        let ready = try store.commit(step, makeDeliveryID: Self.deliveryID)
         let added = step.groups.reduce(0) { $0 + $1.deliveries.count }
         var matchCounts: [String: Int64] = [:]
         for route in matches { matchCounts[route, default: 0] += 1 }
@@ -526,6 +558,8 @@ public final class EventPipeline: Service, Sendable {
         metrics.queueDepth.set(Double(depths.0))
         metrics.outboxDepth.set(Double(depths.1))
         if !ready.isEmpty { dispatcherWake.signal() }
+        // The router releases held aggregates at their timeout: it learns of a new deadline here.
+        if !step.held.isEmpty { routerWake.signal() }
         if !step.handOffs.isEmpty { upstreamWake.signal() }
         if !matches.isEmpty { changes.withLock { $0 }?.call() }
     }

@@ -140,7 +140,7 @@ import Testing
             EventStore.NewEvent(
                 id: "e1", receivedAt: 1, body: Array(#"{"severity":"CRITICAL","image":"alpine:3.18"}"#.utf8))
         ])
-        pipeline.route(try store.queuedEvents(limit: 10))
+        try pipeline.route(try store.queuedEvents(limit: 10))
         let delivery = try #require(try store.readyDeliveries(action: "mail", limit: 10, excluding: []).first)
         #expect(delivery.message.title == "CRITICAL: alpine:3.18")
         #expect(delivery.message.body == Array("alpine:3.18".utf8))
@@ -212,5 +212,34 @@ import Testing
         // A stack grows down: a deeper call has a lower address. A few frames of slack; 5,000 reads of the old
         // closure made it 10,000 thunk frames (over 100 KB) deeper.
         #expect(first >= last && first - last < 4_096, "the callback ran \(Int(first) - Int(last)) bytes deeper")
+    }
+    /// With a route table in place, an accepted event is routed in the transaction that makes it durable: its
+    /// delivery is in the outbox when `accept` returns, and no queue row was written for the router to read back.
+    /// Before a table arrives it waits in the queue, and is routed from there once one does.
+    @Test func anEventIsRoutedAsItIsTakenInOnceATableIsInPlace() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-pipeline")
+        defer { directory.remove() }
+        let (pipeline, store) = try Self.pipelineNotRunning(in: directory)
+        defer { store.close() }
+        try pipeline.load()
+        _ = try await pipeline.accept(Array(#"{"seq":1}"#.utf8))
+        #expect(try store.depths().events == 1)
+        #expect(try store.depths().outbox == 0)
+        let action = Self.object(["type": "file", "file": ["path": .string(directory.file("out.ndjson").path)]])
+        pipeline.update(
+            RouteTable.build(
+                revision: 1, routes: ["all": Self.object(["actions": ["out"]])], actions: ["out": action],
+                templates: [:], secrets: [:], isLocal: { _ in true }, compiled: CompiledCache()))
+        try pipeline.route(try store.queuedEvents(limit: 10))
+        #expect(try store.depths().events == 0)
+        let id = try await pipeline.accept(Array(#"{"seq":2}"#.utf8))
+        #expect(try store.depths().events == 0)
+        // Event ids are time-ordered (version 7), so the outbox's index by event grows at its end.
+        #expect(Array(id)[14] == "7", "\(id)")
+        let bodies = try store.readyDeliveries(action: "out", limit: 10, excluding: []).map {
+            String(decoding: $0.message.body, as: UTF8.self)
+        }
+        #expect(bodies == [#"{"seq":1}"#, #"{"seq":2}"#])
+        #expect(pipeline.counters.routes["all"]?.matched == 2)
     }
 }
