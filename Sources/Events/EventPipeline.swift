@@ -29,6 +29,9 @@ public final class EventPipeline: Service, Sendable {
         public var maxPendingDeliveries: Int
         /// Attempts in flight per action.
         public var actionConcurrency: Int
+        /// Attempts in flight per `file` action: its lines are appended and synced together, so this is the most
+        /// lines one fsync covers, not a load on a receiver.
+        public var fileConcurrency: Int
         /// Deliveries held in memory per action; more wait in the outbox.
         public var actionBacklog: Int
         /// How long execution records are kept, and how many at most.
@@ -37,8 +40,9 @@ public final class EventPipeline: Service, Sendable {
 
         public init(
             location: String, allowsExec: Bool = false, maxEventBytes: Int = 1 << 20, maxQueuedEvents: Int = 10_000,
-            maxPendingDeliveries: Int = 100_000, actionConcurrency: Int = 16, actionBacklog: Int = 1_000,
-            executionRetention: Duration = .seconds(24 * 3600), executionLimit: Int = 100_000
+            maxPendingDeliveries: Int = 100_000, actionConcurrency: Int = 16, fileConcurrency: Int = 256,
+            actionBacklog: Int = 1_000, executionRetention: Duration = .seconds(24 * 3600),
+            executionLimit: Int = 100_000
         ) {
             self.location = location
             self.allowsExec = allowsExec
@@ -46,6 +50,7 @@ public final class EventPipeline: Service, Sendable {
             self.maxQueuedEvents = maxQueuedEvents
             self.maxPendingDeliveries = maxPendingDeliveries
             self.actionConcurrency = max(1, actionConcurrency)
+            self.fileConcurrency = max(1, fileConcurrency)
             self.actionBacklog = max(1, actionBacklog)
             self.executionRetention = executionRetention
             self.executionLimit = executionLimit
@@ -618,7 +623,6 @@ public final class EventPipeline: Service, Sendable {
     /// The workers to start now, one action name per worker, and when the next waiting retry is due.
     private func startWorkers() -> ([String], Int64?) {
         let time = now()
-        let concurrency = configuration.actionConcurrency
         return state.withLock { state in
             guard state.isLoaded else { return ([], nil) }
             var starts: [String] = []
@@ -637,6 +641,9 @@ public final class EventPipeline: Service, Sendable {
                 // Only actions the table knows run; the others wait in the outbox for their configuration.
                 guard local.contains(action) else { continue }
                 let lane = state.lanes.values[index]
+                let concurrency =
+                    state.table.actions[action]?.type == .file
+                    ? configuration.fileConcurrency : configuration.actionConcurrency
                 let added = min(concurrency - lane.workers, lane.queue.count)
                 guard added > 0 else { continue }
                 state.lanes.values[index].workers += added
