@@ -44,7 +44,7 @@ enum ResidentPages {
     @discardableResult
     static func releaseStartupPages() -> Int {
         #if os(Linux)
-            guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return 0 }
+            guard let maps = readToEnd("/proc/self/maps") else { return 0 }
             let pageOut: Int32 = 21  // MADV_PAGEOUT (Linux 5.4); not exported by the Glibc module
             var advised = 0
             for mapping in fileMappings(in: maps) {
@@ -58,5 +58,25 @@ enum ResidentPages {
         #else
             return 0
         #endif
+    }
+
+    /// The whole text of a `/proc` file. `String(contentsOfFile:)` stops after its first read for a file that states
+    /// no size, as `/proc` files do, and a read gives at most a page of `/proc/self/smaps` or `/proc/self/maps`.
+    static func readToEnd(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes.append(contentsOf: chunk[..<count])
+            } else if count == 0 {
+                return String(decoding: bytes, as: UTF8.self)
+            } else if errno != EINTR {
+                return nil
+            }
+        }
     }
 }

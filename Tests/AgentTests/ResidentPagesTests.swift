@@ -23,6 +23,16 @@ import Testing
         #expect(mappings.first == .init(start: 0x5583a9a00000, end: 0x5583a9c00000, isWritable: false, path: "/usr/bin/steady-agent"))
     }
 
+    /// A read of a `/proc` file gives at most a page of it, and `String(contentsOfFile:)` reads once: the stack, near
+    /// the end of smaps, is missed that way.
+    @Test func readsAProcFileToItsEnd() {
+        #if os(Linux)
+            let smaps = ResidentPages.readToEnd("/proc/self/smaps") ?? ""
+            #expect(smaps.utf8.count > 4096)
+            #expect(smaps.contains("[stack]"))
+        #endif
+    }
+
     /// Advising this test process's own mappings is harmless: its pages come back as it runs on.
     @Test func releasingAdvisesThisProcesssFileMappingsAndItRunsOn() {
         #if os(Linux)
