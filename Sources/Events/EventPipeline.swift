@@ -321,17 +321,15 @@ public final class EventPipeline: Service, Sendable {
             try route(events, values: batch.map(\.value), fromQueue: false)
             return true
         }
-        if routed {
-            metrics.received.increment(by: Int64(batch.count))
-            return
-        }
-        try store.enqueue(batch.map(\.event))
-        state.withLock { state in
-            state.queuedEvents += batch.count
-            for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
+        if !routed {
+            try store.enqueue(batch.map(\.event))
+            state.withLock { state in
+                state.queuedEvents += batch.count
+                for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
+            }
+            routerWake.signal()
         }
         metrics.received.increment(by: Int64(batch.count))
-        routerWake.signal()
     }
 
     // MARK: Running
