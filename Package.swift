@@ -82,7 +82,6 @@ let package = Package(
             dependencies: [
                 "Resources", "Routing", "Mail", "SQLiteSupport", "CSQLite", "TLSSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

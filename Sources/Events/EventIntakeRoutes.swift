@@ -52,13 +52,23 @@ public enum EventIntakeRoutes {
     static func answer(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
         Response(
             status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: body.jsonData() + Data("\n".utf8))))
+            body: .init(byteBuffer: ByteBuffer(bytes: answerBody(body))))
     }
 
-    /// Whether `request` carries `Authorization: Bearer <token>`, compared in constant time.
-    public static func hasBearer(_ request: Request, digest: [UInt8]) -> Bool {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-        let given = Array(SHA256.hash(data: Data(header.dropFirst(7).utf8)))
+    /// An answer's body: the JSON and a newline.
+    static func answerBody(_ body: JSONValue) -> Data {
+        body.jsonData() + Data("\n".utf8)
+    }
+
+    /// What a bearer token is compared by: its SHA-256, so that the comparison takes as long whatever its length.
+    public static func tokenDigest(_ token: String) -> [UInt8] {
+        Array(SHA256.hash(data: Data(token.utf8)))
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <token>` for the token of `digest`, in constant time.
+    static func hasBearer(authorization header: String?, digest: [UInt8]) -> Bool {
+        guard let header, header.hasPrefix("Bearer ") else { return false }
+        let given = tokenDigest(String(header.dropFirst(7)))
         var difference: UInt8 = 0
         for (left, right) in zip(given, digest) { difference |= left ^ right }
         return difference == 0

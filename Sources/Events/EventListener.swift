@@ -1,11 +1,5 @@
-import Crypto
 import Foundation
-import Hummingbird
-import HummingbirdCore
-import HummingbirdTLS
 import Logging
-import NIOSSL
-import ServiceLifecycle
 
 /// The plain events port (`--events-listen`): `POST /` and `POST /events`, as Postee serves them, so Trivy's and
 /// Tracee's webhook outputs post there unchanged.
@@ -91,35 +85,8 @@ public struct EventListener: Sendable {
         self.logger = logger
     }
 
-    /// The router; tests drive it in-process.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        let digest = configuration.token.map { Array(SHA256.hash(data: Data($0.utf8))) }
-        EventIntakeRoutes.register(on: router, paths: ["/", "/events"], pipeline: pipeline) { request, _ in
-            guard let digest else { return true }
-            return EventIntakeRoutes.hasBearer(request, digest: digest)
-        }
-        router.get("/healthz") { _, _ in "ok" }
-        return router
-    }
-
-    /// The HTTP application, a service to run beside the pipeline; `onRunning` gets the bound port.
-    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some Service {
-        try configuration.validate()
-        let server: HTTPServerBuilder
-        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
-            let tls = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-            server = try .tls(.http1(), tlsConfiguration: tls)
-        } else {
-            server = .http1()
-        }
-        return Application(
-            router: makeRouter(), server: server,
-            configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "steady-events"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger)
+    /// The server, a service to run beside the pipeline; `onRunning` gets the bound port.
+    public func makeServer(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> EventServer {
+        try EventServer(configuration: configuration, pipeline: pipeline, logger: logger, onRunning: onRunning)
     }
 }

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import Resources
 import ServiceLifecycle
 import Synchronization
@@ -79,14 +80,29 @@ public final class EventPipeline: Service, Sendable {
         /// Rows in `queue`, in flight or waiting for a retry.
         var held: Set<Int64> = []
         /// Whether ready rows may be in the outbox and not in memory.
-        var hasSpilled = false
+        private(set) var hasSpilled = false
+        /// How many times rows were left in the outbox: a refill that read the outbox before the latest of them
+        /// cannot have seen its rows, and must leave `hasSpilled` set.
+        private(set) var spills = 0
         /// Failed deliveries waiting for their retry time.
         var waiting: [Delivery] = []
+
+        /// Notes that ready rows of this action are in the outbox and not in memory.
+        mutating func markSpilled() {
+            hasSpilled = true
+            spills += 1
+        }
+
+        /// After a refill that read the outbox when `spills` was `spillsBefore` and loaded `count` rows, of at most
+        /// `limit`: rows are left when it hit its limit or when more spilled while it read.
+        mutating func refilled(count: Int, limit: Int, spillsBefore: Int) {
+            hasSpilled = count >= limit || spills != spillsBefore
+        }
 
         /// Queues `delivery` unless it is already held; past `backlog` it stays in the outbox for a later refill.
         mutating func add(_ delivery: Delivery, backlog: Int) {
             if queue.count >= backlog {
-                hasSpilled = true
+                markSpilled()
             } else if held.insert(delivery.rowID).inserted {
                 queue.append(delivery)
             }
@@ -256,6 +272,45 @@ public final class EventPipeline: Service, Sendable {
 
     /// Takes in one event: parsed, given an id and written to the queue before this returns.
     public func accept(_ body: [UInt8]) async throws(IntakeError) -> String {
+        let item = try intakeItem(for: body)
+        try await enqueue(item)
+        return item.event.id
+    }
+
+    /// As ``accept(_:)``, for a caller that cannot wait (an event loop): `completion` gets the event's id once it is
+    /// durable, or why it was refused. It is called once, on the intake writer's thread or on the caller's.
+    public func accept(_ body: [UInt8], completion: @escaping @Sendable (Result<String, IntakeError>) -> Void) {
+        let item: IntakeItem
+        do {
+            item = try intakeItem(for: body)
+            try checkRoom()
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        intake.submit(item, on: Self.intakeWriter, write: { [self] batch in try writeIntake(batch) }) { result in
+            completion(result.map { item.event.id }.mapError(Self.unwritable))
+        }
+    }
+
+    /// Takes in an event a runner handed up, keeping its id and the actions still due.
+    public func accept(_ handOff: EventHandOff) async throws(IntakeError) {
+        let body = Array(handOff.body.utf8)
+        let event = EventStore.NewEvent(
+            id: handOff.eventID, receivedAt: handOff.receivedAt, body: body, due: handOff.due)
+        try await enqueue(IntakeItem(event: event, value: try? JSONValue.parse(Data(body))))
+    }
+
+    /// The thread intake groups are written on: a commit blocks, and must hold neither an event loop nor one of the
+    /// few threads Swift's concurrency runs tasks on.
+    private static let intakeWriter: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+
+    /// An event posted here, checked, parsed and given its id.
+    private func intakeItem(for body: [UInt8]) throws(IntakeError) -> IntakeItem {
         guard body.count <= configuration.maxEventBytes else {
             metrics.rejected.increment()
             throw IntakeError(.tooLarge, "the event is \(body.count) bytes; the limit is \(configuration.maxEventBytes)")
@@ -271,21 +326,11 @@ public final class EventPipeline: Service, Sendable {
         // it per event, each written to SQLite's log at the next commit).
         let receivedAt = now()
         let id = RandomUUID.timeOrdered(milliseconds: receivedAt)
-        try await enqueue(id: id, body: body, value: value, receivedAt: receivedAt, due: nil)
-        return id
+        return IntakeItem(event: EventStore.NewEvent(id: id, receivedAt: receivedAt, body: body), value: value)
     }
 
-    /// Takes in an event a runner handed up, keeping its id and the actions still due.
-    public func accept(_ handOff: EventHandOff) async throws(IntakeError) {
-        let body = Array(handOff.body.utf8)
-        try await enqueue(
-            id: handOff.eventID, body: body, value: try? JSONValue.parse(Data(body)), receivedAt: handOff.receivedAt,
-            due: handOff.due)
-    }
-
-    private func enqueue(
-        id: String, body: [UInt8], value: JSONValue?, receivedAt: Int64, due: [EventHandOff.Due]?
-    ) async throws(IntakeError) {
+    /// Refuses an event while the queue or the outbox is full: the caller retries, nothing is buffered without bound.
+    private func checkRoom() throws(IntakeError) {
         let isFull = state.withLock { state in
             state.queuedEvents >= configuration.maxQueuedEvents
                 || state.pendingDeliveries >= configuration.maxPendingDeliveries
@@ -294,12 +339,19 @@ public final class EventPipeline: Service, Sendable {
             metrics.rejected.increment()
             throw IntakeError(.queueFull, "the event queue is full; retry later")
         }
-        let event = EventStore.NewEvent(id: id, receivedAt: receivedAt, body: body, due: due)
+    }
+
+    private func enqueue(_ item: IntakeItem) async throws(IntakeError) {
+        try checkRoom()
         do {
-            try await intake.submit(IntakeItem(event: event, value: value)) { batch in try writeIntake(batch) }
+            try await intake.submit(item, on: Self.intakeWriter) { [self] batch in try writeIntake(batch) }
         } catch {
-            throw IntakeError(.unavailable, "the event queue cannot be written: \(error)")
+            throw Self.unwritable(error)
         }
+    }
+
+    private static func unwritable(_ error: any Error) -> IntakeError {
+        IntakeError(.unavailable, "the event queue cannot be written: \(error)")
     }
 
     /// An event waiting for the intake writer, with its parsed body.
@@ -364,7 +416,7 @@ public final class EventPipeline: Service, Sendable {
                     state.heldAtStart[route] = items
                 }
             }
-            for action in actions { state.lanes[action, default: Lane()].hasSpilled = true }
+            for action in actions { state.lanes[action, default: Lane()].markSpilled() }
             state.isLoaded = true
         }
         metrics.queueDepth.set(Double(depths.events))
@@ -593,16 +645,17 @@ public final class EventPipeline: Service, Sendable {
     private func refillSpilledLanes() {
         let spilled = state.withLock { state in
             state.lanes.compactMap { action, lane in
-                lane.hasSpilled && lane.queue.isEmpty ? (action, lane.held) : nil
+                lane.hasSpilled && lane.queue.isEmpty ? (action, lane.held, lane.spills) : nil
             }
         }
-        for (action, held) in spilled {
+        for (action, held, spillsBefore) in spilled {
             do {
                 let loaded = try store.readyDeliveries(
                     action: action, limit: configuration.actionBacklog, excluding: held)
                 let time = now()
                 state.withLock { state in
-                    state.lanes[action]?.hasSpilled = loaded.count >= configuration.actionBacklog
+                    state.lanes[action]?.refilled(
+                        count: loaded.count, limit: configuration.actionBacklog, spillsBefore: spillsBefore)
                     for delivery in loaded {
                         if delivery.dueAt > time {
                             state.lanes[action]?.waiting.append(delivery)
@@ -764,7 +817,7 @@ public final class EventPipeline: Service, Sendable {
                 for attempt in attempts {
                     state.lanes[attempt.delivery.action]?.inFlight -= 1
                     state.lanes[attempt.delivery.action]?.held.remove(attempt.delivery.rowID)
-                    state.lanes[attempt.delivery.action]?.hasSpilled = true
+                    state.lanes[attempt.delivery.action]?.markSpilled()
                 }
             }
             dispatcherWake.signal()

@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import Resources
 import SQLiteSupport
+import Synchronization
 
 /// The pipeline's durable state in one SQLite file (WAL): the intake queue, the outbox, dedup keys, held
 /// aggregates and execution records.
@@ -85,6 +86,11 @@ public final class EventStore: Sendable {
     }
 
     private let connection: GuardedSQLiteConnection
+    /// The number of the last outbox row written by this process; nil until the first. Rows are numbered here so
+    /// that no number comes back while the process runs: SQLite numbers a new row one past the largest left, so
+    /// the number of the newest row came back as soon as it was delivered and deleted, while the pipeline still held
+    /// that number as in flight, and the new row was taken for the old one and never queued.
+    private let lastOutboxRow = Mutex<Int64?>(nil)
 
     /// Opens or creates the file at `path`; `synchronous` FULL also survives power loss, NORMAL a crash.
     public init(path: String, fullSync: Bool = false) throws {
@@ -227,6 +233,10 @@ public final class EventStore: Sendable {
                     try handOff.bind(1, String(decoding: try JSONEncoder().encode(item), as: UTF8.self))
                     _ = try handOff.step()
                 }
+                var row = try lastOutboxRow.withLock { last in
+                    try last ?? Int64(Self.count(db, "SELECT MAX(row) FROM outbox"))
+                }
+                defer { lastOutboxRow.withLock { $0 = row } }
                 var ready: [Delivery] = []
                 for group in step.groups {
                     // A serialized group is inserted last first, so each row knows the row that waits for it.
@@ -239,8 +249,9 @@ public final class EventStore: Sendable {
                             action: new.action, message: new.message, dedupKey: new.dedupKey,
                             dedupExpiry: new.dedupExpiry, nextRowID: group.serialized ? next : nil,
                             receivedAt: new.receivedAt)
-                        delivery.rowID = try Self.insert(
-                            delivery, ready: isReady, thenHandOff: new.thenHandOff, into: db)
+                        row += 1
+                        delivery.rowID = row
+                        try Self.insert(delivery, ready: isReady, thenHandOff: new.thenHandOff, into: db)
                         next = delivery.rowID
                         if isReady { inserted.append(delivery) }
                     }
@@ -253,11 +264,11 @@ public final class EventStore: Sendable {
 
     private static func insert(
         _ delivery: Delivery, ready: Bool, thenHandOff: EventHandOff?, into db: SQLiteConnection
-    ) throws -> Int64 {
+    ) throws {
         let statement = try db.statement(
             """
             INSERT INTO outbox(delivery_id, event_id, route, action, title, body, ready, dedup_key, dedup_expiry,
-                next_row, received, then_hand_off) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING row
+                next_row, received, then_hand_off, row) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         defer { statement.reset() }
         try statement.bind(1, delivery.deliveryID)
@@ -273,8 +284,8 @@ public final class EventStore: Sendable {
         try statement.bind(11, delivery.receivedAt)
         try bindOptional(
             statement, 12, try thenHandOff.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) })
-        guard try statement.step() else { throw SQLiteError(SQLITE_ERROR, "INSERT INTO outbox returned no row") }
-        return statement.int64(0)
+        try statement.bind(13, delivery.rowID)
+        _ = try statement.step()
     }
 
     // MARK: Outbox

@@ -8,8 +8,11 @@ import Synchronization
 /// Under load each transaction carries everything that arrived while the previous one was written, so the number
 /// of transactions (and fsyncs) follows the disk rather than the rate of callers; alone, a caller writes at once.
 final class GroupCommit<Item: Sendable>: Sendable {
+    /// Called once, on the writer's thread, when the batch holding an item is written or failed.
+    typealias Completion = @Sendable (Result<Void, any Error>) -> Void
+
     private struct State {
-        var pending: [(item: Item, continuation: CheckedContinuation<Void, any Error>)] = []
+        var pending: [(item: Item, completion: Completion)] = []
         var isWriting = false
     }
 
@@ -19,12 +22,7 @@ final class GroupCommit<Item: Sendable>: Sendable {
     /// for that batch. Every caller of one instance must pass the same `write`: any of them may write the others'.
     func submit(_ item: Item, write: ([Item]) throws -> Void) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let leads = state.withLock { state in
-                state.pending.append((item, continuation))
-                defer { state.isWriting = true }
-                return !state.isWriting
-            }
-            if leads { drain(write) }
+            if add(item, { continuation.resume(with: $0) }) { drain(write) }
         }
     }
 
@@ -34,13 +32,26 @@ final class GroupCommit<Item: Sendable>: Sendable {
         async throws
     {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let leads = state.withLock { state in
-                state.pending.append((item, continuation))
-                defer { state.isWriting = true }
-                return !state.isWriting
-            }
-            // A pool that is shut down runs the work at once, here: the batch is still written and answered.
-            if leads { threads.submit { _ in self.drain(write) } }
+            submit(item, on: threads, write: write) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// As the asynchronous form, for a caller that cannot wait (an event loop): `completion` is called on the
+    /// writer's thread.
+    func submit(
+        _ item: Item, on threads: NIOThreadPool, write: @escaping @Sendable ([Item]) throws -> Void,
+        completion: @escaping Completion
+    ) {
+        // A pool that is shut down runs the work at once, here: the batch is still written and answered.
+        if add(item, completion) { threads.submit { _ in self.drain(write) } }
+    }
+
+    /// Queues `item`; true when the caller is to start the writer.
+    private func add(_ item: Item, _ completion: @escaping Completion) -> Bool {
+        state.withLock { state in
+            state.pending.append((item, completion))
+            defer { state.isWriting = true }
+            return !state.isWriting
         }
     }
 
@@ -53,13 +64,14 @@ final class GroupCommit<Item: Sendable>: Sendable {
                 return pending
             }
             guard !batch.isEmpty else { return }
+            let result: Result<Void, any Error>
             do {
                 try write(batch.map(\.item))
+                result = .success(())
             } catch {
-                for waiting in batch { waiting.continuation.resume(throwing: error) }
-                continue
+                result = .failure(error)
             }
-            for waiting in batch { waiting.continuation.resume() }
+            for waiting in batch { waiting.completion(result) }
         }
     }
 }

@@ -191,6 +191,21 @@ import Testing
     /// `Mutex`, each read wrapped it in two more reabstraction thunks, so the controller spent a third of its CPU in
     /// thunk chains after a few minutes of events. The callback's frame must sit as deep on the second call as on
     /// the first, however many reads came between.
+    @Test func aRefillThatReadTheOutboxBeforeRowsSpilledLeavesTheLaneSpilled() {
+        var lane = EventPipeline.Lane()
+        lane.markSpilled()
+        let spillsBefore = lane.spills
+        // While the refill reads the outbox, the intake writer finds the queue full and leaves rows there.
+        lane.markSpilled()
+        lane.refilled(count: 3, limit: 1_000, spillsBefore: spillsBefore)
+        #expect(lane.hasSpilled)
+        // A refill that began after the last spill and read fewer than its limit found every row.
+        lane.refilled(count: 3, limit: 1_000, spillsBefore: lane.spills)
+        #expect(!lane.hasSpilled)
+        lane.refilled(count: 1_000, limit: 1_000, spillsBefore: lane.spills)
+        #expect(lane.hasSpilled)
+    }
+
     @Test func theCountersCallbackIsNotWrappedAgainByEachRead() throws {
         let directory = try TemporaryDirectory(prefix: "steady-pipeline")
         defer { directory.remove() }

@@ -82,6 +82,27 @@ import Testing
         #expect(try store.readyDeliveries(action: "b", limit: 10, excluding: []).count == 1)
     }
 
+    @Test func theNumberOfADeliveredRowIsNotGivenToTheNextRow() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        var step = EventStore.RoutingStep()
+        step.groups = [([delivery("a", key: nil)], false)]
+        let first = try #require(try store.commit(step) { "\($0)/\($1)/\($2)" }.first)
+        _ = try store.complete(first, outcome: .delivered, execution: record(first, .succeeded))
+        // The pipeline may still hold the first row's number as in flight: the next row must not take it.
+        step.groups = [([delivery("a", event: "e2", key: nil)], false)]
+        let second = try #require(try store.commit(step) { "\($0)/\($1)/\($2)" }.first)
+        #expect(second.rowID > first.rowID)
+        #expect(try store.readyDeliveries(action: "a", limit: 10, excluding: []).map(\.rowID) == [second.rowID])
+        store.close()
+        // After a reopen, numbering goes on past the rows left.
+        let reopened = try open(directory)
+        step.groups = [([delivery("a", event: "e3", key: nil)], false)]
+        let third = try #require(try reopened.commit(step) { "\($0)/\($1)/\($2)" }.first)
+        #expect(third.rowID > second.rowID)
+    }
+
     @Test func deliveryIDsAreTheSameForTheSameEventRouteAndAction() {
         let id = EventPipeline.deliveryID(eventID: "e", route: "r", action: "a")
         #expect(id == EventPipeline.deliveryID(eventID: "e", route: "r", action: "a"))

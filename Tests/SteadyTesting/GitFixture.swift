@@ -261,18 +261,10 @@ public final class GitFixture: @unchecked Sendable {
     static func waitForPort(_ port: Int) throws {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
+            if let descriptor = LoopbackSocket.connect(port: port) {
+                close(descriptor)
+                return
             }
-            close(fd)
-            if connected { return }
             Thread.sleep(forTimeInterval: 0.05)
         }
         throw ControllerProcessError(message: "nothing listens on port \(port)")
