@@ -81,7 +81,6 @@ let package = Package(
             name: "Events",
             dependencies: [
                 "Resources", "Routing", "Mail", "SQLiteSupport", "CSQLite", "TLSSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -37,7 +39,7 @@ public final class EventServer: Service {
         } else {
             self.tls = nil
         }
-        tokenDigest = configuration.token.map(EventIntakeRoutes.tokenDigest)
+        tokenDigest = configuration.token.map(EventIntakeHandler.tokenDigest)
     }
 
     public func run() async throws {
@@ -86,7 +88,7 @@ final class EventIntakeHandler: ChannelInboundHandler, RemovableChannelHandler {
 
         init(_ status: HTTPResponseStatus, json: JSONValue, headers: [(String, String)] = []) {
             self.status = status
-            self.body = Array(EventIntakeRoutes.answerBody(json))
+            self.body = Array(IntakeAnswer.body(json))
             self.headers = headers
         }
 
@@ -171,7 +173,7 @@ final class EventIntakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             return .answering(head, Answer(.methodNotAllowed, message: "post events", headers: [("allow", "POST")]))
         }
         if let tokenDigest,
-            !EventIntakeRoutes.hasBearer(authorization: head.headers.first(name: "authorization"), digest: tokenDigest)
+            !Self.hasBearer(authorization: head.headers.first(name: "authorization"), digest: tokenDigest)
         {
             return .answering(head, Answer(.unauthorized, message: "a valid bearer token is required to post events"))
         }
@@ -235,5 +237,19 @@ final class EventIntakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    /// What a bearer token is compared by: its SHA-256, so that the comparison takes as long whatever its length.
+    static func tokenDigest(_ token: String) -> [UInt8] {
+        Array(SHA256.hash(data: Data(token.utf8)))
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <token>` for the token of `digest`, in constant time.
+    static func hasBearer(authorization header: String?, digest: [UInt8]) -> Bool {
+        guard let header, header.hasPrefix("Bearer ") else { return false }
+        let given = tokenDigest(String(header.dropFirst(7)))
+        var difference: UInt8 = 0
+        for (left, right) in zip(given, digest) { difference |= left ^ right }
+        return difference == 0
     }
 }

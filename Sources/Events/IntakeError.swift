@@ -1,3 +1,6 @@
+import Foundation
+import Resources
+
 /// Why an event was not taken in, and the HTTP status that says so.
 public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: Int, Sendable {
@@ -20,4 +23,11 @@ public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// The body of an answer to a posted event: the JSON and a newline, on the events port and on the API alike.
+public enum IntakeAnswer {
+    public static func body(_ json: JSONValue) -> Data {
+        json.jsonData() + Data("\n".utf8)
+    }
 }

@@ -1,10 +1,11 @@
-import Crypto
+import Events
 import Foundation
 import Hummingbird
 import NIOCore
 import Resources
 
-/// `POST /events` (and, on a plain events port, `POST /`): Postee-compatible intake of any JSON body.
+/// `POST /events` on the API (HTTPS, with an admin or ingest token): Postee-compatible intake of any JSON body, as
+/// the plain events port (``EventServer``) takes it.
 ///
 /// The answer is 202 with the event's id once it is in the durable queue, 400 with the parse error for a body
 /// that is not JSON, 413 over the size limit and 429 with `Retry-After` when the queue is full.
@@ -52,25 +53,6 @@ public enum EventIntakeRoutes {
     static func answer(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
         Response(
             status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: answerBody(body))))
-    }
-
-    /// An answer's body: the JSON and a newline.
-    static func answerBody(_ body: JSONValue) -> Data {
-        body.jsonData() + Data("\n".utf8)
-    }
-
-    /// What a bearer token is compared by: its SHA-256, so that the comparison takes as long whatever its length.
-    public static func tokenDigest(_ token: String) -> [UInt8] {
-        Array(SHA256.hash(data: Data(token.utf8)))
-    }
-
-    /// Whether an `Authorization` header value is `Bearer <token>` for the token of `digest`, in constant time.
-    static func hasBearer(authorization header: String?, digest: [UInt8]) -> Bool {
-        guard let header, header.hasPrefix("Bearer ") else { return false }
-        let given = tokenDigest(String(header.dropFirst(7)))
-        var difference: UInt8 = 0
-        for (left, right) in zip(given, digest) { difference |= left ^ right }
-        return difference == 0
+            body: .init(byteBuffer: ByteBuffer(bytes: IntakeAnswer.body(body))))
     }
 }
