@@ -51,8 +51,9 @@ import Testing
         }
     }
 
-    /// A client on a plain socket, which sends exactly the bytes a test gives it.
-    struct Connection: ~Copyable {
+    /// A client on a plain socket, which sends exactly the bytes a test gives it. Its reads block, so they run on a
+    /// thread of their own, not on one of the few that every test's tasks share.
+    final class Connection: @unchecked Sendable {
         let descriptor: Int32
 
         init(port: Int) throws {
@@ -75,7 +76,13 @@ import Testing
         }
 
         /// Reads until `isComplete` holds for what has arrived, the peer closes, or ten seconds pass.
-        func receive(until isComplete: (String) -> Bool = { _ in false }) -> String {
+        func receive(until isComplete: @escaping @Sendable (String) -> Bool = { _ in false }) async -> String {
+            await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: self.readAll(until: isComplete)) }
+            }
+        }
+
+        private func readAll(until isComplete: (String) -> Bool) -> String {
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
             while !isComplete(String(decoding: received, as: UTF8.self)) {
@@ -119,7 +126,7 @@ import Testing
             let connection = try Connection(port: served.port)
             connection.send(Self.post(#"{"n":1}"#) + Self.post(#"{"n":2}"#, path: "/events?x=1"))
             connection.send(Self.post(#"{"n":3}"#, headers: "Connection: close\r\n"))
-            let text = connection.receive()
+            let text = await connection.receive()
             #expect(Self.statuses(text) == ["202", "202", "202"])
             #expect(text.contains("\"id\""))
             #expect(text.lowercased().contains("connection: close"))
@@ -135,7 +142,7 @@ import Testing
             connection.send("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")
             connection.send(Self.post("{}", path: "/elsewhere"))
             connection.send("GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            let text = connection.receive()
+            let text = await connection.receive()
             #expect(Self.statuses(text) == ["400", "413", "405", "404", "200"])
             #expect(text.contains("the body is not JSON"))
             #expect(text.contains("the event is larger than 64 bytes"))
@@ -149,7 +156,7 @@ import Testing
         try await withServed(maxQueuedEvents: 1) { served in
             let connection = try Connection(port: served.port)
             connection.send(Self.post("{}") + Self.post("{}", headers: "Connection: close\r\n"))
-            let text = connection.receive()
+            let text = await connection.receive()
             #expect(Self.statuses(text) == ["202", "429"])
             #expect(text.lowercased().contains("retry-after: 1"))
         }
@@ -161,7 +168,7 @@ import Testing
             connection.send(Self.post(#"{"n":1}"#))
             connection.send(Self.post(#"{"n":2}"#, headers: "Authorization: Bearer wrong\r\n"))
             connection.send(Self.post(#"{"n":3}"#, headers: "Authorization: Bearer s3cret\r\nConnection: close\r\n"))
-            let text = connection.receive()
+            let text = await connection.receive()
             #expect(Self.statuses(text) == ["401", "401", "202"])
             #expect(!text.contains("s3cret"))
             #expect(served.queued == [#"{"n":3}"#])
@@ -172,14 +179,14 @@ import Testing
         try await withServed(maxEventBytes: 64) { served in
             let connection = try Connection(port: served.port)
             connection.send("POST / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n")
-            let goAhead = connection.receive { $0.hasSuffix("\r\n\r\n") }
+            let goAhead = await connection.receive { $0.hasSuffix("\r\n\r\n") }
             #expect(Self.statuses(goAhead) == ["100"])
             connection.send(#"{"n":1}"#)
-            #expect(Self.statuses(connection.receive { $0.contains("\"id\"") }) == ["202"])
+            #expect(Self.statuses(await connection.receive { $0.contains("\"id\"") }) == ["202"])
 
             // Too large: refused at once and closed, so the client never sends the body.
             connection.send("POST / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n")
-            let refused = connection.receive()
+            let refused = await connection.receive()
             #expect(Self.statuses(refused) == ["413"])
             #expect(served.queued == [#"{"n":1}"#])
         }
@@ -189,12 +196,12 @@ import Testing
         try await withServed { served in
             let connection = try Connection(port: served.port)
             connection.send("POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}")
-            let kept = connection.receive { $0.contains("\"id\"") && $0.hasSuffix("\n") }
+            let kept = await connection.receive { $0.contains("\"id\"") && $0.hasSuffix("\n") }
             #expect(kept.hasPrefix("HTTP/1.0 202"))
             #expect(kept.lowercased().contains("connection: keep-alive"))
             connection.send("POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
             // Without keep-alive the server closes after answering: receive returns at the close.
-            #expect(connection.receive().hasPrefix("HTTP/1.0 202"))
+            #expect(await connection.receive().hasPrefix("HTTP/1.0 202"))
             #expect(served.queued.count == 2)
         }
     }

@@ -511,7 +511,7 @@ enum ControllerFixtures {
 
 /// Polls `condition` until it holds; records an issue and throws `TimedOut` after `timeout`.
 func waitUntil(
-    timeout: Duration = .seconds(15), interval: Duration = .milliseconds(20),
+    timeout: Duration = .seconds(60), interval: Duration = .milliseconds(20),
     sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
 ) async throws {
     let clock = ContinuousClock()
