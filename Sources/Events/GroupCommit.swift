@@ -1,12 +1,12 @@
 import NIOPosix
 import Synchronization
 
-/// Group commit: callers hand in items and wait; the caller that finds no writer at work becomes the writer and
-/// writes every item waiting, one batch (one transaction) per round, until none is left, answering each caller once
-/// its batch is written.
+/// Group commit: callers hand in items and wait; the caller that finds no writer at work starts one, which writes
+/// every item waiting, one batch (one transaction) per round, until none is left, answering each caller once its
+/// batch is written.
 ///
 /// Under load each transaction carries everything that arrived while the previous one was written, so the number
-/// of transactions (and fsyncs) follows the disk rather than the rate of callers; alone, a caller writes at once.
+/// of transactions (and fsyncs) follows the disk rather than the rate of callers; alone, an item is written at once.
 final class GroupCommit<Item: Sendable>: Sendable {
     /// Called once, on the writer's thread, when the batch holding an item is written or failed.
     typealias Completion = @Sendable (Result<Void, any Error>) -> Void
@@ -20,14 +20,8 @@ final class GroupCommit<Item: Sendable>: Sendable {
 
     /// Adds `item` and returns once a batch holding it has been written by `write`, or throws what `write` threw
     /// for that batch. Every caller of one instance must pass the same `write`: any of them may write the others'.
-    func submit(_ item: Item, write: ([Item]) throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            if add(item, { continuation.resume(with: $0) }) { drain(write) }
-        }
-    }
-
-    /// As ``submit(_:write:)``, but every batch is written on `threads`, never on a caller's thread: for writes that
-    /// block (an fsync), which must not hold one of the few threads Swift's concurrency runs tasks on.
+    /// Batches are written on `threads`, never on a caller's thread: a write blocks (a commit, an fsync), and must
+    /// not hold one of the few threads Swift's concurrency runs tasks on.
     func submit(_ item: Item, on threads: NIOThreadPool, write: @escaping @Sendable ([Item]) throws -> Void)
         async throws
     {
@@ -55,7 +49,7 @@ final class GroupCommit<Item: Sendable>: Sendable {
         }
     }
 
-    private func drain(_ write: ([Item]) throws -> Void) {
+    private func drain(_ write: @Sendable ([Item]) throws -> Void) {
         while true {
             let batch = state.withLock { state in
                 let pending = state.pending
