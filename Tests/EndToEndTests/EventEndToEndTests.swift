@@ -337,6 +337,12 @@ import Testing
         }
         #expect(first.status == 202)
         let firstSeen = ContinuousClock.now
+        // The key is recorded with the delivery's execution record, in the commit after the sink answered: wait for
+        // the record, so that the repeat below meets a recorded key rather than racing that commit.
+        #expect(
+            try await Self.waitUntil {
+                try controller.run("steady", ["get", "executions", "-l", "route=once"]).output.contains("Succeeded")
+            })
         // A repeat within the window is dropped; a different key behind it is delivered.
         _ = try await Self.post(#"{"id":"a","n":2}"#, port: port)
         _ = try await Self.post(#"{"id":"b"}"#, port: port)
