@@ -1,9 +1,8 @@
 import Foundation
-import Logging
 
 /// The plain events port (`--events-listen`): `POST /` and `POST /events`, as Postee serves them, so Trivy's and
-/// Tracee's webhook outputs post there unchanged.
-public struct EventListener: Sendable {
+/// Tracee's webhook outputs post there unchanged. ``EventServer`` serves it.
+public enum EventListener {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
@@ -73,20 +72,5 @@ public struct EventListener: Sendable {
                 throw IntakeError(.invalid, "give both --events-tls-cert and --events-tls-key, or neither")
             }
         }
-    }
-
-    public let configuration: Configuration
-    public let pipeline: EventPipeline
-    let logger: Logger
-
-    public init(configuration: Configuration, pipeline: EventPipeline, logger: Logger) {
-        self.configuration = configuration
-        self.pipeline = pipeline
-        self.logger = logger
-    }
-
-    /// The server, a service to run beside the pipeline; `onRunning` gets the bound port.
-    public func makeServer(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> EventServer {
-        try EventServer(configuration: configuration, pipeline: pipeline, logger: logger, onRunning: onRunning)
     }
 }

@@ -283,14 +283,11 @@ public final class EventPipeline: Service, Sendable {
         let item: IntakeItem
         do {
             item = try intakeItem(for: body)
-            try checkRoom()
         } catch {
             completion(.failure(error))
             return
         }
-        intake.submit(item, on: Self.intakeWriter, write: { [self] batch in try writeIntake(batch) }) { result in
-            completion(result.map { item.event.id }.mapError(Self.unwritable))
-        }
+        enqueue(item) { result in completion(result.map { item.event.id }) }
     }
 
     /// Takes in an event a runner handed up, keeping its id and the actions still due.
@@ -342,16 +339,23 @@ public final class EventPipeline: Service, Sendable {
     }
 
     private func enqueue(_ item: IntakeItem) async throws(IntakeError) {
-        try checkRoom()
-        do {
-            try await intake.submit(item, on: Self.intakeWriter) { [self] batch in try writeIntake(batch) }
-        } catch {
-            throw Self.unwritable(error)
-        }
+        try await withCheckedContinuation { continuation in
+            enqueue(item) { continuation.resume(returning: $0) }
+        }.get()
     }
 
-    private static func unwritable(_ error: any Error) -> IntakeError {
-        IntakeError(.unavailable, "the event queue cannot be written: \(error)")
+    /// Hands `item` to the intake writer unless there is no room; `completion` is called once it is durable or
+    /// refused.
+    private func enqueue(_ item: IntakeItem, completion: @escaping @Sendable (Result<Void, IntakeError>) -> Void) {
+        do {
+            try checkRoom()
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        intake.submit(item, on: Self.intakeWriter, write: { [self] batch in try writeIntake(batch) }) { result in
+            completion(result.mapError { IntakeError(.unavailable, "the event queue cannot be written: \($0)") })
+        }
     }
 
     /// An event waiting for the intake writer, with its parsed body.

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,21 +14,20 @@ import Synchronization
 public final class EventServer: Service {
     let configuration: EventListener.Configuration
     let pipeline: EventPipeline
-    let logger: Logger
     let onRunning: @Sendable (Int) async -> Void
     private let tls: NIOSSLContext?
     private let tokenDigest: [UInt8]?
     /// Open connections, closed when the server stops.
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    init(
-        configuration: EventListener.Configuration, pipeline: EventPipeline, logger: Logger,
-        onRunning: @escaping @Sendable (Int) async -> Void
+    /// A server for `pipeline`, a service to run beside it; `onRunning` gets the bound port.
+    public init(
+        configuration: EventListener.Configuration, pipeline: EventPipeline,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
         try configuration.validate()
         self.configuration = configuration
         self.pipeline = pipeline
-        self.logger = logger
         self.onRunning = onRunning
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             let tls = TLSConfiguration.makeServerConfiguration(
@@ -205,10 +203,9 @@ final class EventIntakeHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .success(let id):
                     handler.write(Answer(.accepted, json: ["id": .string(id)]), to: head, context: context)
                 case .failure(let error):
-                    let retry = error.code == .queueFull || error.code == .unavailable
                     let answer = Answer(
                         HTTPResponseStatus(statusCode: error.code.rawValue), message: error.message,
-                        headers: retry ? [("retry-after", "1")] : [])
+                        headers: error.isRetryable ? [("retry-after", "1")] : [])
                     handler.write(answer, to: head, context: context)
                 }
             }

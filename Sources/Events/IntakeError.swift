@@ -23,6 +23,10 @@ public struct IntakeError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// Whether the same event may be taken in later (a full queue, a store that cannot be written): answered with
+    /// `Retry-After`.
+    public var isRetryable: Bool { code == .queueFull || code == .unavailable }
 }
 
 /// The body of an answer to a posted event: the JSON and a newline, on the events port and on the API alike.

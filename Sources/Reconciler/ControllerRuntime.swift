@@ -190,7 +190,7 @@ public struct ControllerRuntime: Sendable {
         if let listener = configuration.eventListener {
             let logger = logger
             services.append(
-                try EventListener(configuration: listener, pipeline: events, logger: logger).makeServer { port in
+                try EventServer(configuration: listener, pipeline: events) { port in
                     logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
                 })
         }
@@ -242,7 +242,7 @@ public struct ControllerRuntime: Sendable {
         ]
         if let listener = configuration.eventListener {
             services.append(
-                try EventListener(configuration: listener, pipeline: events, logger: logger).makeServer { port in
+                try EventServer(configuration: listener, pipeline: events) { port in
                     logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
                 })
         }

@@ -31,9 +31,9 @@ import Testing
                 store: store, httpClient: EventPipeline.sharedHTTPClient,
                 metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: logger)
             let bound = AsyncStream<Int>.makeStream()
-            let server = try EventListener(
-                configuration: .init(host: "127.0.0.1", port: 0, token: token), pipeline: pipeline, logger: logger
-            ).makeServer { port in bound.continuation.yield(port) }
+            let server = try EventServer(
+                configuration: .init(host: "127.0.0.1", port: 0, token: token), pipeline: pipeline
+            ) { port in bound.continuation.yield(port) }
             task = Task { try await server.run() }
             var ports = bound.stream.makeAsyncIterator()
             port = await ports.next() ?? 0

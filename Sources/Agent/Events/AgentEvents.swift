@@ -80,8 +80,7 @@ public final class AgentEvents: Service, Sendable {
 
     public func run() async throws {
         let application = try listener.map { configuration in
-            try EventListener(configuration: configuration, pipeline: pipeline, logger: logger).makeServer {
-                [logger] port in
+            try EventServer(configuration: configuration, pipeline: pipeline) { [logger] port in
                 logger.info("events listening", metadata: ["steady.events.port": "\(port)"])
             }
         }

@@ -45,7 +45,7 @@ public enum EventIntakeRoutes {
         } catch {
             var response = answer(
                 HTTPResponse.Status(code: error.code.rawValue), ["message": .string(error.message)])
-            if error.code == .queueFull || error.code == .unavailable { response.headers[.retryAfter] = "1" }
+            if error.isRetryable { response.headers[.retryAfter] = "1" }
             return response
         }
     }
