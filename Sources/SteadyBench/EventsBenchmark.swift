@@ -1,18 +1,18 @@
-import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import NIOCore
 import NIOPosix
 import Synchronization
 
 /// `steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent|both]
 /// [--action http|file|both]`: events posted to the events port of a real controller (or of a real agent, with the
-/// route and action assigned to it), each matching one of N routes, delivered by one action to a sink in this process
-/// (http) or to a file (file).
+/// route and action assigned to it), each matching one of N routes, delivered by one action to an HTTP sink in this
+/// process (http) or to a file that this process reads as it grows (file).
 ///
-/// Printed for each place and action: intake throughput (202 answers per second, posting as fast as 64 callers can),
-/// delivered throughput (until the last delivery), p50/p99 latency from posting to delivery (http; the file action
-/// gives throughput only) under full load and at a fixed rate, and the process's RSS before, during and after.
+/// Events are posted by ``EventPoster`` and seen delivered by ``EventSink``, both SwiftNIO on event loops of their own
+/// and about as cheap per request as wrk, since they share the machine with what they measure. Printed for each place
+/// and action: intake throughput (202 answers per second, posting as fast as 64 connections can), delivered
+/// throughput (until the last delivery), p50/p99 latency from posting to delivery (to the line being read back, for
+/// the file action) under full load and at a fixed rate, and the process's RSS before, during and after.
 enum EventsBenchmark {
     struct Options {
         var routes: Int
@@ -20,35 +20,6 @@ enum EventsBenchmark {
         var rate: Int
         var places: [String]
         var actions: [String]
-    }
-
-    /// Post times by sequence number, in nanoseconds of the continuous clock since the origin.
-    final class Times: Sendable {
-        let values = Mutex<[Int: UInt64]>([:])
-    }
-
-    /// The next sequence number the posting tasks take.
-    final class Counter: Sendable {
-        let value = Atomic<Int>(0)
-    }
-
-    /// Receive times by sequence number, in nanoseconds of the continuous clock since `origin`.
-    final class Sink: Sendable {
-        let received = Mutex<[Int: UInt64]>([:])
-        let origin: ContinuousClock.Instant
-
-        init(origin: ContinuousClock.Instant) { self.origin = origin }
-
-        var count: Int { received.withLock { $0.count } }
-
-        func record(_ body: ByteBuffer) {
-            let now = (ContinuousClock.now - origin).nanoseconds
-            // {"route":"rK","seq":N}: the number after "seq":.
-            let text = String(buffer: body)
-            guard let range = text.range(of: "\"seq\":") else { return }
-            let digits = text[range.upperBound...].prefix { $0.isNumber || $0 == "-" }
-            if let seq = Int(digits) { received.withLock { $0[seq] = $0[seq] ?? now } }
-        }
     }
 
     static func run(_ options: Options, binaries: URL) async {
@@ -64,24 +35,11 @@ enum EventsBenchmark {
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let origin = ContinuousClock.now
-        let sink = Sink(origin: origin)
-        let router = Router()
-        router.post("/hook") { request, _ -> HTTPResponse.Status in
-            var request = request
-            sink.record(try await request.collectBody(upTo: 1 << 20))
-            return .ok
-        }
-        let bound = AsyncStream<Int>.makeStream()
-        // The sink has event loops of its own, so the posting client never delays what it measures.
-        let sinkLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in bound.continuation.yield(channel.localAddress?.port ?? 0) },
-            eventLoopGroupProvider: .shared(sinkLoops), logger: .init(label: "sink"))
-        let sinkTask = Task { try await app.runService() }
-        defer { sinkTask.cancel() }
-        var ports = bound.stream.makeAsyncIterator()
-        let sinkPort = await ports.next() ?? 0
+        let sink = EventSink(origin: origin)
+        // The sink has an event loop of its own, so the load generator never delays what it measures.
+        let sinkLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { [sinkLoop] in try? await sinkLoop.shutdownGracefully() } }
+        guard let sinkPort = try? await sink.serve(on: sinkLoop) else { fail("cannot start the HTTP sink") }
 
         let eventsPort = freePort()
         let onController = place == "controller"
@@ -129,61 +87,51 @@ enum EventsBenchmark {
             agent?.terminate()
             agent?.waitUntilExit()
         }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        // The load generator has an event loop of its own, as the sink has.
+        let posterLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        func post(_ count: Int, from firstSeq: Int, connections: Int, rate: Int? = nil) async -> EventPoster {
+            await EventPoster.run(
+                .init(
+                    port: eventsPort, connections: connections, count: count, firstSeq: firstSeq,
+                    routes: options.routes, rate: rate),
+                origin: origin, on: posterLoop.next())
+        }
         // Warm up until a probe event is delivered: the route table (and, on an agent, the slice) is in place.
-        var delivered = { action == "http" ? sink.count : lineCount(file) }
+        // The file action's lines are read as they are written, for their latency.
+        if action == "file" {
+            try? Data().write(to: URL(fileURLWithPath: file))
+            sink.follow(file)
+        }
+        defer { sink.stopFollowing() }
+        let delivered = { sink.count }
         let warmupDeadline = ContinuousClock.now + .seconds(60)
         while delivered() == 0 {
-            if ContinuousClock.now > warmupDeadline {
-                try? await client.shutdown()
-                fail("no event was delivered within 60 s")
-            }
-            _ = await post(client, port: eventsPort, seq: -1, routes: options.routes)
+            if ContinuousClock.now > warmupDeadline { fail("no event was delivered within 60 s") }
+            _ = await post(1, from: -1, connections: 1)
             try? await Task.sleep(for: .milliseconds(200))
         }
         try? await Task.sleep(for: .milliseconds(500))
         sink.received.withLock { $0.removeAll() }
-        let baseline = action == "http" ? 0 : lineCount(file)
-        delivered = { action == "http" ? sink.count : lineCount(file) - baseline }
         let measured = agent?.processIdentifier ?? controller.processIdentifier
         let rssBefore = ConvergenceBenchmark.rssKilobytes(measured)
         say("events benchmark: \(options.events) events, \(options.routes) routes, \(action) action, on the \(place) (pid \(measured))")
 
-        // Full load: 64 callers post as fast as the answers come.
-        let sent = Times()
+        // Full load: 64 connections post as fast as the answers come.
         let start = ContinuousClock.now
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
-        var peakRSS = rssBefore
-        let next = Counter()
-        let failed = Counter()
-        let sampled = await withTaskGroup(of: Int.self) { group in
-            for _ in 0..<64 {
-                group.addTask {
-                    while true {
-                        let seq = next.value.add(1, ordering: .relaxed).oldValue
-                        if seq >= options.events { return 0 }
-                        let postedAt = (ContinuousClock.now - origin).nanoseconds
-                        await postUntilTaken(
-                            client, port: eventsPort, seq: seq, routes: options.routes, postedAt: postedAt, sent: sent,
-                            failed: failed)
-                    }
-                }
+        let sampling = Task {
+            var peak = 0
+            while !Task.isCancelled {
+                peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
+                try? await Task.sleep(for: .milliseconds(500))
             }
-            group.addTask {
-                var peak = 0
-                while sent.values.withLock({ $0.count }) + failed.value.load(ordering: .relaxed) < options.events {
-                    peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
-                    try? await Task.sleep(for: .milliseconds(500))
-                }
-                return peak
-            }
-            return await group.reduce(0, max)
+            return peak
         }
-        peakRSS = max(peakRSS, sampled)
+        let fullLoad = await post(options.events, from: 0, connections: 64)
+        sampling.cancel()
+        var peakRSS = max(rssBefore, await sampling.value)
         let intakeSeconds = seconds(ContinuousClock.now - start)
-        let acknowledged = sent.values.withLock { $0.count }
+        let acknowledged = fullLoad.sent.withLock { $0.count }
         while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
             peakRSS = max(peakRSS, ConvergenceBenchmark.rssKilobytes(measured))
             try? await Task.sleep(for: .milliseconds(20))
@@ -195,45 +143,26 @@ enum EventsBenchmark {
             String(
                 format: "  full load: intake %.0f events/s (%d acknowledged, %d posts failed), "
                     + "delivered %d in %.2f s = %.0f events/s",
-                Double(options.events) / intakeSeconds, acknowledged, options.events - acknowledged, delivered(),
-                deliveredSeconds, Double(delivered()) / deliveredSeconds))
+                Double(options.events) / intakeSeconds, acknowledged, fullLoad.failed.load(ordering: .relaxed),
+                delivered(), deliveredSeconds, Double(delivered()) / deliveredSeconds))
         say(
             "  \(place) CPU: "
                 + String(
                     format: "%.0f µs per event delivered, so %.0f events/s per core", cpuPerEvent * 1e6,
                     1 / max(cpuPerEvent, 1e-9)))
-        if action == "http" { say("  full load latency: " + latencies(sent: sent, sink: sink)) }
+        say("  full load latency: " + latencies(sent: fullLoad.sent.withLock { $0 }, sink: sink))
+        say("  full load answers: " + answerLatencies(fullLoad))
 
-        // A fixed rate, for latency when the pipeline keeps up. 64 callers share the schedule: each takes the next
-        // event and posts it at its time, so the posts in flight stay bounded (thousands of requests queued in the
-        // client's pool stall its event loops, which the sink shares) and a pipeline that falls behind shows as
-        // latency and as a lower achieved rate, not as a pile of timed-out requests.
-        if action == "http" {
+        // A fixed rate, for latency when the pipeline keeps up: each event is posted at its time on one of 256
+        // connections, and its latency counts from that time, so a pipeline that falls behind shows as latency and
+        // as a lower achieved rate.
+        do {
             let count = min(options.events, options.rate * 10)
             sink.received.withLock { $0.removeAll() }
-            sent.values.withLock { $0.removeAll() }
-            let interval = Duration.nanoseconds(1_000_000_000 / max(options.rate, 1))
             let paced = ContinuousClock.now
-            let scheduled = Counter()
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<64 {
-                    group.addTask {
-                        while true {
-                            let index = scheduled.value.add(1, ordering: .relaxed).oldValue
-                            if index >= count { return }
-                            let due = paced + interval * index
-                            if ContinuousClock.now < due { try? await Task.sleep(until: due) }
-                            let seq = options.events + index
-                            let postedAt = (ContinuousClock.now - origin).nanoseconds
-                            await postUntilTaken(
-                                client, port: eventsPort, seq: seq, routes: options.routes, postedAt: postedAt,
-                                sent: sent, failed: failed)
-                        }
-                    }
-                }
-            }
+            let atRate = await post(count, from: options.events, connections: 256, rate: options.rate)
             let achieved = Double(count) / seconds(ContinuousClock.now - paced)
-            let acknowledgedAtRate = sent.values.withLock { $0.count }
+            let acknowledgedAtRate = atRate.sent.withLock { $0.count }
             while sink.count < acknowledgedAtRate && ContinuousClock.now - paced < .seconds(120) {
                 try? await Task.sleep(for: .milliseconds(20))
             }
@@ -241,9 +170,10 @@ enum EventsBenchmark {
                 String(
                     format: "  at %d events/s (%d events, %d acknowledged, posted at %.0f/s): ", options.rate, count,
                     acknowledgedAtRate, achieved)
-                    + latencies(sent: sent, sink: sink))
+                    + latencies(sent: atRate.sent.withLock { $0 }, sink: sink))
+            say("  at \(options.rate) events/s, answers: " + answerLatencies(atRate))
         }
-        try? await client.shutdown()
+        try? await posterLoop.shutdownGracefully()
         try? await Task.sleep(for: .seconds(2))
         say(
             String(
@@ -252,10 +182,13 @@ enum EventsBenchmark {
                 Double(ConvergenceBenchmark.rssKilobytes(measured)) / 1024))
     }
 
-    static func latencies(sent: Times, sink: Sink) -> String {
-        let posted = sent.values.withLock { $0 }
+    static func latencies(sent posted: [Int: UInt64], sink: EventSink) -> String {
         let received = sink.received.withLock { $0 }
         var values = received.compactMap { seq, at in posted[seq].map { Double(Int64(at) - Int64($0)) / 1e6 } }
+        if let dump = ProcessInfo.processInfo.environment["EVENTS_LATENCY_DUMP"] {
+            let lines = received.compactMap { seq, at in posted[seq].map { "\($0) \(Int64(at) - Int64($0))" } }
+            try? lines.joined(separator: "\n").write(toFile: dump, atomically: true, encoding: .utf8)
+        }
         values.sort()
         guard !values.isEmpty else { return "no deliveries" }
         func percentile(_ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
@@ -264,31 +197,12 @@ enum EventsBenchmark {
             values.last ?? 0, values.count)
     }
 
-    /// Posts event `seq`, again after each 429 (its latency counts from the first try), and records it as sent
-    /// once acknowledged (202): only those must be delivered; any other answer is counted in `failed`.
-    static func postUntilTaken(
-        _ client: HTTPClient, port: Int, seq: Int, routes: Int, postedAt: UInt64, sent: Times, failed: Counter
-    ) async {
-        var status = 429
-        while status == 429 {
-            status = await post(client, port: port, seq: seq, routes: routes)
-            if status == 429 { try? await Task.sleep(for: .milliseconds(5)) }
-        }
-        if status == 202 {
-            sent.values.withLock { $0[seq] = postedAt }
-        } else {
-            failed.value.add(1, ordering: .relaxed)
-        }
-    }
-
-    static func post(_ client: HTTPClient, port: Int, seq: Int, routes: Int) async -> Int {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: #"{"route":"r\#(abs(seq) % max(routes, 1))","seq":\#(seq)}"#))
-        guard let response = try? await client.execute(request, timeout: .seconds(30)) else { return 0 }
-        _ = try? await response.body.collect(upTo: 4096)
-        return Int(response.status.code)
+    /// Posting to the 202 answer (the event durable), for `poster`'s events.
+    static func answerLatencies(_ poster: EventPoster) -> String {
+        let values = poster.answerTimes.withLock { $0 }.sorted()
+        guard !values.isEmpty else { return "none" }
+        func percentile(_ p: Double) -> Double { Double(values[min(values.count - 1, Int(Double(values.count) * p))]) / 1e6 }
+        return String(format: "p50 %.2f ms, p99 %.2f ms, max %.2f ms", percentile(0.5), percentile(0.99), percentile(1))
     }
 
     static func lineCount(_ path: String) -> Int {

@@ -14,6 +14,8 @@ import Foundation
 //   .build/release/steady-bench gitops [--objects 10000] [--idle 30]
 //   .build/release/steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent]
 //       [--action http|file]
+//   (EVENTS_LATENCY_DUMP=FILE writes each delivered event's post time and latency in ns, one per line, to find
+//   when the slow ones were posted.)
 //
 // `apply` starts a controller, applies N objects with `apply -f` and then the same N (renamed) with
 // `kubectl apply -f` (when kubectl is installed), and prints objects/s for each and the controller's peak RSS.
