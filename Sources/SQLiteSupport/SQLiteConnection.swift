@@ -80,6 +80,20 @@ public final class SQLiteConnection {
         }
     }
 
+    /// Calls `hook` after each commit with the WAL's length in frames (`sqlite3_wal_hook`); it replaces SQLite's own
+    /// checkpoints after commits.
+    func setWALHook(
+        _ context: UnsafeMutableRawPointer,
+        _ hook: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32
+    ) throws {
+        sqlite3_wal_hook(try handle(), hook, context)
+    }
+
+    /// Runs `body` with the raw handle, for the C calls this type does not wrap; nil once closed.
+    func withHandle<T>(_ body: (OpaquePointer) -> T) -> T? {
+        db.map(body)
+    }
+
     /// Whether a transaction is open, e.g. after a failed ROLLBACK.
     public var isInTransaction: Bool {
         db.map { sqlite3_get_autocommit($0) == 0 } ?? false

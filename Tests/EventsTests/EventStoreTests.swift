@@ -109,4 +109,55 @@ import Testing
         #expect(id != EventPipeline.deliveryID(eventID: "e", route: "r", action: "b"))
         #expect(id.count == 32)
     }
+
+    /// Under writes that never pause, the log is still copied into the file and started again from its beginning
+    /// (the background copy alone never catches up with a writer that keeps going), so it stays a few MB long.
+    @Test func theLogStaysShortWhileWritesNeverPause() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        let log = directory.file("events.db-wal").path
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 8_192)
+        var longest: UInt64 = 0
+        // 3,000 transactions of three 8 KB events: about 100 MB of log were none of it copied.
+        for transaction in 0..<3_000 {
+            try store.enqueue(
+                (0..<3).map { EventStore.NewEvent(id: "e\(transaction)-\($0)", receivedAt: 1_000, body: body) })
+            let size = (try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? UInt64 ?? 0
+            longest = max(longest, size)
+            // A busy pipeline's pace (about 20 MB of log a second), not a loop that outruns any disk.
+            usleep(1_000)
+        }
+        #expect(try store.depths().events == 9_000)
+        // SQLite's own limit is 1,000 pages (4 MB); the copy starts there and the writer finishes it.
+        #expect(longest < 24 << 20, "the log grew to \(longest) bytes")
+        store.close()
+        let reopened = try open(directory)
+        #expect(try reopened.depths().events == 9_000)
+    }
+
+    /// A runner reports its records in the order they were written, and reads only those after the last one
+    /// reported, across a reopen too.
+    @Test func recordsAreReportedOnceInOrderAcrossAReopen() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var store = try open(directory)
+        var step = EventStore.RoutingStep()
+        step.groups = (0..<5).map { ([delivery("a", event: "e\($0)", key: nil)], false) }
+        for ready in try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" }) {
+            _ = try store.complete(ready, outcome: .delivered, execution: record(ready, .succeeded))
+        }
+        let first = try store.unreportedExecutions(limit: 2)
+        #expect(first.map(\.eventID) == ["e0", "e1"])
+        try store.markReported(through: try #require(first.last).sequence)
+        #expect(try store.unreportedExecutions(limit: 10).map(\.eventID) == ["e2", "e3", "e4"])
+        store.close()
+        store = try open(directory)
+        let rest = try store.unreportedExecutions(limit: 10)
+        #expect(rest.map(\.eventID) == ["e2", "e3", "e4"])
+        try store.markReported(through: try #require(rest.last).sequence)
+        #expect(try store.unreportedExecutions(limit: 10).isEmpty)
+        store.close()
+        #expect(try open(directory).unreportedExecutions(limit: 10).isEmpty)
+    }
 }
