@@ -1,5 +1,6 @@
 import Prometheus
 import Resources
+import Synchronization
 
 /// What an operator watches of the event pipeline on `/metrics`.
 public struct EventMetrics: Sendable {
@@ -9,6 +10,18 @@ public struct EventMetrics: Sendable {
     let queueDepth: Gauge
     let outboxDepth: Gauge
     let retried: Counter
+    /// Counters by name and label, made once: the registry validates and looks up names on every make, a visible
+    /// share of a busy pipeline's profile when it was called for every batch.
+    private let labelled = LabelledCounters()
+
+    private final class LabelledCounters: Sendable {
+        struct Key: Hashable {
+            var name: String
+            var label: String
+        }
+
+        let made = Mutex<[Key: Counter]>([:])
+    }
 
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -35,27 +48,29 @@ public struct EventMetrics: Sendable {
     }
 
     func matched(route: String, count: Int64) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "steady", subsystem: "events", metricName: "matched", unitName: "total",
-                helpText: "Events that matched a route."),
-            labels: [("route", route)]
-        ).increment(by: count)
+        counter("matched", label: ("route", route), help: "Events that matched a route.").increment(by: count)
     }
 
     func finished(action: String, result: ExecutionRecord.Result, count: Int64) {
         switch result {
-        case .succeeded, .failed:
-            registry.makeCounter(
-                descriptor: MetricNameDescriptor(
-                    namespace: "steady", subsystem: "events",
-                    metricName: result == .succeeded ? "delivered" : "failed", unitName: "total",
-                    helpText: result == .succeeded
-                        ? "Deliveries that reached their receiver." : "Deliveries given up as failed."),
-                labels: [("action", action)]
-            ).increment(by: count)
+        case .succeeded:
+            counter("delivered", label: ("action", action), help: "Deliveries that reached their receiver.")
+                .increment(by: count)
+        case .failed:
+            counter("failed", label: ("action", action), help: "Deliveries given up as failed.").increment(by: count)
         case .retrying:
             retried.increment(by: count)
         }
+    }
+
+    private func counter(_ name: String, label: (String, String), help: String) -> Counter {
+        let key = LabelledCounters.Key(name: name, label: label.1)
+        if let made = labelled.made.withLock({ $0[key] }) { return made }
+        let made = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "steady", subsystem: "events", metricName: name, unitName: "total", helpText: help),
+            labels: [label])
+        labelled.made.withLock { $0[key] = made }
+        return made
     }
 }

@@ -30,8 +30,8 @@ public final class EventPipeline: Service, Sendable {
         public var maxPendingDeliveries: Int
         /// Attempts in flight per action.
         public var actionConcurrency: Int
-        /// Attempts in flight per `file` action: its lines are appended and synced together, so this is the most
-        /// lines one fsync covers, not a load on a receiver.
+        /// The most lines of a `file` action one write and one fsync cover: each of its two workers takes up to this
+        /// many deliveries at once.
         public var fileConcurrency: Int
         /// Deliveries held in memory per action; more wait in the outbox.
         public var actionBacklog: Int
@@ -134,15 +134,16 @@ public final class EventPipeline: Service, Sendable {
     let logger: Logger
     let now: @Sendable () -> Int64
     private let state = Mutex(State())
+    /// Whether intake refuses events (the queue or the outbox is full), kept beside `state` so that intake reads it
+    /// without the lock that intake, workers and the writer contend for under load.
+    private let isFull = Atomic<Bool>(false)
     private let routerWake = WakeSignal()
-    /// Routing reads and replaces dedup and aggregate state, from the intake writer and from the router: one at a time.
+    /// Routing reads and replaces dedup and aggregate state, from the writer and from the router: one at a time.
     private let routing = Mutex(())
     private let dispatcherWake = WakeSignal()
     private let upstreamWake = WakeSignal()
-    private let intake = GroupCommit<IntakeItem>()
-    /// Attempts made and not yet recorded, for the recorder; workers go on to their next delivery meanwhile.
-    private let finished = Mutex<[FinishedAttempt]>([])
-    private let recorderWake = WakeSignal()
+    /// Events taken in and attempts finished, written together: one transaction per round of the writer.
+    private let writer = GroupCommit<WriterItem>()
     private let upstream = Mutex<Upstream?>(nil)
     private let changes = Mutex<ChangeHandler?>(nil)
 
@@ -278,7 +279,7 @@ public final class EventPipeline: Service, Sendable {
     }
 
     /// As ``accept(_:)``, for a caller that cannot wait (an event loop): `completion` gets the event's id once it is
-    /// durable, or why it was refused. It is called once, on the intake writer's thread or on the caller's.
+    /// durable, or why it was refused. It is called once, on the writer's thread or on the caller's.
     public func accept(_ body: [UInt8], completion: @escaping @Sendable (Result<String, IntakeError>) -> Void) {
         let item: IntakeItem
         do {
@@ -298,9 +299,9 @@ public final class EventPipeline: Service, Sendable {
         try await enqueue(IntakeItem(event: event, value: try? JSONValue.parse(Data(body))))
     }
 
-    /// The thread intake groups are written on: a commit blocks, and must hold neither an event loop nor one of the
+    /// The thread the writer's rounds run on: a commit blocks, and must hold neither an event loop nor one of the
     /// few threads Swift's concurrency runs tasks on.
-    private static let intakeWriter: NIOThreadPool = {
+    private static let writerThread: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return pool
@@ -328,14 +329,17 @@ public final class EventPipeline: Service, Sendable {
 
     /// Refuses an event while the queue or the outbox is full: the caller retries, nothing is buffered without bound.
     private func checkRoom() throws(IntakeError) {
-        let isFull = state.withLock { state in
-            state.queuedEvents >= configuration.maxQueuedEvents
-                || state.pendingDeliveries >= configuration.maxPendingDeliveries
-        }
-        if isFull {
+        if isFull.load(ordering: .relaxed) {
             metrics.rejected.increment()
             throw IntakeError(.queueFull, "the event queue is full; retry later")
         }
+    }
+
+    /// Notes whether intake refuses events, after the queue or the outbox changed; the caller holds `state`.
+    private func noteRoom(_ state: State) {
+        isFull.store(
+            state.queuedEvents >= configuration.maxQueuedEvents
+                || state.pendingDeliveries >= configuration.maxPendingDeliveries, ordering: .relaxed)
     }
 
     private func enqueue(_ item: IntakeItem) async throws(IntakeError) {
@@ -344,7 +348,7 @@ public final class EventPipeline: Service, Sendable {
         }.get()
     }
 
-    /// Hands `item` to the intake writer unless there is no room; `completion` is called once it is durable or
+    /// Hands `item` to the writer unless there is no room; `completion` is called once it is durable or
     /// refused.
     private func enqueue(_ item: IntakeItem, completion: @escaping @Sendable (Result<Void, IntakeError>) -> Void) {
         do {
@@ -353,39 +357,79 @@ public final class EventPipeline: Service, Sendable {
             completion(.failure(error))
             return
         }
-        intake.submit(item, on: Self.intakeWriter, write: { [self] batch in try writeIntake(batch) }) { result in
+        submit(.event(item)) { result in
             completion(result.mapError { IntakeError(.unavailable, "the event queue cannot be written: \($0)") })
         }
     }
 
-    /// An event waiting for the intake writer, with its parsed body.
+    /// An event waiting for the writer, with its parsed body.
     struct IntakeItem: Sendable {
         var event: EventStore.NewEvent
         var value: JSONValue?
     }
 
-    /// Makes a group of events durable in one transaction. With a route table and nothing older in the queue, they
-    /// are routed in that transaction: their deliveries are what is written, not a queue row that the router would
-    /// read back and delete in a second commit. Otherwise they wait in the queue for the router.
-    private func writeIntake(_ batch: [IntakeItem]) throws {
-        let routed = try routing.withLock { _ throws -> Bool in
-            guard state.withLock({ $0.isLoaded && $0.hasTable && $0.queuedEvents == 0 }) else { return false }
-            let events = batch.map {
-                EventStore.QueuedEvent(
-                    sequence: 0, id: $0.event.id, receivedAt: $0.event.receivedAt, body: $0.event.body, due: $0.event.due)
+    /// What the writer commits.
+    enum WriterItem: Sendable {
+        case event(IntakeItem)
+        case attempt(FinishedAttempt)
+    }
+
+    /// Hands `item` to the writer; `completion` is called on the writer's thread once it is durable or failed.
+    private func submit(_ item: WriterItem, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        writer.submit(item, on: Self.writerThread, write: { [self] batch in try write(batch) }, completion: completion)
+    }
+
+    /// Writes one round of the writer in one transaction: the attempts finished since the last round and the events
+    /// taken in. With a route table and nothing older in the queue, the events are routed in that transaction: their
+    /// deliveries are what is written, not a queue row that the router would read back and delete in a second
+    /// commit. Otherwise they wait in the queue for the router.
+    private func write(_ batch: [WriterItem]) throws {
+        var events: [IntakeItem] = []
+        var finished: [FinishedAttempt] = []
+        for item in batch {
+            switch item {
+            case .event(let event): events.append(event)
+            case .attempt(let attempt): finished.append(attempt)
             }
-            try route(events, values: batch.map(\.value), fromQueue: false)
-            return true
         }
-        if !routed {
-            try store.enqueue(batch.map(\.event))
-            state.withLock { state in
-                state.queuedEvents += batch.count
-                for item in batch { if let value = item.value { state.parsed[item.event.id] = value } }
+        let time = now()
+        let attempts = finished.map { outcome(of: $0, at: time) }
+        try routing.withLock { _ throws in
+            var write = EventStore.Write(finished: attempts)
+            var plan: RoutingPlan?
+            if !events.isEmpty {
+                if state.withLock({ $0.isLoaded && $0.hasTable && $0.queuedEvents == 0 }) {
+                    let queued = events.map {
+                        EventStore.QueuedEvent(
+                            sequence: 0, id: $0.event.id, receivedAt: $0.event.receivedAt, body: $0.event.body,
+                            due: $0.event.due)
+                    }
+                    plan = self.plan(queued, values: events.map(\.value), fromQueue: false)
+                    write.step = plan?.step
+                } else {
+                    write.queued = events.map(\.event)
+                }
             }
-            routerWake.signal()
+            let written: (completions: [EventStore.Completion], ready: [Delivery])
+            do {
+                written = try store.write(write, makeDeliveryID: Self.deliveryID)
+            } catch {
+                if !attempts.isEmpty { notRecorded(attempts, error: error) }
+                throw error
+            }
+            if !attempts.isEmpty { recorded(attempts, written.completions, at: time) }
+            if let plan {
+                apply(plan, ready: written.ready)
+            } else if !events.isEmpty {
+                state.withLock { state in
+                    state.queuedEvents += events.count
+                    noteRoom(state)
+                    for item in events { if let value = item.value { state.parsed[item.event.id] = value } }
+                }
+                routerWake.signal()
+            }
         }
-        metrics.received.increment(by: Int64(batch.count))
+        if !events.isEmpty { metrics.received.increment(by: Int64(events.count)) }
     }
 
     // MARK: Running
@@ -397,7 +441,6 @@ public final class EventPipeline: Service, Sendable {
                 group.addTask { await self.routeEvents() }
                 group.addTask { await self.pruneExecutions() }
                 group.addTask { await self.drainUpstream() }
-                group.addTask { await self.recordFinishedAttempts() }
                 await self.dispatch(in: &group)
             }
         }
@@ -412,6 +455,7 @@ public final class EventPipeline: Service, Sendable {
         state.withLock { state in
             state.queuedEvents = depths.events
             state.pendingDeliveries = depths.outbox
+            noteRoom(state)
             state.dedup = windows
             for (route, items) in held {
                 if state.aggregates[route] != nil {
@@ -450,7 +494,7 @@ public final class EventPipeline: Service, Sendable {
                 continue
             }
             do {
-                try routing.withLock { _ in try route(batch) }
+                try route(batch)
             } catch {
                 // The events stay in the queue; routed again once the outbox can be written.
                 logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
@@ -459,15 +503,28 @@ public final class EventPipeline: Service, Sendable {
         }
     }
 
-    /// Evaluates a batch of queued events against the table and commits what they become, in one transaction.
-    func route(_ batch: [EventStore.QueuedEvent]) throws {
-        let parsed = state.withLock { state in batch.map { state.parsed[$0.id] } }
-        try route(batch, values: parsed, fromQueue: true)
+    /// What routing a batch of events becomes: a step to write, and what changes in memory once it is durable.
+    struct RoutingPlan {
+        var step = EventStore.RoutingStep()
+        var aggregates: [String: AggregateBuffer]
+        /// Events taken off the queue, whose parsed bodies are no longer needed.
+        var consumedIDs: [String] = []
+        /// The routes that matched, once per match.
+        var matches: [String] = []
     }
 
-    /// Evaluates events (with their bodies parsed, where they were) against the table and commits what they become,
-    /// in one transaction that also removes them from the queue when they came from it. The caller holds `routing`.
-    private func route(_ batch: [EventStore.QueuedEvent], values parsed: [JSONValue?], fromQueue: Bool) throws {
+    /// Evaluates a batch of queued events against the table and commits what they become, in one transaction.
+    func route(_ batch: [EventStore.QueuedEvent]) throws {
+        try routing.withLock { _ in
+            let parsed = state.withLock { state in batch.map { state.parsed[$0.id] } }
+            try commit(plan(batch, values: parsed, fromQueue: true))
+        }
+    }
+
+    /// Evaluates events (with their bodies parsed, where they were) against the table: the deliveries they become,
+    /// and their removal from the queue when they came from it. The caller holds `routing` until the plan is
+    /// written and applied.
+    private func plan(_ batch: [EventStore.QueuedEvent], values parsed: [JSONValue?], fromQueue: Bool) -> RoutingPlan {
         let (table, dedup, aggregatesBefore) = state.withLock { state in
             (state.table, state.dedup, state.aggregates)
         }
@@ -544,7 +601,8 @@ public final class EventPipeline: Service, Sendable {
             }
             if !dueNow.isEmpty { step.handOffs.append(handOff(dueNow)) }
         }
-        try commit(step, aggregates: aggregates, consumedIDs: fromQueue ? batch.map(\.id) : [], matches: matches)
+        return RoutingPlan(
+            step: step, aggregates: aggregates, consumedIDs: fromQueue ? batch.map(\.id) : [], matches: matches)
     }
 
     /// The deliveries of one route match, one per local action, each with the action's own rendering if it has one.
@@ -586,26 +644,29 @@ public final class EventPipeline: Service, Sendable {
         }
         guard !step.releasedRoutes.isEmpty else { return }
         do {
-            try commit(step, aggregates: aggregates, consumedIDs: [], matches: [])
+            try commit(RoutingPlan(step: step, aggregates: aggregates))
         } catch {
             logger.error("cannot write the outbox", metadata: ["steady.error": "\(error)"])
         }
     }
 
-    /// Writes a routing step and, once it is durable, applies it in memory; nothing changes when it cannot be written.
-    private func commit(
-        _ step: EventStore.RoutingStep, aggregates: [String: AggregateBuffer], consumedIDs: [String],
-        matches: [String]
-    ) throws {
-        let ready = try store.commit(step, makeDeliveryID: Self.deliveryID)
+    /// Writes a routing plan and, once it is durable, applies it in memory; nothing changes when it cannot be written.
+    private func commit(_ plan: RoutingPlan) throws {
+        apply(plan, ready: try store.commit(plan.step, makeDeliveryID: Self.deliveryID))
+    }
+
+    /// Applies a written routing plan in memory; `ready` are its deliveries that can start now.
+    private func apply(_ plan: RoutingPlan, ready: [Delivery]) {
+        let step = plan.step
         let added = step.groups.reduce(0) { $0 + $1.deliveries.count }
         var matchCounts: [String: Int64] = [:]
-        for route in matches { matchCounts[route, default: 0] += 1 }
+        for route in plan.matches { matchCounts[route, default: 0] += 1 }
         let depths = state.withLock { state in
-            state.aggregates = aggregates
+            state.aggregates = plan.aggregates
             state.queuedEvents -= step.consumed.count
             state.pendingDeliveries += added
-            for id in consumedIDs { state.parsed[id] = nil }
+            noteRoom(state)
+            for id in plan.consumedIDs { state.parsed[id] = nil }
             for (route, count) in matchCounts { state.routeCounters[route, default: Counters()].matched += count }
             for group in step.groups {
                 for delivery in group.deliveries { state.pendingByRoute[delivery.route, default: 0] += 1 }
@@ -620,7 +681,7 @@ public final class EventPipeline: Service, Sendable {
         // The router releases held aggregates at their timeout: it learns of a new deadline here.
         if !step.held.isEmpty { routerWake.signal() }
         if !step.handOffs.isEmpty { upstreamWake.signal() }
-        if !matches.isEmpty { changes.withLock { $0 }?.call() }
+        if !plan.matches.isEmpty { changes.withLock { $0 }?.call() }
     }
 
     private static func enqueue(_ delivery: Delivery, into state: inout State, backlog: Int) {
@@ -696,9 +757,10 @@ public final class EventPipeline: Service, Sendable {
                 // Only actions the table knows run; the others wait in the outbox for their configuration.
                 guard local.contains(action) else { continue }
                 let lane = state.lanes.values[index]
+                // A file lane's two workers each append a batch of lines with one write and one sync: while one
+                // syncs, the other gathers the next batch.
                 let concurrency =
-                    state.table.actions[action]?.type == .file
-                    ? configuration.fileConcurrency : configuration.actionConcurrency
+                    state.table.actions[action]?.type == .file ? Self.fileWorkers : configuration.actionConcurrency
                 let added = min(concurrency - lane.workers, lane.queue.count)
                 guard added > 0 else { continue }
                 state.lanes.values[index].workers += added
@@ -709,46 +771,41 @@ public final class EventPipeline: Service, Sendable {
     }
 
     /// One of a lane's workers: attempts its deliveries one after another, handing each finished attempt to the
-    /// recorder, and returns once the lane is empty.
+    /// writer, and returns once the lane is empty. The writer records everything that finished since its last round
+    /// in its next transaction, with the events taken in meanwhile: under load one commit covers hundreds of
+    /// attempts. A delivery stays held (never queued twice) until it is recorded; one made and not recorded when the
+    /// process dies is made again: at least once.
     private func work(_ action: String) async {
-        while let delivery = take(from: action) {
-            let attempt = await attempt(delivery)
-            finished.withLock { $0.append(attempt) }
-            recorderWake.signal()
+        let batch = state.withLock { $0.table.actions[action]?.type == .file } ? configuration.fileConcurrency : 1
+        while let (deliveries, table) = take(from: action, limit: batch) {
+            for attempt in await attempt(deliveries, table: table) { submit(.attempt(attempt)) { _ in } }
         }
     }
 
-    /// Records finished attempts, everything that finished since the last transaction in the next one: under load
-    /// one commit covers hundreds of attempts instead of one per worker. A delivery stays held (never queued twice)
-    /// until it is recorded; one made and not recorded when the process dies is made again: at least once.
-    private func recordFinishedAttempts() async {
-        while !Task.isCancelled {
-            let batch = finished.withLock { attempts in
-                defer { attempts.removeAll(keepingCapacity: true) }
-                return attempts
-            }
-            if batch.isEmpty {
-                await recorderWake.wait()
-            } else {
-                record(batch)
-            }
-        }
-    }
+    /// Workers of a `file` lane.
+    static let fileWorkers = 2
 
-    /// The next delivery of `action`'s lane, or nil (and one worker fewer) when it is empty or no longer runs here.
-    private func take(from action: String) -> Delivery? {
-        let (delivery, refill) = state.withLock { state -> (Delivery?, Bool) in
+    /// The next deliveries of `action`'s lane, at most `limit`, and the table they run with; nil (and one worker
+    /// fewer) when the lane is empty or the action no longer runs here.
+    private func take(from action: String, limit: Int) -> ([Delivery], table: RouteTable)? {
+        let (taken, refill) = state.withLock { state -> (([Delivery], table: RouteTable)?, Bool) in
             guard !Task.isCancelled, state.table.localActions.contains(action),
-                let delivery = state.lanes[action]?.queue.popFirst()
+                let count = state.lanes[action]?.queue.count, count > 0
             else {
                 state.lanes[action]?.workers -= 1
                 return (nil, state.lanes[action]?.hasSpilled ?? false)
             }
-            state.lanes[action]?.inFlight += 1
-            return (delivery, false)
+            let taken = min(count, limit)
+            var deliveries: [Delivery] = []
+            deliveries.reserveCapacity(taken)
+            for _ in 0..<taken {
+                if let delivery = state.lanes[action]?.queue.popFirst() { deliveries.append(delivery) }
+            }
+            state.lanes[action]?.inFlight += deliveries.count
+            return ((deliveries, state.table), false)
         }
         if refill { dispatcherWake.signal() }
-        return delivery
+        return taken
     }
 
     /// A delivery attempt made, not yet recorded.
@@ -759,9 +816,31 @@ public final class EventPipeline: Service, Sendable {
         var duration: Duration
     }
 
-    /// Makes one attempt at `delivery`.
-    func attempt(_ delivery: Delivery) async -> FinishedAttempt {
-        let table = state.withLock { $0.table }
+    /// Makes one attempt at each of `deliveries` (of one action) with the action and secrets of `table`: the lines of
+    /// a `file` action with one write and one sync, the others one after another.
+    func attempt(_ deliveries: [Delivery], table: RouteTable) async -> [FinishedAttempt] {
+        guard deliveries.count > 1, let first = deliveries.first, let action = table.actions[first.action],
+            action.type == .file, let file = action.file
+        else {
+            var finished: [FinishedAttempt] = []
+            for delivery in deliveries { finished.append(await attempt(delivery, table: table)) }
+            return finished
+        }
+        let started = ContinuousClock.now
+        var failure: DeliveryFailure?
+        do {
+            try await transports.files.append(
+                line: deliveries.flatMap(DeliveryTransports.fileLine), to: file.path)
+        } catch {
+            failure = error
+        }
+        let duration = ContinuousClock.now - started
+        let policy = RetryPolicy(action: action)
+        return deliveries.map { FinishedAttempt(delivery: $0, failure: failure, policy: policy, duration: duration) }
+    }
+
+    /// Makes one attempt at `delivery` with the action and secrets of `table`.
+    func attempt(_ delivery: Delivery, table: RouteTable) async -> FinishedAttempt {
         guard let action = table.actions[delivery.action] else {
             return FinishedAttempt(
                 delivery: delivery, failure: DeliveryFailure(permanent: "action \(delivery.action) no longer exists"),
@@ -806,27 +885,25 @@ public final class EventPipeline: Service, Sendable {
         return EventStore.FinishedAttempt(delivery: delivery, outcome: outcome, execution: record)
     }
 
-    /// Records a group of finished attempts in one transaction, then applies their outcomes in memory: counters,
-    /// retries, dedup keys, and the next delivery of a serialized route.
-    private func record(_ batch: [FinishedAttempt]) {
-        let time = now()
-        let attempts = batch.map { outcome(of: $0, at: time) }
-        let completions: [EventStore.Completion]
-        do {
-            completions = try store.complete(attempts)
-        } catch {
-            // The rows are still in the outbox as they were: the attempts are made again after a reload or restart.
-            logger.error("cannot record deliveries", metadata: ["steady.error": "\(error)"])
-            state.withLock { state in
-                for attempt in attempts {
-                    state.lanes[attempt.delivery.action]?.inFlight -= 1
-                    state.lanes[attempt.delivery.action]?.held.remove(attempt.delivery.rowID)
-                    state.lanes[attempt.delivery.action]?.markSpilled()
-                }
+    /// After finished attempts could not be recorded: their rows are still in the outbox as they were, and are read
+    /// back and attempted again.
+    private func notRecorded(_ attempts: [EventStore.FinishedAttempt], error: any Error) {
+        logger.error("cannot record deliveries", metadata: ["steady.error": "\(error)"])
+        state.withLock { state in
+            for attempt in attempts {
+                state.lanes[attempt.delivery.action]?.inFlight -= 1
+                state.lanes[attempt.delivery.action]?.held.remove(attempt.delivery.rowID)
+                state.lanes[attempt.delivery.action]?.markSpilled()
             }
-            dispatcherWake.signal()
-            return
         }
+        dispatcherWake.signal()
+    }
+
+    /// Applies recorded attempts in memory: counters, retries, dedup keys, and the next delivery of a serialized
+    /// route.
+    private func recorded(
+        _ attempts: [EventStore.FinishedAttempt], _ completions: [EventStore.Completion], at time: Int64
+    ) {
         var finishedCount = 0
         let depth = state.withLock { state in
             for (attempt, completion) in zip(attempts, completions) {
@@ -834,6 +911,7 @@ public final class EventPipeline: Service, Sendable {
                     finishedCount += 1
                 }
             }
+            noteRoom(state)
             return state.pendingDeliveries
         }
         var results: [ResultKey: Int64] = [:]
