@@ -9,7 +9,7 @@ import ServiceLifecycle
 import Synchronization
 
 /// The plain events port (`--events-listen`), served on SwiftNIO's HTTP/1 codec with one small handler per
-/// connection: a request is read on its event loop, handed to the intake writer, and answered on the same loop once
+/// connection: a request is read on its event loop, handed to the pipeline's writer, and answered on the same loop once
 /// the event is durable. No task is made per connection or per request; the events port is where throughput counts.
 public final class EventServer: Service {
     let configuration: EventListener.Configuration
