@@ -117,23 +117,23 @@ import Testing
         defer { directory.remove() }
         let store = try open(directory)
         let log = directory.file("events.db-wal").path
-        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 8_192)
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 4_000)
         var longest: UInt64 = 0
-        // 3,000 transactions of three 8 KB events: about 100 MB of log were none of it copied.
-        for transaction in 0..<3_000 {
+        // 4,500 transactions of three events of a page each: over 54 MB of log were none of it copied.
+        for transaction in 0..<4_500 {
             try store.enqueue(
                 (0..<3).map { EventStore.NewEvent(id: "e\(transaction)-\($0)", receivedAt: 1_000, body: body) })
             let size = (try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? UInt64 ?? 0
             longest = max(longest, size)
-            // A busy pipeline's pace (about 20 MB of log a second), not a loop that outruns any disk.
+            // A busy pipeline's pace (about 12 MB of log a second), not a loop that outruns any disk.
             usleep(1_000)
         }
-        #expect(try store.depths().events == 9_000)
+        #expect(try store.depths().events == 13_500)
         // SQLite's own limit is 1,000 pages (4 MB); the copy starts there and the writer finishes it.
         #expect(longest < 24 << 20, "the log grew to \(longest) bytes")
         store.close()
         let reopened = try open(directory)
-        #expect(try reopened.depths().events == 9_000)
+        #expect(try reopened.depths().events == 13_500)
     }
 
     /// A runner reports its records in the order they were written, and reads only those after the last one
