@@ -6,12 +6,11 @@ import Synchronization
 
 /// Where `steady-bench events` sees deliveries arrive, by the sequence number each event carries: an HTTP receiver
 /// (SwiftNIO's HTTP/1 server pipeline answering 200 to every POST, on an event loop of its own, as cheap per
-/// request as the load generator), or the NDJSON file of a `file` action, read as it grows.
+/// request as the load generator), or the NDJSON file of a `file` action, read each time it is written.
 final class EventSink: Sendable {
     /// Receive times by sequence number, in nanoseconds of the continuous clock since `origin`.
     let received = Mutex<[Int: UInt64]>([:])
     let origin: ContinuousClock.Instant
-    private let isFollowing = Atomic<Bool>(false)
 
     init(origin: ContinuousClock.Instant) { self.origin = origin }
 
@@ -71,34 +70,61 @@ final class EventSink: Sendable {
         return channel.localAddress?.port ?? 0
     }
 
-    /// Reads `path` as it grows, every millisecond, on a thread of its own until ``stopFollowing()``: the file
-    /// action's deliveries.
-    func follow(_ path: String) {
-        isFollowing.store(true, ordering: .relaxed)
-        Thread { self.read(path) }.start()
+    /// Reads `path` as it grows, on a thread of its own woken by each write to it (inotify), until
+    /// ``stopFollowing()``: the file action's deliveries. The file must exist.
+    func follow(_ path: String) throws {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        let changes = inotify_init1(Int32(IN_CLOEXEC))
+        guard file >= 0, changes >= 0, inotify_add_watch(changes, path, UInt32(IN_MODIFY)) >= 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+        Thread { self.read(file, woken: changes) }.start()
     }
 
+    /// Ends ``follow(_:)``'s thread once it has read what is written.
     func stopFollowing() {
-        isFollowing.store(false, ordering: .relaxed)
+        var byte: UInt8 = 1
+        _ = write(stop.write, &byte, 1)
     }
 
-    private func read(_ path: String) {
-        var offset: UInt64 = 0
+    /// A pipe whose write end ends the follower.
+    private let stop: (read: Int32, write: Int32) = {
+        var ends: [Int32] = [-1, -1]
+        _ = pipe(&ends)
+        return (ends[0], ends[1])
+    }()
+
+    deinit {
+        close(stop.read)
+        close(stop.write)
+    }
+
+    private func read(_ file: Int32, woken changes: Int32) {
+        defer {
+            close(file)
+            close(changes)
+        }
         var partial: [UInt8] = []
-        while isFollowing.load(ordering: .relaxed) {
-            if let handle = FileHandle(forReadingAtPath: path) {
-                try? handle.seek(toOffset: offset)
-                if let data = try? handle.readToEnd(), !data.isEmpty {
-                    offset += UInt64(data.count)
-                    partial += data
-                    if let end = partial.lastIndex(of: 0x0A) {
-                        record(partial[...end])
-                        partial.removeSubrange(...end)
-                    }
-                }
-                try? handle.close()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var waits = [
+            pollfd(fd: changes, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stop.read, events: Int16(POLLIN), revents: 0),
+        ]
+        while true {
+            while case let count = Foundation.read(file, &buffer, buffer.count), count > 0 {
+                partial += buffer[..<count]
             }
-            usleep(1_000)
+            if let end = partial.lastIndex(of: 0x0A) {
+                record(partial[...end])
+                partial.removeSubrange(...end)
+            }
+            if poll(&waits, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if waits[1].revents != 0 { return }
+            // The events only say that the file changed: drained, and the file is read to its end again.
+            _ = Foundation.read(changes, &buffer, buffer.count)
         }
     }
 

@@ -38,7 +38,6 @@ enum EventsBenchmark {
         let sink = EventSink(origin: origin)
         // The sink has an event loop of its own, so the load generator never delays what it measures.
         let sinkLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { [sinkLoop] in try? await sinkLoop.shutdownGracefully() } }
         guard let sinkPort = try? await sink.serve(on: sinkLoop) else { fail("cannot start the HTTP sink") }
 
         let eventsPort = freePort()
@@ -100,7 +99,7 @@ enum EventsBenchmark {
         // The file action's lines are read as they are written, for their latency.
         if action == "file" {
             try? Data().write(to: URL(fileURLWithPath: file))
-            sink.follow(file)
+            do { try sink.follow(file) } catch { fail("cannot follow \(file): \(error)") }
         }
         defer { sink.stopFollowing() }
         let delivered = { sink.count }
@@ -119,17 +118,33 @@ enum EventsBenchmark {
         // Full load: 64 connections post as fast as the answers come.
         let start = ContinuousClock.now
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
-        let sampling = Task {
-            var peak = 0
-            while !Task.isCancelled {
-                peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
-                try? await Task.sleep(for: .milliseconds(500))
+        // The process's RSS is sampled beside the load, in a child task ended when the load is done.
+        let load = EventPoster.Load(
+            port: eventsPort, connections: 64, count: options.events, firstSeq: 0, routes: options.routes, rate: nil)
+        let loop = posterLoop.next()
+        let (posted, sampledPeak) = await withTaskGroup(of: (EventPoster?, Int).self) { group in
+            group.addTask { (await EventPoster.run(load, origin: origin, on: loop), 0) }
+            group.addTask {
+                var peak = 0
+                while !Task.isCancelled {
+                    peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+                return (nil, peak)
             }
-            return peak
+            var poster: EventPoster?
+            var peak = 0
+            for await (done, sampled) in group {
+                if let done {
+                    poster = done
+                    group.cancelAll()
+                }
+                peak = max(peak, sampled)
+            }
+            return (poster, peak)
         }
-        let fullLoad = await post(options.events, from: 0, connections: 64)
-        sampling.cancel()
-        var peakRSS = max(rssBefore, await sampling.value)
+        guard let fullLoad = posted else { fail("the load generator ended without a result") }
+        var peakRSS = max(rssBefore, sampledPeak)
         let intakeSeconds = seconds(ContinuousClock.now - start)
         let acknowledged = fullLoad.sent.withLock { $0.count }
         while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
@@ -174,6 +189,7 @@ enum EventsBenchmark {
             say("  at \(options.rate) events/s, answers: " + answerLatencies(atRate))
         }
         try? await posterLoop.shutdownGracefully()
+        try? await sinkLoop.shutdownGracefully()
         try? await Task.sleep(for: .seconds(2))
         say(
             String(
