@@ -42,8 +42,7 @@ public struct DeliveryTransports: Sendable {
         case .stdout:
             standardOutput.write(delivery.message.body + [0x0A])
         case .file:
-            guard let file = action.file else { throw DeliveryFailure(permanent: "file: spec.file is missing") }
-            try await files.append(line: Self.fileLine(delivery), to: file.path)
+            try await appendLines(of: [delivery], action: action)
         case .exec:
             guard let exec = action.exec else { throw DeliveryFailure(permanent: "exec: spec.exec is missing") }
             try await runProcess(exec, delivery: delivery, table: table, timeout: timeout)
@@ -76,6 +75,12 @@ public struct DeliveryTransports: Sendable {
         case .email:
             try await deliverEmail(delivery, action: action, table: table, timeout: timeout)
         }
+    }
+
+    /// One attempt at every delivery of a `file` action: their lines appended with one write and one fsync.
+    public func appendLines(of deliveries: [Delivery], action: ActionSpec) async throws(DeliveryFailure) {
+        guard let file = action.file else { throw DeliveryFailure(permanent: "file: spec.file is missing") }
+        try await files.append(line: deliveries.flatMap(Self.fileLine), to: file.path)
     }
 
     /// The NDJSON line a `file` action appends: the delivery's identity and the message, as JSON when it is JSON.

@@ -819,9 +819,7 @@ public final class EventPipeline: Service, Sendable {
     /// Makes one attempt at each of `deliveries` (of one action) with the action and secrets of `table`: the lines of
     /// a `file` action with one write and one sync, the others one after another.
     func attempt(_ deliveries: [Delivery], table: RouteTable) async -> [FinishedAttempt] {
-        guard deliveries.count > 1, let first = deliveries.first, let action = table.actions[first.action],
-            action.type == .file, let file = action.file
-        else {
+        guard let first = deliveries.first, let action = table.actions[first.action], action.type == .file else {
             var finished: [FinishedAttempt] = []
             for delivery in deliveries { finished.append(await attempt(delivery, table: table)) }
             return finished
@@ -829,8 +827,7 @@ public final class EventPipeline: Service, Sendable {
         let started = ContinuousClock.now
         var failure: DeliveryFailure?
         do {
-            try await transports.files.append(
-                line: deliveries.flatMap(DeliveryTransports.fileLine), to: file.path)
+            try await transports.appendLines(of: deliveries, action: action)
         } catch {
             failure = error
         }
