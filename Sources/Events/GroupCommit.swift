@@ -1,3 +1,4 @@
+import Foundation
 import NIOPosix
 import Synchronization
 
@@ -7,6 +8,8 @@ import Synchronization
 ///
 /// Under load each transaction carries everything that arrived while the previous one was written, so the number
 /// of transactions (and fsyncs) follows the disk rather than the rate of callers; alone, an item is written at once.
+/// With a ``spacing``, a round starts no sooner than that after the previous one started, so a steady trickle of
+/// items is written a few per round rather than one by one.
 final class GroupCommit<Item: Sendable>: Sendable {
     /// Called once, on the writer's thread, when the batch holding an item is written or failed.
     typealias Completion = @Sendable (Result<Void, any Error>) -> Void
@@ -14,9 +17,16 @@ final class GroupCommit<Item: Sendable>: Sendable {
     private struct State {
         var pending: [(item: Item, completion: Completion)] = []
         var isWriting = false
+        var lastRoundStart: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
+    /// The least time between the starts of two rounds; zero writes each round as soon as the last is done.
+    let spacing: Duration
+
+    init(spacing: Duration = .zero) {
+        self.spacing = spacing
+    }
 
     /// Adds `item` and returns once a batch holding it has been written by `write`, or throws what `write` threw
     /// for that batch. Every caller of one instance must pass the same `write`: any of them may write the others'.
@@ -51,10 +61,13 @@ final class GroupCommit<Item: Sendable>: Sendable {
 
     private func drain(_ write: @Sendable ([Item]) throws -> Void) {
         while true {
+            // Waiting here, on the writer's own thread, lets what arrives meanwhile join this round.
+            let wait = state.withLock { state in state.lastRoundStart.map { $0 + spacing - .now } }
+            if let wait, wait > .zero { Thread.sleep(forTimeInterval: wait.timeInterval) }
             let batch = state.withLock { state in
                 let pending = state.pending
                 state.pending = []
-                if pending.isEmpty { state.isWriting = false }
+                if pending.isEmpty { state.isWriting = false } else { state.lastRoundStart = .now }
                 return pending
             }
             guard !batch.isEmpty else { return }
