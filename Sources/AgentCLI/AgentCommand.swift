@@ -127,7 +127,7 @@ public struct AgentCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        AgentProcessSettings.apply()
+        AgentProcessSettings.apply(takesEvents: eventsListen != nil)
         let logger = makeStandardErrorLogger(label: "steady-agent", level: level ?? .info)
         let configuration = try makeConfiguration()
         do {
