@@ -14,11 +14,13 @@ import NIOCore
 /// win.
 enum AgentProcessSettings {
     static func apply(takesEvents: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        if environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil && !takesEvents {
-            NIOSingletons.groupLoopCountSuggestion = 1
-        }
-        if environment["NIO_SINGLETON_BLOCKING_POOL_THREAD_COUNT"] == nil && !takesEvents {
-            NIOSingletons.blockingPoolThreadCountSuggestion = 1
+        if !takesEvents {
+            if environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
+                NIOSingletons.groupLoopCountSuggestion = 1
+            }
+            if environment["NIO_SINGLETON_BLOCKING_POOL_THREAD_COUNT"] == nil {
+                NIOSingletons.blockingPoolThreadCountSuggestion = 1
+            }
         }
         MallocArenas.limit(to: 2)
     }
