@@ -1070,18 +1070,37 @@ public final class EventPipeline: Service, Sendable {
 
     // MARK: Retention
 
+    /// Prunes execution records once a minute.
     private func pruneExecutions() async {
         while !Task.isCancelled {
-            let retention = configuration.executionRetention
-            let cutoff = now() - Int64(retention.components.seconds * 1000)
             do {
-                try store.pruneExecutions(before: cutoff, keep: configuration.executionLimit)
+                try await pruneExecutionsOnce()
             } catch {
                 logger.error("cannot prune execution records", metadata: ["steady.error": "\(error)"])
             }
             try? await Task.sleep(for: .seconds(60))
         }
     }
+
+    /// Drops execution records past their retention (age) or beyond the newest `executionLimit`, in steps of
+    /// `pruneStep` rows a millisecond apart: one statement over 300,000 rows held intake for 180 ms.
+    func pruneExecutionsOnce() async throws {
+        let cutoff = now() - configuration.executionRetention.milliseconds
+        try store.pruneFailedDeliveries(before: cutoff)
+        guard let rows = try store.executionRows() else { return }
+        // Rows are numbered in the order they were recorded, so the newest N are the last N numbers.
+        let lastDropped = rows.upperBound - Int64(configuration.executionLimit)
+        var start = rows.lowerBound
+        while start <= rows.upperBound, !Task.isCancelled {
+            let end = min(start + Int64(Self.pruneStep), rows.upperBound + 1)
+            try store.pruneExecutions(in: start..<end, before: cutoff, throughRow: lastDropped)
+            start = end
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Rows of execution records looked at in one step of retention.
+    static let pruneStep = 1_000
 }
 
 extension Duration {

@@ -674,24 +674,39 @@ public final class EventStore: Sendable {
             deliveryID: statement.text(9))
     }
 
-    /// Drops execution records older than `before` and all but the newest `keep`.
-    public func pruneExecutions(before: Int64, keep: Int) throws {
+    /// The rows of the oldest and newest execution records, or nil when there are none.
+    public func executionRows() throws -> ClosedRange<Int64>? {
         try connection.withConnection { db in
-            // A scan, once a minute: an index by time cost every recorded attempt a second insert.
-            let byAge = try db.statement("DELETE FROM executions WHERE time < ?")
-            defer { byAge.reset() }
-            try byAge.bind(1, before)
-            _ = try byAge.step()
-            let byCount = try db.statement(
-                "DELETE FROM executions WHERE row <= (SELECT row FROM executions ORDER BY row DESC LIMIT 1 OFFSET ?)")
-            defer { byCount.reset() }
-            try byCount.bind(1, Int64(keep))
-            _ = try byCount.step()
-            // Given-up deliveries are kept as long as their records.
-            let failed = try db.statement("DELETE FROM outbox WHERE failed = 1 AND received < ?")
-            defer { failed.reset() }
-            try failed.bind(1, before)
-            _ = try failed.step()
+            let statement = try db.statement("SELECT min(row), max(row) FROM executions")
+            defer { statement.reset() }
+            guard try statement.step(), !statement.isNull(0) else { return nil }
+            return statement.int64(0)...statement.int64(1)
+        }
+    }
+
+    /// One step of retention over the execution records in `rows`: drops those older than `before` and those
+    /// numbered at or below `lastDropped`. Steps are short so that a large prune never holds up the writer.
+    public func pruneExecutions(in rows: Range<Int64>, before: Int64, throughRow lastDropped: Int64) throws {
+        try connection.withConnection { db in
+            // The rows' numbers, not an index by time: an index cost every recorded attempt a second insert.
+            let statement = try db.statement(
+                "DELETE FROM executions WHERE row >= ?1 AND row < ?2 AND (row <= ?3 OR time < ?4)")
+            defer { statement.reset() }
+            try statement.bind(1, rows.lowerBound)
+            try statement.bind(2, rows.upperBound)
+            try statement.bind(3, lastDropped)
+            try statement.bind(4, before)
+            _ = try statement.step()
+        }
+    }
+
+    /// Drops given-up deliveries received before `before`: they are kept as long as their records.
+    public func pruneFailedDeliveries(before: Int64) throws {
+        try connection.withConnection { db in
+            let statement = try db.statement("DELETE FROM outbox WHERE failed = 1 AND received < ?")
+            defer { statement.reset() }
+            try statement.bind(1, before)
+            _ = try statement.step()
         }
     }
 

@@ -4,9 +4,9 @@ import NIOPosix
 import Synchronization
 
 /// `steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent|both]
-/// [--action http|file|both]`: events posted to the events port of a real controller (or of a real agent, with the
-/// route and action assigned to it), each matching one of N routes, delivered by one action to an HTTP sink in this
-/// process (http) or to a file that this process reads as it grows (file).
+/// [--action http|file|both] [--paced-seconds 10]`: events posted to the events port of a real controller (or of a
+/// real agent, with the route and action assigned to it), each matching one of N routes, delivered by one action to an
+/// HTTP sink in this process (http) or to a file that this process reads as it grows (file).
 ///
 /// Events are posted by ``EventPoster`` and seen delivered by ``EventSink``, both SwiftNIO on event loops of their own
 /// and about as cheap per request as wrk, since they share the machine with what they measure. Printed for each place
@@ -18,6 +18,8 @@ enum EventsBenchmark {
         var routes: Int
         var events: Int
         var rate: Int
+        /// How long the fixed-rate phase lasts; nil for 10 s or `events`, whichever is fewer events.
+        var pacedSeconds: Int?
         var places: [String]
         var actions: [String]
     }
@@ -118,40 +120,25 @@ enum EventsBenchmark {
         // Full load: 64 connections post as fast as the answers come.
         let start = ContinuousClock.now
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
-        // The process's RSS is sampled beside the load, in a child task ended when the load is done.
+        // The process's RSS is sampled beside the load, both phases, until the end.
+        let rssSampler = Task {
+            var peak = rssBefore
+            while !Task.isCancelled {
+                peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+            return peak
+        }
         let load = EventPoster.Load(
             port: eventsPort, connections: 64, count: options.events, firstSeq: 0, routes: options.routes, rate: nil)
-        let loop = posterLoop.next()
-        let (posted, sampledPeak) = await withTaskGroup(of: (EventPoster?, Int).self) { group in
-            group.addTask { (await EventPoster.run(load, origin: origin, on: loop), 0) }
-            group.addTask {
-                var peak = 0
-                while !Task.isCancelled {
-                    peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
-                    try? await Task.sleep(for: .milliseconds(500))
-                }
-                return (nil, peak)
-            }
-            var poster: EventPoster?
-            var peak = 0
-            for await (done, sampled) in group {
-                if let done {
-                    poster = done
-                    group.cancelAll()
-                }
-                peak = max(peak, sampled)
-            }
-            return (poster, peak)
-        }
-        guard let fullLoad = posted else { fail("the load generator ended without a result") }
-        var peakRSS = max(rssBefore, sampledPeak)
+        let fullLoad = await EventPoster.run(load, origin: origin, on: posterLoop.next())
         let intakeSeconds = seconds(ContinuousClock.now - start)
         let acknowledged = fullLoad.sent.withLock { $0.count }
         while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
-            peakRSS = max(peakRSS, ConvergenceBenchmark.rssKilobytes(measured))
             try? await Task.sleep(for: .milliseconds(20))
         }
         let deliveredSeconds = seconds(ContinuousClock.now - start)
+        let rssAfterFullLoad = ConvergenceBenchmark.rssKilobytes(measured)
         // CPU per event holds when other processes share the cores; throughput does not.
         let cpuPerEvent = (ConvergenceBenchmark.cpuSeconds(measured) - cpuBefore) / Double(max(delivered(), 1))
         say(
@@ -172,7 +159,7 @@ enum EventsBenchmark {
         // connections, and its latency counts from that time, so a pipeline that falls behind shows as latency and
         // as a lower achieved rate.
         do {
-            let count = min(options.events, options.rate * 10)
+            let count = options.pacedSeconds.map { options.rate * $0 } ?? min(options.events, options.rate * 10)
             sink.received.withLock { $0.removeAll() }
             let paced = ContinuousClock.now
             let atRate = await post(count, from: options.events, connections: 256, rate: options.rate)
@@ -191,10 +178,12 @@ enum EventsBenchmark {
         try? await posterLoop.shutdownGracefully()
         try? await sinkLoop.shutdownGracefully()
         try? await Task.sleep(for: .seconds(2))
+        rssSampler.cancel()
+        let peakRSS = await rssSampler.value
         say(
             String(
-                format: "  RSS: %.1f MB before, %.1f MB peak, %.1f MB after",
-                Double(rssBefore) / 1024, Double(peakRSS) / 1024,
+                format: "  RSS: %.1f MB before, %.1f MB after full load, %.1f MB peak, %.1f MB after",
+                Double(rssBefore) / 1024, Double(rssAfterFullLoad) / 1024, Double(peakRSS) / 1024,
                 Double(ConvergenceBenchmark.rssKilobytes(measured)) / 1024))
     }
 

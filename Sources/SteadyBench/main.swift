@@ -13,7 +13,7 @@ import Foundation
 // agent a process of its own, as on real hosts (by default agents share one process per 2,500).
 //   .build/release/steady-bench gitops [--objects 10000] [--idle 30]
 //   .build/release/steady-bench events [--routes 100] [--events 100000] [--rate 5000] [--where controller|agent]
-//       [--action http|file]
+//       [--action http|file] [--paced-seconds 10]
 //   (EVENTS_LATENCY_DUMP=FILE writes each delivered event's post time and latency in ns, one per line, to find
 //   when the slow ones were posted.)
 //
@@ -192,7 +192,7 @@ case "events":
     await EventsBenchmark.run(
         EventsBenchmark.Options(
             routes: intOption("--routes") ?? 100, events: intOption("--events") ?? 100_000,
-            rate: intOption("--rate") ?? 5_000,
+            rate: intOption("--rate") ?? 5_000, pacedSeconds: intOption("--paced-seconds"),
             places: option("--where").map { $0 == "both" ? ["controller", "agent"] : [$0] } ?? ["controller", "agent"],
             actions: option("--action").map { $0 == "both" ? ["http", "file"] : [$0] } ?? ["http", "file"]),
         binaries: binaries)

@@ -257,4 +257,33 @@ import Testing
         #expect(bodies == [#"{"seq":1}"#, #"{"seq":2}"#])
         #expect(pipeline.counters.routes["all"]?.matched == 2)
     }
+
+    /// Retention drops records older than its age and all but the newest N, across several steps, and keeps the
+    /// rest: here rows 1–700 go by count and rows 1,001–1,200 and 2,400 by age, of 2,500.
+    @Test func retentionDropsOldRecordsAndAllButTheNewestInSteps() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-pipeline")
+        defer { directory.remove() }
+        let store = try EventStore(path: directory.file("events.db").path)
+        defer { store.close() }
+        let pipeline = EventPipeline(
+            configuration: .init(location: "controller", executionRetention: .seconds(3600), executionLimit: 1_800),
+            store: store, httpClient: EventPipeline.sharedHTTPClient,
+            metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet,
+            now: { 10_000_000 })
+        let old: Set<Int> = Set(1_001...1_200).union([2_400])
+        try store.record(
+            (1...2_500).map { row in
+                ExecutionRecord(
+                    time: old.contains(row) ? 1_000 : 9_000_000, eventID: "e\(row)", route: "r", action: "a",
+                    location: "controller", attempt: 1, result: .succeeded, durationMilliseconds: 1, error: nil,
+                    deliveryID: "d\(row)")
+            })
+        #expect(EventPipeline.pruneStep < 2_500, "the prune must take several steps")
+        try await pipeline.pruneExecutionsOnce()
+        let kept = Set(try store.executions(limit: 10_000).map(\.eventID))
+        let expected = Set((701...2_500).filter { !old.contains($0) }.map { "e\($0)" })
+        #expect(kept == expected)
+        try await pipeline.pruneExecutionsOnce()
+        #expect(try store.executions(limit: 10_000).count == expected.count)
+    }
 }
