@@ -83,16 +83,26 @@ public struct DeliveryTransports: Sendable {
         try await files.append(line: deliveries.flatMap(Self.fileLine), to: file.path)
     }
 
-    /// The NDJSON line a `file` action appends: the delivery's identity and the message, as JSON when it is JSON.
+    /// The NDJSON line a `file` action appends: the delivery's identity and the message, as JSON when it is JSON
+    /// (as sent when it is printable ASCII, so one line of valid text; else rewritten), members in name order.
     static func fileLine(_ delivery: Delivery) -> [UInt8] {
-        let message = (try? JSONValue.parse(Data(delivery.message.body)))
-            ?? .string(String(decoding: delivery.message.body, as: UTF8.self))
-        var line: JSONValue = [
-            "deliveryId": .string(delivery.deliveryID), "eventId": .string(delivery.eventID),
-            "route": .string(delivery.route), "action": .string(delivery.action), "message": message,
-        ]
-        if let title = delivery.message.title { line["title"] = .string(title) }
-        return Array(line.jsonData()) + [0x0A]
+        let body = delivery.message.body
+        var line = JSONObjectWriter(capacity: body.count + 256)
+        line.add("action", delivery.action)
+        line.add("deliveryId", delivery.deliveryID)
+        line.add("eventId", delivery.eventID)
+        if let message = try? JSONValue.parse(Data(body)) {
+            if body.allSatisfy({ (0x20...0x7E).contains($0) }) {
+                line.add("message", json: body)
+            } else {
+                line.add("message", message)
+            }
+        } else {
+            line.add("message", String(decoding: body, as: UTF8.self))
+        }
+        line.add("route", delivery.route)
+        if let title = delivery.message.title { line.add("title", title) }
+        return line.finish() + [0x0A]
     }
 
     func post(

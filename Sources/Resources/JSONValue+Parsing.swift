@@ -313,7 +313,7 @@ enum JSONWriter {
         output.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
     }
 
-    private static func writeString(_ text: String, into output: inout [UInt8]) {
+    static func writeString(_ text: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -328,5 +328,46 @@ enum JSONWriter {
             }
         }
         output.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Writes one JSON object member by member, in the order given, without building a ``JSONValue`` first: for the
+/// messages written once or more per event, where building and sorting a dictionary cost more than the rest.
+public struct JSONObjectWriter {
+    public private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    public mutating func add(_ key: String, _ text: String) {
+        addKey(key)
+        JSONWriter.writeString(text, into: &bytes)
+    }
+
+    public mutating func add(_ key: String, _ number: Int64) {
+        addKey(key)
+        bytes.append(contentsOf: String(number).utf8)
+    }
+
+    /// Adds `json`, which must be one complete JSON value.
+    public mutating func add(_ key: String, json: some Collection<UInt8>) {
+        addKey(key)
+        bytes.append(contentsOf: json)
+    }
+
+    public mutating func add(_ key: String, _ value: JSONValue) {
+        addKey(key)
+        JSONWriter.write(value, into: &bytes, pretty: false, indent: 0)
+    }
+
+    /// The object's bytes, closed.
+    public consuming func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    private mutating func addKey(_ key: String) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        JSONWriter.writeString(key, into: &bytes)
+        bytes.append(UInt8(ascii: ":"))
     }
 }

@@ -286,4 +286,25 @@ import Testing
         try await pipeline.pruneExecutionsOnce()
         #expect(try store.executions(limit: 10_000).count == expected.count)
     }
+
+    /// A file action's line is one line of JSON whatever the message: printable JSON as sent, other JSON rewritten
+    /// onto one line, anything else as a string.
+    @Test func aFileLineIsOneLineOfJSONWhateverTheMessage() throws {
+        func line(_ body: String, title: String? = nil) throws -> (text: String, value: JSONValue) {
+            let delivery = Delivery(
+                rowID: 1, deliveryID: "d1", eventID: "e1", route: "r", action: "a",
+                message: RenderedMessage(title: title, body: Array(body.utf8)))
+            let bytes = DeliveryTransports.fileLine(delivery)
+            #expect(bytes.last == 0x0A)
+            #expect(bytes.dropLast().allSatisfy { $0 != 0x0A && $0 != 0x0D })
+            return (String(decoding: bytes.dropLast(), as: UTF8.self), try JSONValue.parse(Data(bytes)))
+        }
+        let sent = try line(#"{"z":1.50,"a":[true,null]}"#)
+        #expect(sent.text == #"{"action":"a","deliveryId":"d1","eventId":"e1","message":{"z":1.50,"a":[true,null]},"route":"r"}"#)
+        let pretty = try line("{\n  \"name\": \"caf\u{e9}\"\n}", title: "t")
+        #expect(pretty.value["message"] == ["name": "caf\u{e9}"])
+        #expect(pretty.value["title"] == "t")
+        let text = try line("not json\r\n")
+        #expect(text.value["message"] == "not json\r\n")
+    }
 }

@@ -137,7 +137,7 @@ public final class AgentEvents: Service, Sendable {
                             sendExecutions: { executions in
                                 try await client.post(
                                     EventProtocol.executionsPath,
-                                    json: try JSONEncoder().encode(ExecutionReportBatch(executions: executions)),
+                                    json: Data(ExecutionReportBatch(executions: executions).jsonBytes()),
                                     credential: credential)
                             }))
                 } catch {

@@ -53,4 +53,30 @@ public struct ExecutionReportBatch: Codable, Sendable, Equatable {
     public var executions: [ExecutionRecord]
 
     public init(executions: [ExecutionRecord]) { self.executions = executions }
+
+    /// The batch as its `Codable` form would write it (the same keys; an absent error left out), written directly:
+    /// a runner sends one record per delivery, and `JSONEncoder` cost it 7 % of its CPU under load.
+    public func jsonBytes() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(64 + executions.count * 320)
+        output.append(contentsOf: #"{"executions":["#.utf8)
+        for (index, record) in executions.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            var object = JSONObjectWriter(capacity: 320)
+            object.add("sequence", record.sequence)
+            object.add("time", record.time)
+            object.add("eventID", record.eventID)
+            object.add("route", record.route)
+            object.add("action", record.action)
+            object.add("location", record.location)
+            object.add("attempt", Int64(record.attempt))
+            object.add("result", record.result.rawValue)
+            object.add("durationMilliseconds", record.durationMilliseconds)
+            if let error = record.error { object.add("error", error) }
+            object.add("deliveryID", record.deliveryID)
+            output.append(contentsOf: object.finish())
+        }
+        output.append(contentsOf: "]}".utf8)
+        return output
+    }
 }
