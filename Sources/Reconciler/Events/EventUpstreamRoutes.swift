@@ -33,7 +33,7 @@ struct EventUpstreamRoutes {
                 return APIResponses.error(APIError(.forbidden, "only runner agents report executions"))
             }
             do {
-                var batch = try await Self.decode(ExecutionReportBatch.self, request)
+                var batch = try await Self.decode(request) { try ExecutionReportBatch(json: $0) }
                 for index in batch.executions.indices { batch.executions[index].location = runner }
                 try pipeline.store.record(batch.executions)
                 pipeline.recordReported(batch.executions)
@@ -47,6 +47,11 @@ struct EventUpstreamRoutes {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws(APIError) -> T {
+        try await decode(request) { try JSONDecoder().decode(T.self, from: $0) }
+    }
+
+    /// The batch in `request`'s body, read by `read`; 413 over the size limit, 400 when `read` refuses it.
+    static func decode<T>(_ request: Request, read: (Data) throws -> T) async throws(APIError) -> T {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -55,7 +60,7 @@ struct EventUpstreamRoutes {
             throw APIError(.requestEntityTooLarge, "the batch is larger than \(EventProtocol.maximumBatchBytes) bytes")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            return try read(Data(buffer: buffer))
         } catch {
             throw APIError(.badRequest, "invalid batch: \(error)")
         }
