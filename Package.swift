@@ -233,7 +233,10 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(
             name: "EventsTests",
-            dependencies: ["Events", "SteadyTesting", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "Events", "CSQLite", "SQLiteSupport", "SteadyTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "ReconcilerTests",

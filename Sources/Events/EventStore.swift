@@ -126,6 +126,7 @@ public final class EventStore: Sendable {
                 action TEXT NOT NULL, location TEXT NOT NULL, attempt INTEGER NOT NULL, result TEXT NOT NULL,
                 duration_ms INTEGER NOT NULL, error TEXT, delivery_id TEXT NOT NULL,
                 reported INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS progress(name TEXT PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID;
             DROP INDEX IF EXISTS executions_time;
             """)
         // The log is copied into the file on a thread of its own: a commit that copied it stopped intake and
@@ -514,14 +515,17 @@ public final class EventStore: Sendable {
         }
     }
 
-    /// Marks execution records as reported, up to and including `sequence`.
+    /// Marks execution records as reported, up to and including `sequence`: one row of `progress`, not a flag on
+    /// each record (setting a report's 1,000 flags wrote every page the records were on a second time).
     public func markReported(through sequence: Int64) throws {
         try connection.withConnection { db in
             let statement = try db.statement(
-                "UPDATE executions SET reported = 1 WHERE row > ? AND row <= ? AND reported = 0")
+                """
+                INSERT INTO progress(name, row) VALUES('reported', ?1)
+                ON CONFLICT(name) DO UPDATE SET row = max(row, excluded.row)
+                """)
             defer { statement.reset() }
-            try statement.bind(1, try lastReportedRow(db))
-            try statement.bind(2, sequence)
+            try statement.bind(1, sequence)
             _ = try statement.step()
             lastReported.withLock { $0 = max($0 ?? 0, sequence) }
         }
@@ -533,12 +537,14 @@ public final class EventStore: Sendable {
     private func lastReportedRow(_ db: SQLiteConnection) throws -> Int64 {
         try lastReported.withLock { last in
             if let last { return last }
-            // Every record up to the first one not reported, or all of them.
+            // A file last written by a version that flagged each record has no progress row: every record up to
+            // the first one not flagged, or all of them.
             let found = Int64(
                 try Self.count(
                     db,
                     """
-                    SELECT COALESCE((SELECT MIN(row) - 1 FROM executions WHERE reported = 0),
+                    SELECT COALESCE((SELECT row FROM progress WHERE name = 'reported'),
+                        (SELECT MIN(row) - 1 FROM executions WHERE reported = 0),
                         (SELECT MAX(row) FROM executions), 0)
                     """))
             last = found

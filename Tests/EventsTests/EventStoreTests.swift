@@ -1,5 +1,7 @@
 import Foundation
 import Resources
+import CSQLite
+import SQLiteSupport
 import SteadyTesting
 import Testing
 
@@ -159,5 +161,26 @@ import Testing
         #expect(try store.unreportedExecutions(limit: 10).isEmpty)
         store.close()
         #expect(try open(directory).unreportedExecutions(limit: 10).isEmpty)
+    }
+
+    /// A file from a version that flagged each reported record (and kept no progress row) goes on from the first
+    /// record not flagged.
+    @Test func reportingGoesOnFromTheFlagsOfAnOlderFile() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        var step = EventStore.RoutingStep()
+        step.groups = (0..<4).map { ([delivery("a", event: "e\($0)", key: nil)], false) }
+        for ready in try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" }) {
+            _ = try store.complete(ready, outcome: .delivered, execution: record(ready, .succeeded))
+        }
+        store.close()
+        let older = try SQLiteConnection(path: directory.file("events.db").path, flags: SQLITE_OPEN_READWRITE)
+        try older.execute(
+            "UPDATE executions SET reported = 1 WHERE event_id IN ('e0', 'e1'); DELETE FROM progress")
+        older.close()
+        let reopened = try open(directory)
+        #expect(try reopened.unreportedExecutions(limit: 10).map(\.eventID) == ["e2", "e3"])
+        reopened.close()
     }
 }
