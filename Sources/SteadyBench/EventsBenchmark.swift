@@ -121,70 +121,86 @@ enum EventsBenchmark {
         let start = ContinuousClock.now
         let cpuBefore = ConvergenceBenchmark.cpuSeconds(measured)
         // The process's RSS is sampled beside the load, both phases, until the end.
-        let rssSampler = Task {
-            var peak = rssBefore
-            while !Task.isCancelled {
-                peak = max(peak, ConvergenceBenchmark.rssKilobytes(measured))
-                try? await Task.sleep(for: .milliseconds(500))
-            }
-            return peak
-        }
-        let load = EventPoster.Load(
-            port: eventsPort, connections: 64, count: options.events, firstSeq: 0, routes: options.routes, rate: nil)
-        let fullLoad = await EventPoster.run(load, origin: origin, on: posterLoop.next())
-        let intakeSeconds = seconds(ContinuousClock.now - start)
-        let acknowledged = fullLoad.sent.withLock { $0.count }
-        while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        let deliveredSeconds = seconds(ContinuousClock.now - start)
-        let rssAfterFullLoad = ConvergenceBenchmark.rssKilobytes(measured)
-        // CPU per event holds when other processes share the cores; throughput does not.
-        let cpuPerEvent = (ConvergenceBenchmark.cpuSeconds(measured) - cpuBefore) / Double(max(delivered(), 1))
-        say(
-            String(
-                format: "  full load: intake %.0f events/s (%d acknowledged, %d posts failed), "
-                    + "delivered %d in %.2f s = %.0f events/s",
-                Double(options.events) / intakeSeconds, acknowledged, fullLoad.failed.load(ordering: .relaxed),
-                delivered(), deliveredSeconds, Double(delivered()) / deliveredSeconds))
-        say(
-            "  \(place) CPU: "
-                + String(
-                    format: "%.0f µs per event delivered, so %.0f events/s per core", cpuPerEvent * 1e6,
-                    1 / max(cpuPerEvent, 1e-9)))
-        say("  full load latency: " + latencies(sent: fullLoad.sent.withLock { $0 }, sink: sink))
-        say("  full load answers: " + answerLatencies(fullLoad))
-
-        // A fixed rate, for latency when the pipeline keeps up: each event is posted at its time on one of 256
-        // connections, and its latency counts from that time, so a pipeline that falls behind shows as latency and
-        // as a lower achieved rate.
-        do {
-            let count = options.pacedSeconds.map { options.rate * $0 } ?? min(options.events, options.rate * 10)
-            sink.received.withLock { $0.removeAll() }
-            let paced = ContinuousClock.now
-            let atRate = await post(count, from: options.events, connections: 256, rate: options.rate)
-            let achieved = Double(count) / seconds(ContinuousClock.now - paced)
-            let acknowledgedAtRate = atRate.sent.withLock { $0.count }
-            while sink.count < acknowledgedAtRate && ContinuousClock.now - paced < .seconds(120) {
+        let (rssAfterFullLoad, peakRSS) = await sampleRSS(of: measured, from: rssBefore) {
+            let load = EventPoster.Load(
+                port: eventsPort, connections: 64, count: options.events, firstSeq: 0, routes: options.routes,
+                rate: nil)
+            let fullLoad = await EventPoster.run(load, origin: origin, on: posterLoop.next())
+            let intakeSeconds = seconds(ContinuousClock.now - start)
+            let acknowledged = fullLoad.sent.withLock { $0.count }
+            while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
                 try? await Task.sleep(for: .milliseconds(20))
             }
+            let deliveredSeconds = seconds(ContinuousClock.now - start)
+            let rssAfterFullLoad = ConvergenceBenchmark.rssKilobytes(measured)
+            // CPU per event holds when other processes share the cores; throughput does not.
+            let cpuPerEvent = (ConvergenceBenchmark.cpuSeconds(measured) - cpuBefore) / Double(max(delivered(), 1))
             say(
                 String(
-                    format: "  at %d events/s (%d events, %d acknowledged, posted at %.0f/s): ", options.rate, count,
-                    acknowledgedAtRate, achieved)
-                    + latencies(sent: atRate.sent.withLock { $0 }, sink: sink))
-            say("  at \(options.rate) events/s, answers: " + answerLatencies(atRate))
+                    format: "  full load: intake %.0f events/s (%d acknowledged, %d posts failed), "
+                        + "delivered %d in %.2f s = %.0f events/s",
+                    Double(options.events) / intakeSeconds, acknowledged, fullLoad.failed.load(ordering: .relaxed),
+                    delivered(), deliveredSeconds, Double(delivered()) / deliveredSeconds))
+            say(
+                "  \(place) CPU: "
+                    + String(
+                        format: "%.0f µs per event delivered, so %.0f events/s per core", cpuPerEvent * 1e6,
+                        1 / max(cpuPerEvent, 1e-9)))
+            say("  full load latency: " + latencies(sent: fullLoad.sent.withLock { $0 }, sink: sink))
+            say("  full load answers: " + answerLatencies(fullLoad))
+
+            // A fixed rate, for latency when the pipeline keeps up: each event is posted at its time on one of 256
+            // connections, and its latency counts from that time, so a pipeline that falls behind shows as latency and
+            // as a lower achieved rate.
+            do {
+                let count = options.pacedSeconds.map { options.rate * $0 } ?? min(options.events, options.rate * 10)
+                sink.received.withLock { $0.removeAll() }
+                let paced = ContinuousClock.now
+                let atRate = await post(count, from: options.events, connections: 256, rate: options.rate)
+                let achieved = Double(count) / seconds(ContinuousClock.now - paced)
+                let acknowledgedAtRate = atRate.sent.withLock { $0.count }
+                while sink.count < acknowledgedAtRate && ContinuousClock.now - paced < .seconds(120) {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                say(
+                    String(
+                        format: "  at %d events/s (%d events, %d acknowledged, posted at %.0f/s): ", options.rate,
+                        count, acknowledgedAtRate, achieved)
+                        + latencies(sent: atRate.sent.withLock { $0 }, sink: sink))
+                say("  at \(options.rate) events/s, answers: " + answerLatencies(atRate))
+            }
+            try? await posterLoop.shutdownGracefully()
+            try? await sinkLoop.shutdownGracefully()
+            try? await Task.sleep(for: .seconds(2))
+            return rssAfterFullLoad
         }
-        try? await posterLoop.shutdownGracefully()
-        try? await sinkLoop.shutdownGracefully()
-        try? await Task.sleep(for: .seconds(2))
-        rssSampler.cancel()
-        let peakRSS = await rssSampler.value
         say(
             String(
                 format: "  RSS: %.1f MB before, %.1f MB after full load, %.1f MB peak, %.1f MB after",
                 Double(rssBefore) / 1024, Double(rssAfterFullLoad) / 1024, Double(peakRSS) / 1024,
                 Double(ConvergenceBenchmark.rssKilobytes(measured)) / 1024))
+    }
+
+    /// Runs `body`, sampling `pid`'s RSS every 500 ms meanwhile in a child task; returns what `body` returns and the
+    /// peak RSS seen (in kB, at least `floor`).
+    static func sampleRSS<T: Sendable>(
+        of pid: Int32, from floor: Int, during body: () async -> T
+    ) async -> (T, peak: Int) {
+        await withTaskGroup(of: Int.self) { group in
+            group.addTask {
+                var peak = floor
+                while !Task.isCancelled {
+                    peak = max(peak, ConvergenceBenchmark.rssKilobytes(pid))
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+                return peak
+            }
+            let result = await body()
+            group.cancelAll()
+            var peak = floor
+            for await sampled in group { peak = max(peak, sampled) }
+            return (result, peak)
+        }
     }
 
     static func latencies(sent posted: [Int: UInt64], sink: EventSink) -> String {

@@ -22,6 +22,15 @@ import Testing
             error: nil, deliveryID: delivery.deliveryID)
     }
 
+    /// Routes events `e0`, `e1`, … to action `a` and records each delivery as succeeded.
+    func deliver(events count: Int, in store: EventStore) throws {
+        var step = EventStore.RoutingStep()
+        step.groups = (0..<count).map { ([delivery("a", event: "e\($0)", key: nil)], false) }
+        for ready in try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" }) {
+            _ = try store.complete(ready, outcome: .delivered, execution: record(ready, .succeeded))
+        }
+    }
+
     func open(_ directory: TemporaryDirectory) throws -> EventStore {
         try EventStore(path: directory.file("events.db").path)
     }
@@ -144,11 +153,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         var store = try open(directory)
-        var step = EventStore.RoutingStep()
-        step.groups = (0..<5).map { ([delivery("a", event: "e\($0)", key: nil)], false) }
-        for ready in try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" }) {
-            _ = try store.complete(ready, outcome: .delivered, execution: record(ready, .succeeded))
-        }
+        try deliver(events: 5, in: store)
         let first = try store.unreportedExecutions(limit: 2)
         #expect(first.map(\.eventID) == ["e0", "e1"])
         try store.markReported(through: try #require(first.last).sequence)
@@ -169,11 +174,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try open(directory)
-        var step = EventStore.RoutingStep()
-        step.groups = (0..<4).map { ([delivery("a", event: "e\($0)", key: nil)], false) }
-        for ready in try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" }) {
-            _ = try store.complete(ready, outcome: .delivered, execution: record(ready, .succeeded))
-        }
+        try deliver(events: 4, in: store)
         store.close()
         let older = try SQLiteConnection(path: directory.file("events.db").path, flags: SQLITE_OPEN_READWRITE)
         try older.execute(
