@@ -680,10 +680,14 @@ public final class EventStore: Sendable {
             deliveryID: statement.text(9))
     }
 
+    /// Two subqueries: SQLite looks up a lone min() or max() in the key, but `min(row), max(row)` scans the whole
+    /// table (up to 245 ms with 400,000 records, holding the connection, once a minute).
+    static let executionRowsQuery = "SELECT (SELECT min(row) FROM executions), (SELECT max(row) FROM executions)"
+
     /// The rows of the oldest and newest execution records, or nil when there are none.
     public func executionRows() throws -> ClosedRange<Int64>? {
         try connection.withConnection { db in
-            let statement = try db.statement("SELECT min(row), max(row) FROM executions")
+            let statement = try db.statement(Self.executionRowsQuery)
             defer { statement.reset() }
             guard try statement.step(), !statement.isNull(0) else { return nil }
             return statement.int64(0)...statement.int64(1)

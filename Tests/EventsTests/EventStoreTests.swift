@@ -184,4 +184,21 @@ import Testing
         #expect(try reopened.unreportedExecutions(limit: 10).map(\.eventID) == ["e2", "e3"])
         reopened.close()
     }
+
+    @Test func theRangeOfRecordsIsLookedUpInTheKeyNotScanned() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        #expect(try store.executionRows() == nil)
+        try deliver(events: 3, in: store)
+        #expect(try store.executionRows() == 1...3)
+        store.close()
+        let connection = try SQLiteConnection(path: directory.file("events.db").path, flags: SQLITE_OPEN_READONLY)
+        defer { connection.close() }
+        let plan = try connection.statement("EXPLAIN QUERY PLAN " + EventStore.executionRowsQuery)
+        var steps: [String] = []
+        while try plan.step() { steps.append(plan.text(3)) }
+        #expect(steps.contains { $0.hasPrefix("SEARCH executions") })
+        #expect(!steps.contains { $0.hasPrefix("SCAN executions") }, "\(steps)")
+    }
 }
