@@ -115,6 +115,7 @@ public final class EventStore: Sendable {
             DROP INDEX IF EXISTS outbox_event;
             CREATE INDEX IF NOT EXISTS outbox_dedup ON outbox(event_id, route) WHERE dedup_key IS NOT NULL;
             CREATE INDEX IF NOT EXISTS outbox_action ON outbox(action, ready, failed);
+            CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(received) WHERE failed = 1;
             CREATE TABLE IF NOT EXISTS dedup(
                 route TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY(route, key)
             ) WITHOUT ROWID;
@@ -710,10 +711,14 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// Through the partial index `outbox_failed`, which holds only given-up deliveries: a scan of the outbox, once
+    /// a minute, would read every delivery waiting behind a receiver that is down.
+    static let failedDeliveriesPruneQuery = "DELETE FROM outbox WHERE failed = 1 AND received < ?"
+
     /// Drops given-up deliveries received before `before`: they are kept as long as their records.
     public func pruneFailedDeliveries(before: Int64) throws {
         try connection.withConnection { db in
-            let statement = try db.statement("DELETE FROM outbox WHERE failed = 1 AND received < ?")
+            let statement = try db.statement(Self.failedDeliveriesPruneQuery)
             defer { statement.reset() }
             try statement.bind(1, before)
             _ = try statement.step()

@@ -193,12 +193,46 @@ import Testing
         try deliver(events: 3, in: store)
         #expect(try store.executionRows() == 1...3)
         store.close()
-        let connection = try SQLiteConnection(path: directory.file("events.db").path, flags: SQLITE_OPEN_READONLY)
-        defer { connection.close() }
-        let plan = try connection.statement("EXPLAIN QUERY PLAN " + EventStore.executionRowsQuery)
-        var steps: [String] = []
-        while try plan.step() { steps.append(plan.text(3)) }
+        let steps = try queryPlan(EventStore.executionRowsQuery, in: directory)
         #expect(steps.contains { $0.hasPrefix("SEARCH executions") })
         #expect(!steps.contains { $0.hasPrefix("SCAN executions") }, "\(steps)")
+    }
+
+    @Test func givenUpDeliveriesArePrunedThroughTheirOwnIndex() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try open(directory)
+        var step = EventStore.RoutingStep()
+        step.groups = [([delivery("a", event: "e0", key: nil), delivery("a", event: "e1", key: nil)], false)]
+        let ready = try store.commit(step, makeDeliveryID: { "\($0)/\($1)/\($2)" })
+        _ = try store.complete(ready[0], outcome: .failed, execution: record(ready[0], .failed))
+        try store.pruneFailedDeliveries(before: 1_000)
+        let kept = try outboxEvents(in: directory)
+        #expect(kept == ["e0", "e1"])
+        try store.pruneFailedDeliveries(before: 1_001)
+        let left = try outboxEvents(in: directory)
+        #expect(left == ["e1"])
+        store.close()
+        let steps = try queryPlan(EventStore.failedDeliveriesPruneQuery, in: directory)
+        #expect(steps.contains { $0.contains("outbox_failed") }, "\(steps)")
+    }
+
+    /// The details of SQLite's plan for `sql` on the store's file.
+    func queryPlan(_ sql: String, in directory: TemporaryDirectory) throws -> [String] {
+        try column(3, of: "EXPLAIN QUERY PLAN " + sql, in: directory)
+    }
+
+    /// The events of every delivery in the outbox, failed ones included.
+    func outboxEvents(in directory: TemporaryDirectory) throws -> [String] {
+        try column(0, of: "SELECT event_id FROM outbox ORDER BY event_id", in: directory)
+    }
+
+    func column(_ index: Int32, of sql: String, in directory: TemporaryDirectory) throws -> [String] {
+        let connection = try SQLiteConnection(path: directory.file("events.db").path, flags: SQLITE_OPEN_READONLY)
+        defer { connection.close() }
+        let statement = try connection.statement(sql)
+        var values: [String] = []
+        while try statement.step() { values.append(statement.text(index)) }
+        return values
     }
 }
