@@ -243,7 +243,7 @@ import Testing
             "-s", "--max-time", "20", "-w", "\n%{http_code}", "--cacert", controller.dataDirectory.file("ca.crt").path,
             "-X", method, "-H", "Authorization: Bearer \(token)", "\(controller.server)\(path)",
         ]
-        if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", "@-"] }
+        if body != nil { arguments += ["-H", "Content-Type: application/json", "--data-binary", "@-"] }
         let result = try CommandResult.run(
             try #require(Binaries.onPath("curl")), arguments, input: body, timeout: .seconds(30))
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
