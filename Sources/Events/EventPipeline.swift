@@ -261,8 +261,32 @@ public final class EventPipeline: Service, Sendable {
         state.withLock { $0.lanes.mapValues { $0.queue.count + $0.inFlight + $0.waiting.count } }
     }
 
+    /// Stores execution records a runner reported, in the writer's next round, and counts them; returns once they
+    /// are durable. Written on the writer's thread like everything else: a report of 1,000 records held the
+    /// connection 10–30 ms, which on the caller's thread blocked one of Swift's few cooperative threads meanwhile.
+    public func acceptReport(_ executions: [ExecutionRecord]) async throws {
+        guard !executions.isEmpty else { return }
+        try await writer.submit(.report(executions), on: Self.writerThread) { [self] batch in try write(batch) }
+        recordReported(executions)
+    }
+
+    /// The newest execution records, newest first, optionally of one route or action; read on a thread of the
+    /// store's own, since a read by route can go through the whole table.
+    public func executions(route: String? = nil, action: String? = nil, limit: Int = 500) async throws
+        -> [ExecutionRecord]
+    {
+        try await Self.readerThread.runIfActive { [store] in
+            try store.executions(route: route, action: action, limit: limit)
+        }
+    }
+
+    /// The record of an `Execution` object's name, or nil; read as ``executions(route:action:limit:)`` are.
+    public func execution(named name: String) async throws -> ExecutionRecord? {
+        try await Self.readerThread.runIfActive { [store] in try store.execution(named: name) }
+    }
+
     /// Counts executions a runner reported, in the route and action counters.
-    public func recordReported(_ executions: [ExecutionRecord]) {
+    func recordReported(_ executions: [ExecutionRecord]) {
         state.withLock { state in
             for record in executions {
                 switch record.result {
@@ -316,6 +340,13 @@ public final class EventPipeline: Service, Sendable {
     /// The thread the writer's rounds run on: a commit blocks, and must hold neither an event loop nor one of the
     /// few threads Swift's concurrency runs tasks on.
     private static let writerThread: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+
+    /// The thread the API's reads of execution records run on, for the same reason.
+    private static let readerThread: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return pool
@@ -386,6 +417,8 @@ public final class EventPipeline: Service, Sendable {
     enum WriterItem: Sendable {
         case event(IntakeItem)
         case attempt(FinishedAttempt)
+        /// Execution records a runner reported.
+        case report([ExecutionRecord])
     }
 
     /// Hands `item` to the writer; `completion` is called on the writer's thread once it is durable or failed.
@@ -400,16 +433,18 @@ public final class EventPipeline: Service, Sendable {
     private func write(_ batch: [WriterItem]) throws {
         var events: [IntakeItem] = []
         var finished: [FinishedAttempt] = []
+        var reported: [ExecutionRecord] = []
         for item in batch {
             switch item {
             case .event(let event): events.append(event)
             case .attempt(let attempt): finished.append(attempt)
+            case .report(let records): reported += records
             }
         }
         let time = now()
         let attempts = finished.map { outcome(of: $0, at: time) }
         try routing.withLock { _ throws in
-            var write = EventStore.Write(finished: attempts)
+            var write = EventStore.Write(finished: attempts, reported: reported)
             var plan: RoutingPlan?
             if !events.isEmpty {
                 if state.withLock({ $0.isLoaded && $0.hasTable && $0.queuedEvents == 0 }) {

@@ -225,16 +225,21 @@ public final class EventStore: Sendable {
         try write(Write(step: step), makeDeliveryID: makeDeliveryID).ready
     }
 
-    /// What one transaction of the pipeline's writer holds: attempts finished, events queued for the router, and a
-    /// routing step. One commit for all three costs less than one each: the outbox rows it adds and the rows it
-    /// removes share pages.
+    /// What one transaction of the pipeline's writer holds: attempts finished, records a runner reported, events
+    /// queued for the router, and a routing step. One commit for all costs less than one each: the outbox rows it
+    /// adds and the rows it removes share pages.
     public struct Write: Sendable {
         public var finished: [FinishedAttempt]
+        public var reported: [ExecutionRecord]
         public var queued: [NewEvent]
         public var step: RoutingStep?
 
-        public init(finished: [FinishedAttempt] = [], queued: [NewEvent] = [], step: RoutingStep? = nil) {
+        public init(
+            finished: [FinishedAttempt] = [], reported: [ExecutionRecord] = [], queued: [NewEvent] = [],
+            step: RoutingStep? = nil
+        ) {
             self.finished = finished
+            self.reported = reported
             self.queued = queued
             self.step = step
         }
@@ -248,6 +253,7 @@ public final class EventStore: Sendable {
         try connection.withConnection { db in
             try db.transaction {
                 let completions = try write.finished.map { try Self.apply($0, in: db) }
+                for record in write.reported { try Self.insert(record, reported: true, into: db) }
                 try Self.insert(write.queued, into: db)
                 let ready = try write.step.map { try insert($0, into: db, makeDeliveryID: makeDeliveryID) } ?? []
                 return (completions, ready)

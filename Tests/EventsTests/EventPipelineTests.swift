@@ -228,6 +228,29 @@ import Testing
         // closure made it 10,000 thunk frames (over 100 KB) deeper.
         #expect(first >= last && first - last < 4_096, "the callback ran \(Int(first) - Int(last)) bytes deeper")
     }
+
+    /// A runner's report goes through the writer with everything else: durable when `acceptReport` returns, counted,
+    /// readable through the API's reads, and not reported again (the controller has no upstream).
+    @Test func aRunnersReportIsWrittenByTheWriterCountedAndNotReportedAgain() async throws {
+        let directory = try TemporaryDirectory(prefix: "steady-pipeline")
+        defer { directory.remove() }
+        let (pipeline, store) = try Self.pipelineNotRunning(in: directory)
+        defer { store.close() }
+        func record(_ delivery: String, _ result: ExecutionRecord.Result) -> ExecutionRecord {
+            ExecutionRecord(
+                time: 1, eventID: "e", route: "r", action: "a", location: "runner-1", attempt: 1, result: result,
+                durationMilliseconds: 1, error: result == .failed ? "refused" : nil, deliveryID: delivery)
+        }
+        try await pipeline.acceptReport([record("d1", .succeeded), record("d2", .failed), record("d3", .succeeded)])
+        let stored = try await pipeline.executions(action: "a")
+        #expect(stored.map(\.deliveryID) == ["d3", "d2", "d1"])
+        #expect(try await pipeline.execution(named: "d2-1")?.error == "refused")
+        #expect(try store.unreportedExecutions(limit: 10).isEmpty)
+        let counters = pipeline.counters
+        #expect(counters.routes["r"]?.delivered == 2)
+        #expect(counters.actions["a"]?.failed == 1)
+        #expect(counters.actions["a"]?.lastError == "refused")
+    }
     /// With a route table in place, an accepted event is routed in the transaction that makes it durable: its
     /// delivery is in the outbox when `accept` returns, and no queue row was written for the router to read back.
     /// Before a table arrives it waits in the queue, and is routed from there once one does.

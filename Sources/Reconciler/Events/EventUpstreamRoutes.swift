@@ -35,8 +35,7 @@ struct EventUpstreamRoutes {
             do {
                 var batch = try await Self.decode(request) { try ExecutionReportBatch(json: $0) }
                 for index in batch.executions.indices { batch.executions[index].location = runner }
-                try pipeline.store.record(batch.executions)
-                pipeline.recordReported(batch.executions)
+                try await pipeline.acceptReport(batch.executions)
                 return APIResponses.json(["recorded": .int(Int64(batch.executions.count))])
             } catch let error as APIError {
                 return APIResponses.error(error)

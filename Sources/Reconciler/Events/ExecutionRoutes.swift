@@ -25,7 +25,7 @@ struct ExecutionRoutes {
             }
             let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 500
             do {
-                let records = try pipeline.store.executions(route: route, action: action, limit: min(limit, 10_000))
+                let records = try await pipeline.executions(route: route, action: action, limit: min(limit, 10_000))
                 let items = records.map(Self.object)
                 if TableRendering.isRequested(accept: request.headers[.accept]) {
                     return APIResponses.json(TableRendering.table(items, info: Kinds.execution, resourceVersion: nil))
@@ -44,7 +44,7 @@ struct ExecutionRoutes {
             }
             let name = context.parameters.get("name") ?? ""
             do {
-                guard let record = try pipeline.store.execution(named: name) else {
+                guard let record = try await pipeline.execution(named: name) else {
                     return APIResponses.error(.notFound(Kinds.execution, name))
                 }
                 let object = Self.object(record)
