@@ -339,18 +339,15 @@ public final class EventPipeline: Service, Sendable {
 
     /// The thread the writer's rounds run on: a commit blocks, and must hold neither an event loop nor one of the
     /// few threads Swift's concurrency runs tasks on.
-    private static let writerThread: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        return pool
-    }()
-
+    private static let writerThread = startedThread()
     /// The thread the API's reads of execution records run on, for the same reason.
-    private static let readerThread: NIOThreadPool = {
+    private static let readerThread = startedThread()
+
+    private static func startedThread() -> NIOThreadPool {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return pool
-    }()
+    }
 
     /// An event posted here, checked, parsed and given its id.
     private func intakeItem(for body: [UInt8]) throws(IntakeError) -> IntakeItem {

@@ -639,15 +639,6 @@ public final class EventStore: Sendable {
         _ = try statement.step()
     }
 
-    /// Adds execution records reported from elsewhere (a runner's); they are not reported again.
-    public func record(_ executions: [ExecutionRecord]) throws {
-        try connection.withConnection { db in
-            try db.transaction {
-                for execution in executions { try Self.insert(execution, reported: true, into: db) }
-            }
-        }
-    }
-
     /// The newest execution records, newest first, optionally of one route or action.
     public func executions(route: String? = nil, action: String? = nil, limit: Int = 500) throws -> [ExecutionRecord] {
         try reader.withConnection { db in

@@ -34,15 +34,15 @@ import Testing
                 time: 1_700_000_000_000, eventID: "e1", route: route, action: "hook", location: "controller",
                 attempt: attempt, result: result, durationMilliseconds: 12, error: error, deliveryID: "d-\(route)")
         }
-        try store.record([
-            record("scans", 1, .retrying, "POST http://127.0.0.1/hook: the receiver answered 503"),
-            record("scans", 2, .succeeded, nil), record("audit", 1, .succeeded, nil),
-        ])
         var logger = Logger(label: "executions-test")
         logger.logLevel = .critical
         let pipeline = EventPipeline(
             configuration: .init(location: "controller"), store: store, httpClient: EventPipeline.sharedHTTPClient,
             metrics: EventMetrics(registry: APIMetrics().registry), logger: logger)
+        try await pipeline.acceptReport([
+            record("scans", 1, .retrying, "POST http://127.0.0.1/hook: the receiver answered 503"),
+            record("scans", 2, .succeeded, nil), record("audit", 1, .succeeded, nil),
+        ])
         try await LiveServer.with(events: pipeline) { context in
             let client = context.client
             let table = try await client.table(Kinds.execution)

@@ -294,7 +294,7 @@ import Testing
             metrics: EventMetrics(registry: PrometheusCollectorRegistry()), logger: Receiver.quiet,
             now: { 10_000_000 })
         let old: Set<Int> = Set(1_001...1_200).union([2_400])
-        try store.record(
+        try await pipeline.acceptReport(
             (1...2_500).map { row in
                 ExecutionRecord(
                     time: old.contains(row) ? 1_000 : 9_000_000, eventID: "e\(row)", route: "r", action: "a",
