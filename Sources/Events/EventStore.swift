@@ -148,7 +148,7 @@ public final class EventStore: Sendable {
 
     /// Closes the file; later calls fail.
     public func close() {
-        // The writer's last: the last connection to close copies the whole log into the file and removes it.
+        // The writer's connection last: the last to close copies the whole log into the file and removes it.
         reader.close()
         checkpointer.close()
         connection.close()
