@@ -142,7 +142,7 @@ public actor RunService {
         send = nil
     }
 
-    /// UIDs of the runs going now.
+    /// UIDs of the runs going now, or finishing: a run leaves once its result is recorded and sent or kept.
     public var runningUIDs: [String] { cancellations.keys.sorted() }
 
     /// Acts on one message from the controller.
@@ -270,7 +270,6 @@ public actor RunService {
                 await self.started(RunStarted(runUID: uid, startTime: Timestamp.format(time)))
             },
             onOutput: { stream, bytes in await self.emit(uid, stream, bytes) })
-        cancellations[uid] = nil
         sequences[uid] = nil
         outputLimits[uid] = nil
         // Kept output is on disk before the result is in the ledger, so a restart sends both or the result alone.
@@ -281,6 +280,9 @@ public actor RunService {
         var isSent = false
         if !backlog.holds(uid) && unsentScheduledStart?.runUID != uid { isSent = await deliver(.result(outcome.result)) }
         if isScheduled && !isSent { unsentScheduledResult = outcome.result }
+        // Listed as going until here: a stream that connects once the run has left the list finds its result in the
+        // ledger and nothing more to come from this run (a test reconnecting in between saw the result twice).
+        cancellations[uid] = nil
         return outcome.result
     }
 
