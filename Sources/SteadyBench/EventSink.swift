@@ -50,8 +50,57 @@ final class EventSink: Sendable {
             seqs.append(sign * value)
         }
         guard !seqs.isEmpty else { return }
-        received.withLock { received in
+        let count = received.withLock { received in
             for seq in seqs where received[seq] == nil { received[seq] = now }
+            return received.count
+        }
+        let reached = waiters.withLock { waiters in
+            let reached = waiters.list.filter { $0.target <= count }
+            waiters.list.removeAll { $0.target <= count }
+            return reached
+        }
+        for waiter in reached { waiter.continuation.resume() }
+    }
+
+    private struct Waiter {
+        let id: Int
+        let target: Int
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    private let waiters = Mutex<(nextID: Int, list: [Waiter])>((0, []))
+
+    /// Returns once at least `target` events are received, or once `timeout` has passed.
+    func wait(forCount target: Int, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait(forCount: target) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns once at least `target` events are received, or when the task is cancelled.
+    private func wait(forCount target: Int) async {
+        let id = waiters.withLock { waiters in
+            waiters.nextID += 1
+            return waiters.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let isDone = waiters.withLock { waiters in
+                    // Checked under the waiters' lock: `record` counts first, then looks for waiters.
+                    if Task.isCancelled || count >= target { return true }
+                    waiters.list.append(Waiter(id: id, target: target, continuation: continuation))
+                    return false
+                }
+                if isDone { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = waiters.withLock { waiters in
+                waiters.list.firstIndex { $0.id == id }.map { waiters.list.remove(at: $0) }
+            }
+            waiter?.continuation.resume()
         }
     }
 

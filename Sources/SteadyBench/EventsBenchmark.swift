@@ -128,9 +128,7 @@ enum EventsBenchmark {
             let fullLoad = await EventPoster.run(load, origin: origin, on: posterLoop.next())
             let intakeSeconds = seconds(ContinuousClock.now - start)
             let acknowledged = fullLoad.sent.withLock { $0.count }
-            while delivered() < acknowledged && ContinuousClock.now - start < .seconds(600) {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
+            await sink.wait(forCount: acknowledged, timeout: .seconds(600) - (ContinuousClock.now - start))
             let deliveredSeconds = seconds(ContinuousClock.now - start)
             let rssAfterFullLoad = ConvergenceBenchmark.rssKilobytes(measured)
             // CPU per event holds when other processes share the cores; throughput does not.
@@ -159,9 +157,7 @@ enum EventsBenchmark {
                 let atRate = await post(count, from: options.events, connections: 256, rate: options.rate)
                 let achieved = Double(count) / seconds(ContinuousClock.now - paced)
                 let acknowledgedAtRate = atRate.sent.withLock { $0.count }
-                while sink.count < acknowledgedAtRate && ContinuousClock.now - paced < .seconds(120) {
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
+                await sink.wait(forCount: acknowledgedAtRate, timeout: .seconds(120) - (ContinuousClock.now - paced))
                 say(
                     String(
                         format: "  at %d events/s (%d events, %d acknowledged, posted at %.0f/s): ", options.rate,
